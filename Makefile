@@ -1,0 +1,27 @@
+# The two commands: `make demo` runs the local demo end to end; `make test` runs every test.
+# Each installs what it needs (node modules, the Temporal CLI) first.
+.PHONY: demo test build deps tools bench typecheck clean
+
+deps: node_modules/.package-lock.json
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+tools:
+	./scripts/setup-tools.sh
+
+build: deps
+	npm run build
+
+demo: build tools
+	./bin/objinfer demo
+
+test: build tools
+	npm run typecheck
+	npx jest
+
+bench: build tools
+	node dist/bench/run.js
+
+clean:
+	rm -rf dist .objinfer/demo

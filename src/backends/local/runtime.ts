@@ -1,0 +1,66 @@
+/** ONNX Runtime on the CPU: sessions cached per model file, float32 NHWC batches. */
+import { readFile } from 'node:fs/promises';
+import * as ort from 'onnxruntime-node';
+import { ErrorType, ObjinferError } from '../../errors';
+
+const sessions = new Map<string, Promise<ort.InferenceSession>>();
+
+/** One session per model file per process: loading a large model is the slow part. */
+export function loadSession(path: string): Promise<ort.InferenceSession> {
+  let session = sessions.get(path);
+  if (!session) {
+    session = readFile(path)
+      .then((bytes) => ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all' }))
+      .catch((error: Error) => {
+        sessions.delete(path);
+        throw new ObjinferError(ErrorType.ModelInvalid, `cannot load ONNX model ${path}: ${error.message}`);
+      });
+    sessions.set(path, session);
+  }
+  return session;
+}
+
+export interface TensorSignature {
+  name: string;
+  type: string;
+  shape: (number | string)[];
+}
+
+export function signature(session: ort.InferenceSession): { inputs: TensorSignature[]; outputs: TensorSignature[] } {
+  const describe = (meta: readonly ort.InferenceSession.ValueMetadata[]): TensorSignature[] =>
+    meta.map((m) =>
+      m.isTensor
+        ? { name: m.name, type: m.type, shape: [...m.shape].map((d) => (typeof d === 'number' && d >= 0 ? d : String(d))) }
+        : { name: m.name, type: 'non-tensor', shape: [] },
+    );
+  return { inputs: describe(session.inputMetadata), outputs: describe(session.outputMetadata) };
+}
+
+/** Runs one float32 NHWC batch and returns one score row per image. */
+export async function classify(
+  session: ort.InferenceSession,
+  inputName: string,
+  outputName: string,
+  pixels: Float32Array,
+  dims: [number, number, number, number],
+): Promise<Float32Array[]> {
+  const output = await session.run({ [inputName]: new ort.Tensor('float32', pixels, dims) });
+  const scores = output[outputName];
+  if (!scores) throw new ObjinferError(ErrorType.ModelInvalid, `model returned no output named ${outputName}`);
+  const data = scores.data as Float32Array;
+  const classes = data.length / dims[0];
+  return Array.from({ length: dims[0] }, (_, i) => data.subarray(i * classes, (i + 1) * classes));
+}
+
+export interface LabelScore {
+  label: string;
+  index: number;
+  score: number;
+}
+
+/** The k best classes, highest score first; ties keep the lower index first. */
+export function topK(scores: ArrayLike<number>, labels: string[], k: number): LabelScore[] {
+  const order = Array.from({ length: scores.length }, (_, i) => i);
+  order.sort((a, b) => scores[b]! - scores[a]! || a - b);
+  return order.slice(0, k).map((index) => ({ label: labels[index] ?? `class_${index}`, index, score: scores[index]! }));
+}

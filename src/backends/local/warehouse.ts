@@ -1,0 +1,160 @@
+/**
+ * The local warehouse: one DuckDB file. DuckDB locks the file per process, and a
+ * process that holds it read-write keeps every other process out, even readers. So
+ * the file is opened only for the moment a statement needs it and closed at once;
+ * work that takes time (decoding, inference) happens with the file closed. Callers in
+ * one process share one open instance; another process that finds the file locked
+ * waits and tries again.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DuckDBInstance, type DuckDBConnection, type DuckDBValue, type DuckDBType } from '@duckdb/node-api';
+import { ErrorType, ObjinferError } from '../../errors';
+
+export type Row = Record<string, unknown>;
+
+export interface WarehouseOptions {
+  readOnly?: boolean;
+  /** How long to wait for another process to release the file. */
+  lockTimeoutMs?: number;
+}
+
+interface OpenInstance {
+  instance: DuckDBInstance;
+  users: number;
+  readOnly: boolean;
+  closed: boolean;
+}
+
+const open = new Map<string, Promise<OpenInstance>>();
+
+/** Quotes an identifier that config validation has already restricted to [A-Za-z0-9_]. */
+export function quote(identifier: string): string {
+  if (!/^[A-Za-z0-9_]+$/.test(identifier)) throw new Error(`refusing to quote unsafe identifier ${identifier}`);
+  return `"${identifier}"`;
+}
+
+export class Warehouse {
+  constructor(
+    readonly path: string,
+    private readonly options: WarehouseOptions = {},
+  ) {}
+
+  /** Runs `work` on a connection; the file stays open only while some caller needs it. */
+  async use<T>(work: (db: Db) => Promise<T>): Promise<T> {
+    const entry = await this.acquire();
+    const connection = await entry.instance.connect();
+    try {
+      return await work(new Db(connection));
+    } finally {
+      connection.closeSync();
+      this.release(entry);
+    }
+  }
+
+  /** Runs `work` in one transaction: all of its writes land, or none do. */
+  async transaction<T>(work: (db: Db) => Promise<T>): Promise<T> {
+    return this.use(async (db) => {
+      await db.run('BEGIN TRANSACTION');
+      try {
+        const result = await work(db);
+        await db.run('COMMIT');
+        return result;
+      } catch (error) {
+        await db.run('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+    });
+  }
+
+  private async acquire(): Promise<OpenInstance> {
+    const readOnly = this.options.readOnly ?? false;
+    for (;;) {
+      let pending = open.get(this.path);
+      if (!pending) {
+        pending = this.openWithRetry(readOnly);
+        open.set(this.path, pending);
+        pending.catch(() => open.delete(this.path));
+      }
+      const entry = await pending;
+      if (entry.closed) continue; // released while we waited for it
+      if (!readOnly && entry.readOnly) {
+        // A read-only handle is open in this process; wait for it to close, then open read-write.
+        await sleep(20);
+        continue;
+      }
+      entry.users++;
+      return entry;
+    }
+  }
+
+  private release(entry: OpenInstance): void {
+    entry.users--;
+    if (entry.users === 0) {
+      entry.closed = true;
+      open.delete(this.path);
+      entry.instance.closeSync();
+    }
+  }
+
+  private async openWithRetry(readOnly: boolean): Promise<OpenInstance> {
+    if (!readOnly) mkdirSync(dirname(this.path), { recursive: true });
+    const deadline = Date.now() + (this.options.lockTimeoutMs ?? 120_000);
+    let delay = 10;
+    for (;;) {
+      try {
+        const instance = await DuckDBInstance.create(this.path, readOnly ? { access_mode: 'READ_ONLY' } : {});
+        return { instance, users: 0, readOnly, closed: false };
+      } catch (error) {
+        const message = (error as Error).message;
+        const locked = /Could not set lock|Conflicting lock/i.test(message);
+        if (!locked) throw error;
+        if (Date.now() > deadline) {
+          throw new ObjinferError(
+            ErrorType.WarehouseBusy,
+            `the warehouse ${this.path} stayed locked by another process: ${message.split('. See')[0]}`,
+          );
+        }
+        await sleep(delay + Math.random() * delay);
+        delay = Math.min(delay * 2, 500);
+      }
+    }
+  }
+}
+
+/** A thin, typed face over one DuckDB connection. */
+export class Db {
+  constructor(private readonly connection: DuckDBConnection) {}
+
+  async run(sql: string, values?: DuckDBValue[], types?: DuckDBType[]): Promise<void> {
+    await this.connection.run(sql, values, types);
+  }
+
+  async all<T extends Row = Row>(sql: string, values?: DuckDBValue[]): Promise<T[]> {
+    const reader = await this.connection.runAndReadAll(sql, values);
+    return reader.getRowObjectsJS() as T[];
+  }
+
+  async one<T extends Row = Row>(sql: string, values?: DuckDBValue[]): Promise<T | undefined> {
+    return (await this.all<T>(sql, values))[0];
+  }
+
+  /** Runs one statement for each row of values, prepared once. */
+  async runMany(sql: string, rows: DuckDBValue[][]): Promise<void> {
+    if (rows.length === 0) return;
+    const statement = await this.connection.prepare(sql);
+    for (const row of rows) {
+      statement.bind(row);
+      await statement.run();
+    }
+  }
+
+  async tableExists(schema: string, table: string): Promise<boolean> {
+    const row = await this.one(
+      'SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2',
+      [schema, table],
+    );
+    return row !== undefined;
+  }
+}

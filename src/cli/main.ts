@@ -1,0 +1,292 @@
+/**
+ * The objinfer command line. Every command validates its input before touching
+ * anything, prints one readable line and a hint on error, and exits non-zero.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { backendFor } from '../backends';
+import { ConfigError, loadConfig, type PipelineConfig } from '../config';
+import { prepareDemo } from '../demo';
+import { ObjinferError } from '../errors';
+import { cancelPipeline, failureMessage, getProgress, startPipeline, waitForResult } from '../client';
+import {
+  connectTemporal,
+  connectWorker,
+  forgetDevServerPid,
+  readDevServerPid,
+  resolveTarget,
+  startLocalDevServer,
+  stateDir,
+  TemporalUnreachable,
+  workflowUiUrl,
+  type Connected,
+} from '../temporal/connection';
+import { stopDetached } from '../temporal/devServer';
+import { createWorker } from '../worker';
+import { WORKFLOW_TYPE, workflowIdFor, type PipelineSummary } from '../workflows/contract';
+import { csv, progressLine, summaryText, table } from './output';
+import { ProgressView } from './progress';
+
+/** An error the user can fix; printed as one line with what to do. */
+export class UsageError extends Error {
+  constructor(message: string, readonly hint?: string) {
+    super(message);
+  }
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive whole number');
+  return n;
+}
+
+/** --config, else ./objinfer.yaml, else the demo's config. */
+function findConfig(file?: string): PipelineConfig {
+  const candidates = file ? [file] : ['objinfer.yaml', join(stateDir(), 'demo', 'objinfer.yaml')];
+  const found = candidates.find((c) => existsSync(c));
+  if (!found) {
+    if (file) throw new ConfigError('--config', `file not found: ${resolve(file)}`);
+    throw new UsageError('no config found', 'pass --config FILE, or run `objinfer demo` first');
+  }
+  return loadConfig(found);
+}
+
+async function withTemporal<T>(work: (temporal: Connected) => Promise<T>, startDevServer: 'detached' | 'no' = 'detached'): Promise<T> {
+  const temporal = await connectTemporal({ startDevServer });
+  if (temporal.devServer) {
+    console.error(`started a Temporal dev server at ${temporal.devServer.address} (UI ${temporal.devServer.uiUrl}); stop it with \`objinfer dev-server stop\``);
+  }
+  try {
+    return await work(temporal);
+  } finally {
+    await temporal.close();
+  }
+}
+
+/** Starts (or attaches to) the pipeline, runs a worker in this process unless told not to, and waits. */
+async function runPipeline(config: PipelineConfig, options: { worker: boolean }): Promise<PipelineSummary> {
+  backendFor(config); // an unavailable backend fails here, before a server or run is started
+  return withTemporal(async (temporal) => {
+    const { client, target } = temporal;
+    let worker: Awaited<ReturnType<typeof createWorker>> | undefined;
+    let workerDone: Promise<void> | undefined;
+    if (options.worker) {
+      const connection = await connectWorker(target);
+      worker = await createWorker({ connection, namespace: target.namespace, taskQueue: config.temporal.taskQueue });
+      workerDone = worker.run().finally(() => connection.close());
+    }
+    try {
+      const started = await startPipeline(client, config, { searchAttributes: temporal.searchAttributes });
+      const url = workflowUiUrl(target, started.workflowId);
+      console.error(`${started.attached ? 'attached to the running' : 'started'} pipeline ${config.name} (workflow ${started.workflowId})${url ? `\n  watch it: ${url}` : ''}`);
+      if (!options.worker) console.error('  (no worker in this process: `objinfer worker` must be running)');
+      const view = new ProgressView();
+      try {
+        return await waitForResult(client, started.workflowId, (p) => view.update(p));
+      } finally {
+        view.stop();
+      }
+    } finally {
+      if (worker) {
+        worker.shutdown();
+        await workerDone;
+      }
+    }
+  });
+}
+
+function printSummary(summary: PipelineSummary): void {
+  console.log(summaryText(summary));
+}
+
+async function printResults(config: PipelineConfig, limit: number, format: string, errors: boolean): Promise<void> {
+  const backend = backendFor(config);
+  const rows: Record<string, string>[] = errors
+    ? (await backend.readErrors(limit)).map((r) => ({ uri: r.uri, error: r.error, model_version: r.modelVersion, failed_at: r.failedAt }))
+    : (await backend.readResults(limit)).map((r) => ({
+        uri: r.uri,
+        label: r.label,
+        score: r.score.toFixed(4),
+        top_k: r.topK.map((t) => `${t.label}:${t.score.toFixed(3)}`).join(' '),
+        model_version: r.modelVersion,
+        predicted_at: r.predictedAt,
+      }));
+  if (format === 'json') console.log(JSON.stringify(rows, null, 2));
+  else if (format === 'csv') console.log(csv(rows));
+  else console.log(table(rows));
+}
+
+export function buildProgram(): Command {
+  const program = new Command('objinfer')
+    .description('Image classification over object tables, as a durable Temporal pipeline')
+    .showHelpAfterError('(run `objinfer --help` for usage)');
+
+  program
+    .command('demo')
+    .description('generate a model and images, then run the whole pipeline on them locally')
+    .option('--fresh', 'start over: delete the demo folder (images, warehouse) first')
+    .option('--images-per-label <n>', 'images generated for each of the 8 colours', positiveInt, 3)
+    .action(async (options: { fresh?: boolean; imagesPerLabel: number }) => {
+      const demo = await prepareDemo(join(stateDir(), 'demo'), { fresh: options.fresh, perLabel: options.imagesPerLabel });
+      console.error(`demo inputs in ${demo.dir}: ${demo.images.length} images (one corrupt), config ${demo.configFile}`);
+      const config = loadConfig(demo.configFile);
+      const summary = await runPipeline(config, { worker: true });
+      printSummary(summary);
+      console.log('\npredictions (newest first):');
+      await printResults(config, 100, 'table', false);
+      if (summary.failed > 0) {
+        console.log('\nimages that could not be classified:');
+        await printResults(config, 100, 'table', true);
+      }
+      const url = workflowUiUrl(resolveTarget(), workflowIdFor(config.name));
+      if (url) console.log(`\nTemporal UI for this run: ${url}`);
+      console.log(`Run it again: only new or changed images are classified. Config: ${demo.configFile}`);
+    });
+
+  program
+    .command('run')
+    .description('run the pipeline for a config file (attaches if it is already running)')
+    .requiredOption('-c, --config <file>', 'pipeline config (YAML or JSON)')
+    .option('--no-worker', 'do not run a worker in this process (use `objinfer worker` elsewhere)')
+    .action(async (options: { config: string; worker: boolean }) => {
+      const config = loadConfig(options.config);
+      const summary = await runPipeline(config, { worker: options.worker });
+      printSummary(summary);
+    });
+
+  program
+    .command('status [run]')
+    .description('show a run: its stage and progress, or its summary when finished (RUN: pipeline name or workflow ID)')
+    .option('-c, --config <file>', 'take the pipeline name from this config')
+    .option('-w, --watch', 'keep showing progress until the run ends')
+    .action(async (run: string | undefined, options: { config?: string; watch?: boolean }) => {
+      await withTemporal(async ({ client, target }) => {
+        let workflowId = run && (run.startsWith('objinfer-') ? run : workflowIdFor(run));
+        if (!workflowId && options.config) workflowId = workflowIdFor(loadConfig(options.config).name);
+        if (!workflowId) {
+          for await (const execution of client.workflow.list({ query: `WorkflowType = '${WORKFLOW_TYPE}'` })) {
+            workflowId = execution.workflowId;
+            break;
+          }
+        }
+        if (!workflowId) throw new UsageError('no objinfer runs found', 'start one with `objinfer run --config FILE` or `objinfer demo`');
+        const description = await client.workflow.getHandle(workflowId).describe().catch(() => {
+          throw new UsageError(`no run with workflow ID ${workflowId}`, 'check the name with `temporal workflow list` or the UI');
+        });
+        console.log(`${workflowId}: ${description.status.name} (started ${description.startTime.toISOString()})`);
+        const url = workflowUiUrl(target, workflowId);
+        if (url) console.log(`  ${url}`);
+        if (description.status.name === 'RUNNING') {
+          if (options.watch) {
+            const view = new ProgressView(process.stdout);
+            printSummary(await waitForResult(client, workflowId, (p) => view.update(p)).finally(() => view.stop()));
+          } else {
+            console.log(`  ${progressLine(await getProgress(client, workflowId))}`);
+          }
+        } else if (description.status.name === 'COMPLETED') {
+          printSummary(await client.workflow.getHandle(workflowId).result());
+        } else if (description.status.name === 'FAILED') {
+          await client.workflow.getHandle(workflowId).result().catch((error) => console.log(`  failure: ${failureMessage(error)}`));
+        }
+      }, 'no');
+    });
+
+  program
+    .command('results')
+    .description('print the predictions table (readable while a run is writing)')
+    .option('-c, --config <file>', 'pipeline config (default: ./objinfer.yaml, else the demo)')
+    .option('-n, --limit <n>', 'rows to show', positiveInt, 20)
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'json', 'csv']).default('table'))
+    .option('--errors', 'show the errors table (images that could not be classified) instead')
+    .action(async (options: { config?: string; limit: number; format: string; errors?: boolean }) => {
+      await printResults(findConfig(options.config), options.limit, options.format, options.errors ?? false);
+    });
+
+  program
+    .command('cancel <run>')
+    .description('cancel a running pipeline (RUN: pipeline name or workflow ID)')
+    .action(async (run: string) => {
+      await withTemporal(async ({ client }) => {
+        const workflowId = run.startsWith('objinfer-') ? run : workflowIdFor(run);
+        await cancelPipeline(client, workflowId);
+        console.log(`cancellation requested for ${workflowId}`);
+      }, 'no');
+    });
+
+  program
+    .command('worker')
+    .description('run a worker (scale out by starting more on the same task queue)')
+    .option('-q, --task-queue <name>', 'task queue to poll', 'objinfer')
+    .action(async (options: { taskQueue: string }) => {
+      await withTemporal(async ({ target }) => {
+        const connection = await connectWorker(target);
+        const worker = await createWorker({ connection, namespace: target.namespace, taskQueue: options.taskQueue });
+        console.error(`worker polling task queue ${options.taskQueue} on ${target.address} (Ctrl-C to stop)`);
+        await worker.run();
+        await connection.close();
+      });
+    });
+
+  const devServer = program.command('dev-server').description('a local Temporal dev server (SQLite in .objinfer/, UI on :8233)');
+  devServer
+    .command('start', { isDefault: true })
+    .description('run a dev server in the foreground until Ctrl-C')
+    .action(async () => {
+      const server = await startLocalDevServer('attached');
+      console.log(`Temporal dev server at ${server.address}, UI ${server.uiUrl} (Ctrl-C to stop)`);
+      await new Promise<void>((done) => {
+        process.once('SIGINT', done);
+        process.once('SIGTERM', done);
+      });
+      await server.stop();
+    });
+  devServer
+    .command('stop')
+    .description('stop the dev server that `objinfer demo` or `run` left running')
+    .action(() => {
+      const pid = readDevServerPid();
+      if (pid && stopDetached(pid)) console.log(`stopped the dev server (pid ${pid})`);
+      else console.log('no dev server started by objinfer is running');
+      forgetDevServerPid();
+    });
+
+  return program;
+}
+
+/** Prints an error as one line plus what to do, and sets the exit code. */
+export function reportError(error: unknown): number {
+  const line = (message: string, hint?: string) => {
+    console.error(`objinfer: ${message}`);
+    if (hint) console.error(`  ${hint}`);
+  };
+  if (error instanceof ConfigError) {
+    line(`config error: ${error.message}`, 'fix the config file and run again; nothing was changed');
+    return 2;
+  }
+  if (error instanceof UsageError) {
+    line(error.message, error.hint);
+    return 2;
+  }
+  if (error instanceof TemporalUnreachable) {
+    line(error.message, 'set TEMPORAL_ADDRESS (or a profile in temporal.toml), or unset it to use a local dev server');
+    return 3;
+  }
+  if (error instanceof ObjinferError) {
+    line(error.message);
+    return 1;
+  }
+  line(`pipeline failed: ${failureMessage(error)}`, 'see the run in the Temporal UI for the full history; fix the cause and run again (finished work is kept)');
+  return 1;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  // The SDK logs every workflow and worker event at INFO; a CLI user wants progress and errors.
+  Runtime.install({ logger: new DefaultLogger(process.env.OBJINFER_LOG_LEVEL === 'debug' ? 'DEBUG' : 'WARN') });
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (error) {
+    process.exitCode = reportError(error);
+  }
+}

@@ -1,0 +1,95 @@
+import { ImageResizeError, type RgbImage } from './types';
+
+const f32 = Math.fround;
+
+/** Rounds half to even, as tf.round does (2.5 -> 2, 3.5 -> 4). */
+export function roundHalfToEven(value: number): number {
+  const floor = Math.floor(value);
+  const diff = value - floor;
+  if (diff > 0.5) return floor + 1;
+  if (diff < 0.5) return floor;
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
+/**
+ * The output size of ML.RESIZE_IMAGE. With preserveAspectRatio the image is scaled by
+ * min(h / H, w / W) (in float32, like TensorFlow) and each side rounded half to even:
+ * the largest image inside h x w, without padding or cropping.
+ */
+export function resizedSize(
+  image: { height: number; width: number },
+  height: number,
+  width: number,
+  preserveAspectRatio: boolean,
+): { height: number; width: number } {
+  if (!Number.isInteger(height) || !Number.isInteger(width) || height <= 0 || width <= 0) {
+    throw new ImageResizeError(`target size must be positive integers, got ${height}x${width}`);
+  }
+  if (!preserveAspectRatio) return { height, width };
+  const scale = Math.min(f32(height / image.height), f32(width / image.width));
+  const size = {
+    height: roundHalfToEven(f32(image.height * scale)),
+    width: roundHalfToEven(f32(image.width * scale)),
+  };
+  if (size.height === 0 || size.width === 0) {
+    throw new ImageResizeError(
+      `resizing ${image.height}x${image.width} into ${height}x${width} keeping the aspect ratio gives ` +
+        `${size.height}x${size.width}; a side of 0 is not an image`,
+    );
+  }
+  return size;
+}
+
+/** Source sample positions for one axis: half-pixel centres, clamped at the edges. */
+function axisWeights(inSize: number, outSize: number) {
+  const scale = f32(inSize / outSize);
+  const lower = new Int32Array(outSize);
+  const upper = new Int32Array(outSize);
+  const lerp = new Float32Array(outSize);
+  for (let i = 0; i < outSize; i++) {
+    const position = f32(f32(f32(i + 0.5) * scale) - 0.5);
+    const floor = Math.floor(position);
+    lower[i] = Math.max(floor, 0);
+    upper[i] = Math.min(Math.ceil(position), inSize - 1);
+    lerp[i] = f32(position - floor);
+  }
+  return { lower, upper, lerp };
+}
+
+/**
+ * ML.RESIZE_IMAGE: bilinear interpolation with half-pixel centres and no antialiasing,
+ * computed in float32 like tf.image.resize(..., 'bilinear'). Library resizers that
+ * antialias when shrinking (sharp, libvips) give different numbers, hence this.
+ */
+export function resizeImage(
+  image: RgbImage,
+  height: number,
+  width: number,
+  preserveAspectRatio: boolean,
+): RgbImage {
+  const size = resizedSize(image, height, width, preserveAspectRatio);
+  const ys = axisWeights(image.height, size.height);
+  const xs = axisWeights(image.width, size.width);
+  const src = image.data;
+  const out = new Float32Array(size.height * size.width * 3);
+  for (let y = 0; y < size.height; y++) {
+    const top = ys.lower[y]! * image.width;
+    const bottom = ys.upper[y]! * image.width;
+    const yl = ys.lerp[y]!;
+    for (let x = 0; x < size.width; x++) {
+      const left = xs.lower[x]!;
+      const right = xs.upper[x]!;
+      const xl = xs.lerp[x]!;
+      for (let c = 0; c < 3; c++) {
+        const tl = src[(top + left) * 3 + c]!;
+        const tr = src[(top + right) * 3 + c]!;
+        const bl = src[(bottom + left) * 3 + c]!;
+        const br = src[(bottom + right) * 3 + c]!;
+        const upperRow = f32(tl + f32(f32(tr - tl) * xl));
+        const lowerRow = f32(bl + f32(f32(br - bl) * xl));
+        out[(y * size.width + x) * 3 + c] = f32(upperRow + f32(f32(lowerRow - upperRow) * yl));
+      }
+    }
+  }
+  return { height: size.height, width: size.width, data: out };
+}

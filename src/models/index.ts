@@ -1,0 +1,2 @@
+export * from './colorClassifier';
+export { encodeModel, type GraphSpec } from './onnxWriter';

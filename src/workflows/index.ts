@@ -1,0 +1,1 @@
+export { inferencePipeline } from './pipeline';
