@@ -1,0 +1,70 @@
+/**
+ * The CLI as a user meets it: bad input exits non-zero with one line naming the field,
+ * before any side effect (no dev server, no warehouse, no workflow).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { CLI } from './support/paths';
+
+function runCli(args: string[], cwd: string) {
+  const home = join(cwd, 'state');
+  // An address where nothing listens: a command that tried to reach Temporal would fail differently.
+  const env = { ...process.env, OBJINFER_HOME: home, TEMPORAL_ADDRESS: '127.0.0.1:1' };
+  const result = spawnSync(CLI, args, { cwd, env, encoding: 'utf8', timeout: 60_000 });
+  return { ...result, home };
+}
+
+function workspace(config: Record<string, unknown>) {
+  const dir = mkdtempSync(join(tmpdir(), 'objinfer-cli-'));
+  mkdirSync(join(dir, 'images'));
+  writeFileSync(join(dir, 'model.onnx'), 'x');
+  writeFileSync(join(dir, 'bad.yaml'), stringify(config));
+  return dir;
+}
+
+const base = {
+  dataset: 'd',
+  bucket: 'my-bucket',
+  objectTable: 't',
+  sourceUris: ['images/*'],
+  model: { name: 'm', source: 'model.onnx' },
+  local: { warehouse: 'state/warehouse.duckdb', storage: 'state/storage' },
+};
+
+test.each([
+  ['an unknown field', { ...base, batchsize: 4 }, /config error: batchsize: unknown field "batchsize"/],
+  ['a bad identifier', { ...base, objectTable: 'images; DROP' }, /config error: objectTable: an object table name must start/],
+  ['a missing model file', { ...base, model: { name: 'm', source: 'nope.onnx' } }, /config error: model\.source: file not found: .*nope\.onnx/],
+])('run with %s exits 2 naming the field, and changes nothing', (_case, config, message) => {
+  const dir = workspace(config);
+  const result = runCli(['run', '--config', 'bad.yaml'], dir);
+  expect(result.status).toBe(2);
+  expect(result.stderr).toMatch(message);
+  expect(result.stderr.trim().split('\n')).toHaveLength(2); // the problem, and what to do
+  expect(existsSync(result.home)).toBe(false); // no warehouse, no storage, no dev server state
+  expect(readdirSync(dir).sort()).toEqual(['bad.yaml', 'images', 'model.onnx']);
+});
+
+test('a missing config file is named', () => {
+  const dir = workspace(base);
+  const result = runCli(['run', '--config', 'missing.yaml'], dir);
+  expect(result.status).toBe(2);
+  expect(result.stderr).toMatch(/--config: file not found: .*missing\.yaml/);
+});
+
+test('an unreachable Temporal names the address and exits 3', () => {
+  const dir = workspace(base);
+  const result = runCli(['status', 'anything'], dir);
+  expect(result.status).toBe(3);
+  expect(result.stderr).toMatch(/cannot reach Temporal at 127\.0\.0\.1:1/);
+});
+
+test('results --format rejects an unknown format', () => {
+  const dir = workspace(base);
+  const result = runCli(['results', '--format', 'xml'], dir);
+  expect(result.status).not.toBe(0);
+  expect(result.stderr).toMatch(/Allowed choices are table, json, csv/);
+});

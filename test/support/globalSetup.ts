@@ -1,0 +1,47 @@
+/**
+ * Starts one real Temporal dev server (the CLI, with SQLite and objinfer's search
+ * attributes) for the whole suite, on free ports, and bundles the workflow code once.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { writeWorkflowBundle } from '../../src/temporal/bundleWorkflows';
+import { findTemporalCli, startDevServer } from '../../src/temporal/devServer';
+import { SERVER_FILE, TEST_STATE, WORKFLOW_BUNDLE, type TestServer } from './paths';
+
+async function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => done(port));
+    });
+  });
+}
+
+export default async function globalSetup(): Promise<void> {
+  rmSync(TEST_STATE, { recursive: true, force: true });
+  mkdirSync(TEST_STATE, { recursive: true });
+  const cliPath = findTemporalCli();
+  if (!cliPath) {
+    throw new Error('no Temporal CLI found: run `make tools` (or set TEMPORAL_CLI_PATH); the tests need a real dev server');
+  }
+  const [port, uiPort] = [await freePort(), await freePort()];
+  const [server] = await Promise.all([
+    startDevServer({
+      cliPath,
+      port,
+      uiPort,
+      dbFile: join(TEST_STATE, 'temporal.db'),
+      logFile: join(TEST_STATE, 'temporal.log'),
+      detached: true,
+      startTimeoutMs: 120_000,
+    }),
+    writeWorkflowBundle(WORKFLOW_BUNDLE),
+  ]);
+  const info: TestServer = { address: server.address, uiUrl: server.uiUrl, pid: server.pid };
+  writeFileSync(SERVER_FILE, JSON.stringify(info));
+  process.env.TEMPORAL_ADDRESS = server.address;
+  process.env.OBJINFER_WORKFLOW_BUNDLE = WORKFLOW_BUNDLE;
+}

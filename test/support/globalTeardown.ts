@@ -1,0 +1,12 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { SERVER_FILE, type TestServer } from './paths';
+
+export default async function globalTeardown(): Promise<void> {
+  if (!existsSync(SERVER_FILE)) return;
+  const { pid } = JSON.parse(readFileSync(SERVER_FILE, 'utf8')) as TestServer;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    // already gone
+  }
+}

@@ -1,0 +1,13 @@
+import { join, resolve } from 'node:path';
+
+export const PROJECT_ROOT = resolve(__dirname, '..', '..');
+export const TEST_STATE = join(PROJECT_ROOT, '.objinfer', 'test');
+export const SERVER_FILE = join(TEST_STATE, 'temporal-server.json');
+export const WORKFLOW_BUNDLE = join(TEST_STATE, 'workflow-bundle.js');
+export const CLI = join(PROJECT_ROOT, 'bin', 'objinfer');
+
+export interface TestServer {
+  address: string;
+  uiUrl: string;
+  pid: number;
+}

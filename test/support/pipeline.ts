@@ -1,0 +1,130 @@
+/** Helpers for tests that run the real pipeline on the real dev server. */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Runtime, DefaultLogger, Worker } from '@temporalio/worker';
+import { stringify } from 'yaml';
+import { createActivities } from '../../src/activities';
+import { backendFor as realBackendFor, type BackendFactory } from '../../src/backends';
+import { Warehouse, type Row } from '../../src/backends/local/warehouse';
+import { loadConfig, type PipelineConfig } from '../../src/config';
+import { writeColorModel } from '../../src/demo';
+import { CORRUPT_JPEG, writeColorImage, type DemoFormat } from '../../src/demo/images';
+import type { ColorLabel } from '../../src/models/colorClassifier';
+import { SERVER_FILE, WORKFLOW_BUNDLE, type TestServer } from './paths';
+
+let runtimeInstalled = false;
+
+export function testServer(): TestServer {
+  return JSON.parse(readFileSync(SERVER_FILE, 'utf8')) as TestServer;
+}
+
+export async function testClient(): Promise<{ client: Client; connection: Connection }> {
+  const connection = await Connection.connect({ address: testServer().address });
+  return { client: new Client({ connection }), connection };
+}
+
+export function uniqueQueue(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+/** Runs `work` while an in-process worker polls `taskQueue`. */
+export async function withWorker<T>(taskQueue: string, work: () => Promise<T>, backendFor: BackendFactory = realBackendFor): Promise<T> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  const connection = await NativeConnection.connect({ address: testServer().address });
+  try {
+    const worker = await Worker.create({
+      connection,
+      taskQueue,
+      workflowBundle: { codePath: WORKFLOW_BUNDLE },
+      activities: createActivities(backendFor),
+    });
+    return await worker.runUntil(work());
+  } finally {
+    await connection.close();
+  }
+}
+
+export interface Fixture {
+  dir: string;
+  imagesDir: string;
+  configFile: string;
+  config: PipelineConfig;
+  /** Writes one more image of the given colour and returns its file:// URI. */
+  addImage(label: ColorLabel, format?: DemoFormat): Promise<string>;
+}
+
+let nextImageId = 1000;
+
+/** A temp folder with the colour model, generated images, and a config for them. */
+export async function makeFixture(options: {
+  labels: ColorLabel[];
+  corrupt?: boolean;
+  taskQueue: string;
+  config?: Record<string, unknown>;
+}): Promise<Fixture> {
+  const dir = mkdtempSync(join(tmpdir(), 'objinfer-test-'));
+  const imagesDir = join(dir, 'images');
+  mkdirSync(imagesDir);
+  await writeColorModel(join(dir, 'models'));
+  let id = 0;
+  for (const label of options.labels) await writeColorImage(imagesDir, label, id++);
+  if (options.corrupt) writeFileSync(join(imagesDir, 'broken.jpg'), CORRUPT_JPEG);
+  const raw = {
+    name: `test-${randomUUID().slice(0, 8)}`,
+    dataset: 'objinfer_test',
+    bucket: 'objinfer-test-models',
+    objectTable: 'images',
+    sourceUris: ['images/*'],
+    model: { name: 'color_classifier', source: 'models/color-classifier.onnx', labels: 'models/color-classifier.labels.txt' },
+    batch: { size: 4, concurrency: 2, heartbeatTimeout: '5s' },
+    local: { warehouse: 'warehouse.duckdb', storage: 'storage' },
+    temporal: { taskQueue: options.taskQueue },
+    ...options.config,
+  };
+  const configFile = join(dir, 'objinfer.yaml');
+  writeFileSync(configFile, stringify(raw));
+  return {
+    dir,
+    imagesDir,
+    configFile,
+    config: loadConfig(configFile),
+    addImage: async (label, format) => `file://${await writeColorImage(imagesDir, label, nextImageId++, format)}`,
+  };
+}
+
+export async function query<T extends Row = Row>(config: PipelineConfig, sql: string): Promise<T[]> {
+  return new Warehouse(config.local.warehouse, { readOnly: true }).use((db) => db.all<T>(sql));
+}
+
+export interface AttemptRecord {
+  activityType: string;
+  attempt: number;
+  lastFailureType?: string;
+}
+
+/** Every activity start in the run's history, with its attempt and the failure before it. */
+export async function activityStarts(client: Client, workflowId: string): Promise<AttemptRecord[]> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const scheduled = new Map<string, string>();
+  const starts: AttemptRecord[] = [];
+  for (const event of history.events ?? []) {
+    if (event.activityTaskScheduledEventAttributes) {
+      scheduled.set(String(event.eventId), event.activityTaskScheduledEventAttributes.activityType?.name ?? '');
+    }
+    const started = event.activityTaskStartedEventAttributes;
+    if (started) {
+      starts.push({
+        activityType: scheduled.get(String(started.scheduledEventId)) ?? '',
+        attempt: started.attempt ?? 1,
+        lastFailureType: started.lastFailure?.applicationFailureInfo?.type ?? undefined,
+      });
+    }
+  }
+  return starts;
+}
