@@ -3,7 +3,7 @@
  * pipeline run, read its progress, wait for its summary, cancel it.
  * Connect with `connectTemporal()` (TEMPORAL_ADDRESS / envconfig profiles, or a dev server).
  */
-import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { describeConfig, type PipelineConfig } from './config';
 import {
   progressQuery,
@@ -20,7 +20,7 @@ export { connectTemporal, workflowUiUrl, type Connected } from './temporal/conne
 export { loadConfig, parseConfig, ConfigError, type PipelineConfig } from './config';
 export { workflowIdFor, type PipelineProgress, type PipelineSummary } from './workflows/contract';
 
-export type PipelineHandle = WorkflowHandle<typeof inferencePipeline>;
+export type PipelineHandle = WorkflowHandleWithFirstExecutionRunId<typeof inferencePipeline>;
 
 export interface StartedPipeline {
   handle: PipelineHandle;

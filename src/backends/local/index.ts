@@ -50,6 +50,18 @@ export class LocalBackend implements Backend {
     this.ds = quote(config.dataset);
   }
 
+  /** Opens the warehouse, creating objinfer's bookkeeping tables on first use in this process. */
+  private async use<T>(work: (db: Db) => Promise<T>): Promise<T> {
+    return this.warehouse.use(async (db) => {
+      await ensureBookkeeping(db, this.config.local.warehouse);
+      return work(db);
+    });
+  }
+
+  private async transaction<T>(work: (db: Db) => Promise<T>): Promise<T> {
+    return this.use((db) => db.transaction(() => work(db)));
+  }
+
   private get bucketPath(): string {
     return join(this.config.local.storage, this.config.bucket);
   }
@@ -88,15 +100,13 @@ export class LocalBackend implements Backend {
     await stat(this.config.model.source).catch(() => {
       throw new ObjinferError(ErrorType.InvalidConfig, `model.source: file not found: ${this.config.model.source}`);
     });
-    await this.warehouse.use(async (db) => {
-      for (const ddl of BOOKKEEPING_DDL) await db.run(ddl);
-    });
+    await this.use(async () => undefined);
     return { warnings };
   }
 
   async ensureDataset(): Promise<StepOutcome> {
     const { dataset, location } = this.config;
-    return this.warehouse.transaction(async (db) => {
+    return this.transaction(async (db) => {
       const existing = await db.one<{ location: string }>('SELECT location FROM _objinfer.datasets WHERE name = $1', [dataset]);
       if (existing && existing.location !== location) {
         throw new ObjinferError(
@@ -114,7 +124,7 @@ export class LocalBackend implements Backend {
   async ensureConnection(): Promise<ConnectionInfo> {
     const { project, location, connection } = this.config;
     const serviceAccount = this.serviceAccount;
-    const created = await this.warehouse.transaction(async (db) => {
+    const created = await this.transaction(async (db) => {
       const existing = await db.one('SELECT 1 FROM _objinfer.connections WHERE project = $1 AND location = $2 AND name = $3', [project, location, connection]);
       if (existing) return false;
       await db.run('INSERT INTO _objinfer.connections VALUES ($1, $2, $3, $4, now())', [project, location, connection, serviceAccount]);
@@ -132,7 +142,7 @@ export class LocalBackend implements Backend {
 
   async grantObjectViewer(serviceAccount: string): Promise<StepOutcome[]> {
     const member = `serviceAccount:${serviceAccount}`;
-    return this.warehouse.transaction(async (db) => {
+    return this.transaction(async (db) => {
       const outcomes: StepOutcome[] = [];
       for (const bucket of [this.bucketUri, ...this.imageBuckets]) {
         const detail = `${OBJECT_VIEWER} for ${member} on ${bucket}`;
@@ -178,7 +188,7 @@ export class LocalBackend implements Backend {
   async ensureObjectTable(): Promise<StepOutcome> {
     const { dataset, objectTable, sourceUris, connection } = this.config;
     const table = this.table(objectTable);
-    const known = await this.warehouse.use(async (db) => {
+    const known = await this.use(async (db) => {
       for (const bucket of this.imageBuckets) await assertConnectionCanRead(db, bucket, this.serviceAccount, this.propagationDelayMs);
       await db.run(objectTableDdl(dataset, objectTable));
       const rows = await db.all<{ uri: string; generation: bigint; md5_hash: string }>(`SELECT uri, generation, md5_hash FROM ${table}`);
@@ -194,7 +204,7 @@ export class LocalBackend implements Backend {
     }
     const listedUris = new Set(listed.map((o) => o.uri));
     const removed = [...known.keys()].filter((uri) => !listedUris.has(uri));
-    await this.warehouse.transaction(async (db) => {
+    await this.transaction(async (db) => {
       await db.runMany(`DELETE FROM ${table} WHERE uri = $1`, removed.map((uri) => [uri]));
       await db.runMany(`INSERT OR REPLACE INTO ${table} VALUES ($1, $2, $3, $4, $5, $6::TIMESTAMPTZ)`, changed);
       await db.run(
@@ -211,7 +221,7 @@ export class LocalBackend implements Backend {
 
   async ensureModel(artifact: ModelArtifact): Promise<StepOutcome> {
     const { dataset, model } = this.config;
-    return this.warehouse.transaction(async (db) => {
+    return this.transaction(async (db) => {
       const existing = await db.one<{ version: string }>('SELECT version FROM _objinfer.models WHERE dataset = $1 AND name = $2', [dataset, model.name]);
       const detail = `${dataset}.${model.name} model_type=${model.type} model_path=${artifact.uri}`;
       if (existing?.version === artifact.version) return { step: 'model', action: 'exists', detail };
@@ -221,7 +231,7 @@ export class LocalBackend implements Backend {
   }
 
   async describeModel(artifact: ModelArtifact): Promise<ModelDescription> {
-    await this.warehouse.use((db) => assertConnectionCanRead(db, this.bucketUri, this.serviceAccount, this.propagationDelayMs));
+    await this.use((db) => assertConnectionCanRead(db, this.bucketUri, this.serviceAccount, this.propagationDelayMs));
     const modelPath = uriToPath(artifact.uri);
     const { inputs, outputs } = signature(await loadSession(modelPath));
     const input = inputs[0];
@@ -268,7 +278,7 @@ export class LocalBackend implements Backend {
     const { dataset, results } = this.config;
     const labelsTable = `${this.config.model.name}_labels`;
     const labels = await labelsFor(model);
-    return this.warehouse.transaction(async (db) => {
+    return this.transaction(async (db) => {
       const outcomes: StepOutcome[] = [];
       for (const [name, ddl] of [
         [results.table, resultsDdl(dataset, results.table)],
@@ -289,7 +299,7 @@ export class LocalBackend implements Backend {
 
   /** Counts what still needs a prediction for this model version and sizes the batches. */
   async planBatches(modelVersion: string): Promise<BatchPlan> {
-    const counts = await this.warehouse.use((db) =>
+    const counts = await this.use((db) =>
       db.one<{ seen: bigint; done: bigint }>(
         `SELECT count(*) AS seen, count(*) FILTER (WHERE NOT (${this.pendingPredicate('o', '$1')})) AS done FROM ${this.table(this.config.objectTable)} o`,
         [modelVersion],
@@ -315,7 +325,7 @@ export class LocalBackend implements Backend {
 
   async predictBatch(request: BatchRequest, onProgress?: (imagesDone: number) => void): Promise<BatchResult> {
     const { modelVersion, batchIndex, batchCount, runId, model } = request;
-    const objects = await this.warehouse.use(async (db) => {
+    const objects = await this.use(async (db) => {
       for (const bucket of this.imageBuckets) await assertConnectionCanRead(db, bucket, this.serviceAccount, this.propagationDelayMs);
       return db.all<PendingObject & Record<string, unknown>>(
         `SELECT o.uri, o.generation, o.size FROM ${this.table(this.config.objectTable)} o
@@ -411,7 +421,7 @@ export class LocalBackend implements Backend {
     const { results } = this.config;
     const labels = await labelsFor(request.model);
     const now = new Date().toISOString();
-    await this.warehouse.transaction(async (db) => {
+    await this.transaction(async (db) => {
       await db.runMany(
         `INSERT OR IGNORE INTO ${this.table(results.table)} VALUES ($1, $2, $3, $4, $5, $6::${TOP_K_TYPE}, $7::FLOAT[], $8, $9::TIMESTAMPTZ)`,
         predictions.map(({ object, scores }) => {
@@ -435,7 +445,7 @@ export class LocalBackend implements Backend {
   private async countBatch(request: BatchRequest): Promise<BatchResult> {
     const { results } = this.config;
     const args = [request.modelVersion, BigInt(request.batchCount), BigInt(request.batchIndex), request.runId];
-    return this.warehouse.use(async (db) => {
+    return this.use(async (db) => {
       const where = `WHERE r.model_version = $1 AND ${this.batchPredicate('r')} AND r.run_id = $4`;
       const labelRows = await db.all<{ label: string; n: bigint }>(`SELECT label, count(*) AS n FROM ${this.table(results.table)} r ${where} GROUP BY label`, args);
       const failed = await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM ${this.table(results.errorsTable)} r ${where}`, args);
@@ -457,6 +467,14 @@ async function readWarehouse<T>(config: PipelineConfig, work: (db: Db) => Promis
     throw new ObjinferError(ErrorType.NotFound, `no warehouse at ${path} yet: run the pipeline first (objinfer run --config FILE)`);
   }
   return new Warehouse(path, { readOnly: true, lockTimeoutMs: 30_000 }).use(work);
+}
+
+const bookkept = new Set<string>();
+
+async function ensureBookkeeping(db: Db, path: string): Promise<void> {
+  if (bookkept.has(path)) return;
+  for (const ddl of BOOKKEEPING_DDL) await db.run(ddl);
+  bookkept.add(path);
 }
 
 function isMissingFile(error: unknown): boolean {

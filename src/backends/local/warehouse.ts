@@ -53,20 +53,6 @@ export class Warehouse {
     }
   }
 
-  /** Runs `work` in one transaction: all of its writes land, or none do. */
-  async transaction<T>(work: (db: Db) => Promise<T>): Promise<T> {
-    return this.use(async (db) => {
-      await db.run('BEGIN TRANSACTION');
-      try {
-        const result = await work(db);
-        await db.run('COMMIT');
-        return result;
-      } catch (error) {
-        await db.run('ROLLBACK').catch(() => undefined);
-        throw error;
-      }
-    });
-  }
 
   private async acquire(): Promise<OpenInstance> {
     const readOnly = this.options.readOnly ?? false;
@@ -126,6 +112,19 @@ export class Warehouse {
 /** A thin, typed face over one DuckDB connection. */
 export class Db {
   constructor(private readonly connection: DuckDBConnection) {}
+
+  /** Runs `work` in one transaction: all of its writes land, or none do. */
+  async transaction<T>(work: () => Promise<T>): Promise<T> {
+    await this.run('BEGIN TRANSACTION');
+    try {
+      const result = await work();
+      await this.run('COMMIT');
+      return result;
+    } catch (error) {
+      await this.run('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
 
   async run(sql: string, values?: DuckDBValue[], types?: DuckDBType[]): Promise<void> {
     await this.connection.run(sql, values, types);

@@ -1,0 +1,206 @@
+/**
+ * The whole pipeline on the local backend, on the real Temporal dev server, with real
+ * DuckDB, ONNX Runtime and sharp.
+ */
+import { readdirSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
+import { backendFor as realBackendFor } from '../src/backends';
+import { temporal } from '@temporalio/proto';
+import { startPipeline, waitForResult, workflowIdFor } from '../src/client';
+import { COLOR_LABELS, type ColorLabel } from '../src/models/colorClassifier';
+import { activityStarts, makeFixture, query, uniqueQueue, withWorker, testClient } from './support/pipeline';
+
+let client: Client;
+let connection: Connection;
+
+beforeAll(async () => {
+  ({ client, connection } = await testClient());
+});
+afterAll(async () => {
+  await connection.close();
+});
+
+const everyColourTwice: ColorLabel[] = [...COLOR_LABELS, ...COLOR_LABELS];
+
+interface ResultRow {
+  uri: string;
+  label: string;
+  model_version: string;
+  [key: string]: unknown;
+}
+
+async function results(config: Parameters<typeof query>[0]) {
+  return query<ResultRow>(config, `SELECT uri, label, model_version FROM objinfer_test.predictions ORDER BY uri`);
+}
+
+test('every image gets the expected label; the corrupt file lands in the errors table; counts match', async () => {
+  const taskQueue = uniqueQueue('full');
+  const fixture = await makeFixture({ labels: everyColourTwice, corrupt: true, taskQueue });
+  const summary = await withWorker(taskQueue, async () => {
+    const { workflowId } = await startPipeline(client, fixture.config);
+    return waitForResult(client, workflowId);
+  });
+
+  const rows = await results(fixture.config);
+  expect(rows).toHaveLength(16);
+  for (const row of rows) {
+    const expected = row.uri.split('/').pop()!.split('-')[0];
+    expect(`${row.uri} ${row.label}`).toBe(`${row.uri} ${expected}`);
+  }
+  const errors = await query<{ uri: string; error: string }>(fixture.config, 'SELECT uri, error FROM objinfer_test.predictions_errors');
+  expect(errors).toHaveLength(1);
+  expect(errors[0]!.uri).toMatch(/broken\.jpg$/);
+  expect(errors[0]!.error).toMatch(/corrupt JPEG/);
+
+  expect(summary).toMatchObject({ objectsSeen: 17, predicted: 16, failed: 1, alreadyDone: 0, batches: Math.ceil(17 / 4) });
+  expect(summary.labelCounts).toEqual(Object.fromEntries(COLOR_LABELS.map((l) => [l, 2])));
+  const topK = await query<{ n: bigint }>(fixture.config, 'SELECT min(len(top_k)) AS n FROM objinfer_test.predictions');
+  expect(Number(topK[0]!.n)).toBe(5);
+});
+
+test('a second run with nothing new infers nothing; two new files are exactly what the third run does', async () => {
+  const taskQueue = uniqueQueue('incremental');
+  const fixture = await makeFixture({ labels: ['red', 'green', 'blue', 'white', 'black'], corrupt: true, taskQueue });
+  const run = () =>
+    withWorker(taskQueue, async () => {
+      const { workflowId } = await startPipeline(client, fixture.config);
+      return waitForResult(client, workflowId);
+    });
+  const first = await run();
+  expect(first.predicted).toBe(5);
+  const before = await query(fixture.config, 'SELECT * FROM objinfer_test.predictions ORDER BY uri');
+
+  const second = await run();
+  expect(second).toMatchObject({ objectsSeen: 6, predicted: 0, failed: 0, alreadyDone: 6, batches: 0 });
+  const starts = await activityStarts(client, second.workflowId);
+  expect(starts.filter((s) => s.activityType === 'predictBatch')).toHaveLength(0);
+  expect(await query(fixture.config, 'SELECT * FROM objinfer_test.predictions ORDER BY uri')).toEqual(before);
+  expect(second.provisioned.every((p) => p.action === 'exists')).toBe(true);
+
+  const added = [await fixture.addImage('yellow', 'png'), await fixture.addImage('cyan', 'bmp')];
+  const third = await run();
+  expect(third).toMatchObject({ objectsSeen: 8, predicted: 2, failed: 0, alreadyDone: 6 });
+  const newRows = await query<{ uri: string; label: string }>(
+    fixture.config,
+    `SELECT uri, label FROM objinfer_test.predictions WHERE run_id = '${third.runId}' ORDER BY uri`,
+  );
+  expect(newRows.map((r) => [r.uri, r.label])).toEqual(
+    [
+      [added[0], 'yellow'],
+      [added[1], 'cyan'],
+    ].sort(),
+  );
+});
+
+test('starting a pipeline that is running attaches to it instead of starting another', async () => {
+  const taskQueue = uniqueQueue('attach');
+  const fixture = await makeFixture({ labels: ['red', 'blue'], taskQueue });
+  // No worker yet, so the first run stays running while the second start arrives.
+  const first = await startPipeline(client, fixture.config);
+  const second = await startPipeline(client, fixture.config);
+  expect(first.attached).toBe(false);
+  expect(second.attached).toBe(true);
+  expect(second.handle.firstExecutionRunId).toBe(first.handle.firstExecutionRunId);
+  const summary = await withWorker(taskQueue, () => waitForResult(client, first.workflowId));
+  expect(summary.predicted).toBe(2);
+});
+
+test('IAM propagation: the object table step fails with the retryable type, retries, then succeeds', async () => {
+  const taskQueue = uniqueQueue('iam');
+  const fixture = await makeFixture({ labels: ['red', 'green'], taskQueue, config: { iam: { simulatedPropagationDelay: '3s' } } });
+  const summary = await withWorker(taskQueue, async () => {
+    const { workflowId } = await startPipeline(client, fixture.config);
+    return waitForResult(client, workflowId);
+  });
+  expect(summary.predicted).toBe(2);
+  const tableStep = (await activityStarts(client, summary.workflowId)).find((s) => s.activityType === 'ensureObjectTable')!;
+  expect(tableStep.attempt).toBeGreaterThan(1);
+  expect(tableStep.lastFailureType).toBe('IamPropagationPending');
+});
+
+test('IAM propagation that outlasts iam.propagationTimeout fails with a clear error', async () => {
+  const taskQueue = uniqueQueue('iam-timeout');
+  const fixture = await makeFixture({
+    labels: ['red'],
+    taskQueue,
+    config: { iam: { simulatedPropagationDelay: '1h', propagationTimeout: '4s' } },
+  });
+  const failure = await withWorker(taskQueue, async () => {
+    const { workflowId } = await startPipeline(client, fixture.config);
+    return waitForResult(client, workflowId).then(() => undefined, (error: unknown) => error);
+  });
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  const cause = (failure as WorkflowFailedError).cause as { type?: string; message: string };
+  expect(cause.type).toBe('IamPropagationTimeout');
+  expect(cause.message).toMatch(/did not propagate within 4\.0s/);
+});
+
+test('a permission error that is not propagation fails at once, without retries', async () => {
+  const taskQueue = uniqueQueue('denied');
+  const fixture = await makeFixture({ labels: ['red'], taskQueue });
+  // As when the user may not change bucket IAM: the grant step does nothing, so the
+  // connection really lacks access and the real access check refuses.
+  const withoutGrants = (config: Parameters<typeof realBackendFor>[0]) => {
+    const backend = realBackendFor(config);
+    backend.grantObjectViewer = async () => [];
+    return backend;
+  };
+  const failure = await withWorker(
+    taskQueue,
+    async () => {
+      const { workflowId } = await startPipeline(client, fixture.config);
+      return waitForResult(client, workflowId).then(() => undefined, (error: unknown) => error);
+    },
+    withoutGrants,
+  );
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  const cause = (failure as WorkflowFailedError).cause!;
+  const root = cause.cause as { type?: string; message: string };
+  expect(root.type).toBe('PermissionDenied');
+  expect(root.message).toMatch(/does not have storage\.objects\.get access/);
+  const history = await client.workflow.getHandle(workflowIdFor(fixture.config.name)).fetchHistory();
+  const failedAttempts = (history.events ?? []).filter((e) => e.activityTaskFailedEventAttributes);
+  expect(failedAttempts).toHaveLength(1);
+  expect(failedAttempts[0]!.activityTaskFailedEventAttributes!.retryState).toBe(
+    temporal.api.enums.v1.RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE,
+  );
+});
+
+test('a model whose input size disagrees with the config fails naming both shapes', async () => {
+  const taskQueue = uniqueQueue('shape');
+  const fixture = await makeFixture({ labels: ['red'], taskQueue, config: { model: { name: 'color_classifier', source: 'models/color-classifier.onnx', inputSize: 64 } } });
+  const failure = await withWorker(taskQueue, async () => {
+    const { workflowId } = await startPipeline(client, fixture.config);
+    return waitForResult(client, workflowId).then(() => undefined, (error: unknown) => error);
+  });
+  const root = ((failure as WorkflowFailedError).cause!.cause ?? {}) as { type?: string; message: string };
+  expect(root.type).toBe('ModelShapeMismatch');
+  expect(root.message).toMatch(/model\.inputSize is \[64, 64\] but model input "pixels" expects \[batch, 32, 32, 3\]/);
+});
+
+test('an image deleted after listing goes to the errors table and the rest are predicted', async () => {
+  const taskQueue = uniqueQueue('deleted');
+  const fixture = await makeFixture({ labels: ['red', 'green', 'blue'], taskQueue, config: { batch: { size: 10, concurrency: 1 } } });
+  const backend = realBackendFor(fixture.config);
+  const artifact = await backend.uploadModel();
+  await backend.ensureDataset();
+  const { serviceAccount } = await backend.ensureConnection();
+  await backend.grantObjectViewer(serviceAccount);
+  await backend.ensureObjectTable();
+  await backend.ensureModel(artifact);
+  const model = await backend.describeModel(artifact);
+  await backend.ensureResultTables(model);
+  const plan = await backend.planBatches(artifact.version);
+  expect(plan).toMatchObject({ pending: 3, batchCount: 1 });
+  const victim = readdirSync(fixture.imagesDir).find((f) => f.startsWith('green'))!;
+  await unlink(join(fixture.imagesDir, victim));
+  const result = await backend.predictBatch({ modelVersion: artifact.version, model, batchIndex: 0, batchCount: 1, runId: 'r1' });
+  expect(result).toMatchObject({ predicted: 2, failed: 1, labelCounts: { red: 1, blue: 1 } });
+  // Run twice: the same answer, nothing written again.
+  const again = await backend.predictBatch({ modelVersion: artifact.version, model, batchIndex: 0, batchCount: 1, runId: 'r1' });
+  expect(again).toEqual(result);
+  const count = await query<{ n: bigint }>(fixture.config, 'SELECT count(*) AS n FROM objinfer_test.predictions');
+  expect(Number(count[0]!.n)).toBe(2);
+});
