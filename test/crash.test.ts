@@ -1,0 +1,106 @@
+/**
+ * Workers as separate processes (`objinfer worker`), killed without warning mid-run,
+ * and the CLI reading results while a worker writes them.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Client, Connection } from '@temporalio/client';
+import { getProgress, startPipeline, waitForResult } from '../src/client';
+import sharp from 'sharp';
+import { COLOR_LABELS, COLOR_PROTOTYPES } from '../src/models/colorClassifier';
+import { CLI } from './support/paths';
+import { makeFixture, query, testClient, testServer, uniqueQueue, type Fixture } from './support/pipeline';
+
+let client: Client;
+let connection: Connection;
+const workers: ChildProcess[] = [];
+
+beforeAll(async () => {
+  ({ client, connection } = await testClient());
+});
+afterAll(async () => {
+  for (const worker of workers) worker.kill('SIGKILL');
+  await connection.close();
+});
+
+function cliEnv(fixture: Fixture) {
+  return { ...process.env, TEMPORAL_ADDRESS: testServer().address, OBJINFER_HOME: join(fixture.dir, 'state') };
+}
+
+function startWorkerProcess(fixture: Fixture, taskQueue: string): ChildProcess {
+  const child = spawn(CLI, ['worker', '--task-queue', taskQueue], { env: cliEnv(fixture), stdio: ['ignore', 'ignore', 'pipe'] });
+  workers.push(child);
+  return child;
+}
+
+/** Large JPEGs (made natively by sharp) in small batches, so a run lasts long enough to interrupt. */
+async function slowFixture(taskQueue: string, count: number): Promise<Fixture> {
+  const fixture = await makeFixture({ labels: [], taskQueue, config: { batch: { size: 2, concurrency: 1, heartbeatTimeout: '3s' } } });
+  for (let i = 0; i < count; i++) {
+    const label = COLOR_LABELS[i % COLOR_LABELS.length]!;
+    const [r, g, b] = COLOR_PROTOTYPES[label].map((c) => c * 215 + 20);
+    const jpeg = await sharp({ create: { width: 1500, height: 1500, channels: 3, background: { r: r!, g: g!, b: b! } } }).jpeg().toBuffer();
+    await writeFile(join(fixture.imagesDir, `${label}-${String(i).padStart(3, '0')}.jpg`), jpeg);
+  }
+  return fixture;
+}
+
+async function until(condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const status = async (workflowId: string) => (await client.workflow.getHandle(workflowId).describe()).status.name;
+
+test('a worker killed mid-run is replaced and the run completes with no duplicate and no missing row', async () => {
+  const taskQueue = uniqueQueue('crash');
+  const count = 40;
+  const fixture = await slowFixture(taskQueue, count);
+  const first = startWorkerProcess(fixture, taskQueue);
+  const { workflowId } = await startPipeline(client, fixture.config);
+  await until(async () => (await getProgress(client, workflowId).catch(() => undefined))?.batchesDone! >= 3);
+
+  first.kill('SIGKILL');
+  await new Promise((r) => first.once('exit', r));
+  expect(await status(workflowId)).toBe('RUNNING');
+  const partial = await query<{ n: bigint }>(fixture.config, 'SELECT count(*) AS n FROM objinfer_test.predictions');
+  expect(Number(partial[0]!.n)).toBeLessThan(count);
+
+  startWorkerProcess(fixture, taskQueue);
+  const summary = await waitForResult(client, workflowId);
+
+  const rows = await query<{ uri: string; n: bigint }>(fixture.config, 'SELECT uri, count(*) AS n FROM objinfer_test.predictions GROUP BY uri');
+  expect(rows).toHaveLength(count);
+  expect(rows.every((r) => Number(r.n) === 1)).toBe(true);
+  const wrong = await query(fixture.config, `SELECT uri, label FROM objinfer_test.predictions WHERE NOT starts_with(parse_filename(uri), label || '-')`);
+  expect(wrong).toEqual([]);
+  expect(summary).toMatchObject({ predicted: count, failed: 0, objectsSeen: count });
+}, 180_000);
+
+test('the CLI reads results while a worker is writing them', async () => {
+  const taskQueue = uniqueQueue('reader');
+  const fixture = await slowFixture(taskQueue, 30);
+  startWorkerProcess(fixture, taskQueue);
+  const { workflowId } = await startPipeline(client, fixture.config);
+  await until(async () => (await getProgress(client, workflowId).catch(() => undefined))?.batchesDone! >= 1);
+
+  const readsWhileRunning: number[] = [];
+  while ((await status(workflowId)) === 'RUNNING') {
+    const read = spawnSync(CLI, ['results', '--config', fixture.configFile, '--format', 'json', '--limit', '1000'], {
+      env: cliEnv(fixture),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(read.stderr).toBe('');
+    expect(read.status).toBe(0);
+    if ((await status(workflowId)) === 'RUNNING') readsWhileRunning.push((JSON.parse(read.stdout) as unknown[]).length);
+  }
+  expect(readsWhileRunning.length).toBeGreaterThan(0);
+  expect(readsWhileRunning[0]).toBeGreaterThan(0);
+  expect(readsWhileRunning[readsWhileRunning.length - 1]).toBeLessThanOrEqual(30);
+  expect((await waitForResult(client, workflowId)).predicted).toBe(30);
+}, 180_000);
