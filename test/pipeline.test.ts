@@ -9,6 +9,7 @@ import { WorkflowFailedError, type Client, type Connection } from '@temporalio/c
 import { backendFor as realBackendFor } from '../src/backends';
 import { temporal } from '@temporalio/proto';
 import { startPipeline, waitForResult, workflowIdFor } from '../src/client';
+import { SearchAttributes } from '../src/workflows/contract';
 import { COLOR_LABELS, type ColorLabel } from '../src/models/colorClassifier';
 import { activityStarts, makeFixture, query, uniqueQueue, withWorker, testClient } from './support/pipeline';
 
@@ -39,7 +40,7 @@ test('every image gets the expected label; the corrupt file lands in the errors 
   const taskQueue = uniqueQueue('full');
   const fixture = await makeFixture({ labels: everyColourTwice, corrupt: true, taskQueue });
   const summary = await withWorker(taskQueue, async () => {
-    const { workflowId } = await startPipeline(client, fixture.config);
+    const { workflowId } = await startPipeline(client, fixture.config, { searchAttributes: true });
     return waitForResult(client, workflowId);
   });
 
@@ -203,4 +204,38 @@ test('an image deleted after listing goes to the errors table and the rest are p
   expect(again).toEqual(result);
   const count = await query<{ n: bigint }>(fixture.config, 'SELECT count(*) AS n FROM objinfer_test.predictions');
   expect(Number(count[0]!.n)).toBe(2);
+});
+
+test('the run is findable by its search attributes and shows its config in the memo', async () => {
+  const taskQueue = uniqueQueue('visibility');
+  const fixture = await makeFixture({ labels: ['red', 'green', 'blue'], taskQueue });
+  const summary = await withWorker(taskQueue, async () => {
+    const { workflowId } = await startPipeline(client, fixture.config, { searchAttributes: true });
+    return waitForResult(client, workflowId);
+  });
+  const description = await client.workflow.getHandle(summary.workflowId).describe();
+  const attributes = description.typedSearchAttributes;
+  expect(attributes.get(SearchAttributes.backend)).toBe('local');
+  expect(attributes.get(SearchAttributes.dataset)).toBe('local.objinfer_test');
+  expect(attributes.get(SearchAttributes.model)).toBe('color_classifier');
+  expect(attributes.get(SearchAttributes.stage)).toBe('done');
+  expect(attributes.get(SearchAttributes.imagesDone)).toBe(3);
+  expect(description.memo?.config).toMatchObject({ backend: 'local', model: 'color_classifier (ONNX)' });
+});
+
+test('a long run continues as new when Temporal suggests it, and still writes every row once', async () => {
+  const taskQueue = uniqueQueue('continue');
+  const labels = [...everyColourTwice, ...everyColourTwice]; // 32 images, one per batch
+  const fixture = await makeFixture({ labels, taskQueue, config: { batch: { size: 1, concurrency: 2 } } });
+  const summary = await withWorker(taskQueue, async () => {
+    const { workflowId } = await startPipeline(client, fixture.config);
+    return waitForResult(client, workflowId);
+  });
+  const firstRun = await client.workflow.getHandle(summary.workflowId, summary.runId).describe();
+  expect(firstRun.status.name).toBe('CONTINUED_AS_NEW');
+  expect(summary).toMatchObject({ predicted: 32, failed: 0, batches: 32, objectsSeen: 32 });
+  expect(summary.provisioned.length).toBeGreaterThan(0); // carried over from the first run
+  const rows = await query<{ uri: string; n: bigint }>(fixture.config, 'SELECT uri, count(*) AS n FROM objinfer_test.predictions GROUP BY uri');
+  expect(rows).toHaveLength(32);
+  expect(rows.every((r) => Number(r.n) === 1)).toBe(true);
 });

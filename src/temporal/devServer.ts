@@ -38,6 +38,8 @@ export interface DevServerOptions {
   /** Keep running after this process exits (the demo leaves the UI up for you). */
   detached?: boolean;
   startTimeoutMs?: number;
+  /** More `temporal server start-dev` flags, e.g. `--dynamic-config-value`. */
+  extraArgs?: string[];
 }
 
 export interface DevServer {
@@ -64,7 +66,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   mkdirSync(dirname(options.dbFile), { recursive: true });
   mkdirSync(dirname(options.logFile), { recursive: true });
   const log = openSync(options.logFile, 'a');
-  const child = spawn(options.cliPath, devServerArgs(options), {
+  const child = spawn(options.cliPath, [...devServerArgs(options), ...(options.extraArgs ?? [])], {
     detached: options.detached ?? false,
     stdio: ['ignore', log, log],
   });

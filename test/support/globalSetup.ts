@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { writeWorkflowBundle } from '../../src/temporal/bundleWorkflows';
 import { findTemporalCli, startDevServer } from '../../src/temporal/devServer';
-import { SERVER_FILE, TEST_STATE, WORKFLOW_BUNDLE, type TestServer } from './paths';
+import { SERVER_FILE, SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS, TEST_STATE, WORKFLOW_BUNDLE, type TestServer } from './paths';
 
 async function freePort(): Promise<number> {
   return new Promise((done, fail) => {
@@ -37,6 +37,8 @@ export default async function globalSetup(): Promise<void> {
       logFile: join(TEST_STATE, 'temporal.log'),
       detached: true,
       startTimeoutMs: 120_000,
+      // Suggest continue-as-new early, so that tests of long runs exercise it with few images.
+      extraArgs: ['--dynamic-config-value', `limit.historyCount.suggestContinueAsNew=${SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS}`],
     }),
     writeWorkflowBundle(WORKFLOW_BUNDLE),
   ]);

@@ -11,3 +11,6 @@ export interface TestServer {
   uiUrl: string;
   pid: number;
 }
+
+/** The test server suggests continue-as-new once a run's history has this many events. */
+export const SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS = 150;
