@@ -19,6 +19,18 @@ import type { inferencePipeline } from './workflows';
 export { connectTemporal, workflowUiUrl, type Connected } from './temporal/connection';
 export { loadConfig, parseConfig, ConfigError, type PipelineConfig } from './config';
 export { workflowIdFor, type PipelineProgress, type PipelineSummary } from './workflows/contract';
+export {
+  createSchedule,
+  updateSchedule,
+  describeSchedule,
+  triggerSchedule,
+  backfillSchedule,
+  listSchedules,
+  scheduleIdFor,
+  ScheduleSpecError,
+  type ScheduleRequest,
+  type ScheduleReport,
+} from './schedules';
 
 export type PipelineHandle = WorkflowHandleWithFirstExecutionRunId<typeof inferencePipeline>;
 

@@ -2,17 +2,18 @@
  * The objinfer command line. Every command validates its input before touching
  * anything, prints one readable line and a hint on error, and exits non-zero.
  */
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { backendFor } from '../backends';
 import { ConfigError, loadConfig, type PipelineConfig } from '../config';
+import { ScheduleSpecError } from '../schedules';
+import { findConfig, positiveInt, UsageError, withTemporal } from './common';
+import { addScheduleCommands } from './schedule';
 import { prepareDemo } from '../demo';
 import { ObjinferError } from '../errors';
 import { cancelPipeline, failureMessage, getProgress, startPipeline, waitForResult } from '../client';
 import {
-  connectTemporal,
   connectWorker,
   forgetDevServerPid,
   readDevServerPid,
@@ -21,49 +22,12 @@ import {
   stateDir,
   TemporalUnreachable,
   workflowUiUrl,
-  type Connected,
 } from '../temporal/connection';
 import { stopDetached } from '../temporal/devServer';
 import { createWorker } from '../worker';
 import { WORKFLOW_TYPE, workflowIdFor, type PipelineSummary } from '../workflows/contract';
 import { csv, progressLine, summaryText, table } from './output';
 import { ProgressView } from './progress';
-
-/** An error the user can fix; printed as one line with what to do. */
-export class UsageError extends Error {
-  constructor(message: string, readonly hint?: string) {
-    super(message);
-  }
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive whole number');
-  return n;
-}
-
-/** --config, else ./objinfer.yaml, else the demo's config. */
-function findConfig(file?: string): PipelineConfig {
-  const candidates = file ? [file] : ['objinfer.yaml', join(stateDir(), 'demo', 'objinfer.yaml')];
-  const found = candidates.find((c) => existsSync(c));
-  if (!found) {
-    if (file) throw new ConfigError('--config', `file not found: ${resolve(file)}`);
-    throw new UsageError('no config found', 'pass --config FILE, or run `objinfer demo` first');
-  }
-  return loadConfig(found);
-}
-
-async function withTemporal<T>(work: (temporal: Connected) => Promise<T>, startDevServer: 'detached' | 'no' = 'detached'): Promise<T> {
-  const temporal = await connectTemporal({ startDevServer });
-  if (temporal.devServer) {
-    console.error(`started a Temporal dev server at ${temporal.devServer.address} (UI ${temporal.devServer.uiUrl}); stop it with \`objinfer dev-server stop\``);
-  }
-  try {
-    return await work(temporal);
-  } finally {
-    await temporal.close();
-  }
-}
 
 /** Starts (or attaches to) the pipeline, runs a worker in this process unless told not to, and waits. */
 async function runPipeline(config: PipelineConfig, options: { worker: boolean }): Promise<PipelineSummary> {
@@ -252,6 +216,7 @@ export function buildProgram(): Command {
       forgetDevServerPid();
     });
 
+  addScheduleCommands(program);
   return program;
 }
 
@@ -263,6 +228,10 @@ export function reportError(error: unknown): number {
   };
   if (error instanceof ConfigError) {
     line(`config error: ${error.message}`, 'fix the config file and run again; nothing was changed');
+    return 2;
+  }
+  if (error instanceof ScheduleSpecError) {
+    line(`schedule error: ${error.message}`, 'nothing was created or changed; fix the flag and run again');
     return 2;
   }
   if (error instanceof UsageError) {

@@ -1,0 +1,185 @@
+/** `objinfer schedule ...`: scheduled, incremental re-inference over Temporal Schedules. */
+import { Command, Option } from 'commander';
+import { loadConfig } from '../config';
+import {
+  backfillSchedule,
+  createSchedule,
+  describeSchedule,
+  listSchedules,
+  OVERLAP_POLICIES,
+  scheduleIdFor,
+  ScheduleNotFoundError,
+  triggerSchedule,
+  updateSchedule,
+  validateScheduleRequest,
+  type ScheduleRequest,
+} from '../schedules';
+import { UsageError, withTemporal } from './common';
+import { table } from './output';
+
+interface SpecFlags {
+  config: string;
+  cron?: string;
+  every?: string;
+  timezone?: string;
+  jitter?: string;
+  catchupWindow?: string;
+  overlap?: keyof typeof OVERLAP_POLICIES;
+  note?: string;
+}
+
+function withSpecFlags(command: Command): Command {
+  return command
+    .requiredOption('-c, --config <file>', 'pipeline config the scheduled runs use')
+    .option('--cron <expr>', 'cron expression, e.g. "0 * * * *" (hourly)')
+    .option('--every <duration>', 'interval, e.g. 15m or 1h')
+    .option('--timezone <tz>', 'IANA time zone for --cron, e.g. Europe/Paris')
+    .option('--jitter <duration>', 'start each run up to this much later, at random')
+    .option('--catchup-window <duration>', 'how far back missed runs are caught up after an outage')
+    .addOption(new Option('--overlap <policy>', 'when a run is still going at the next slot').choices(Object.keys(OVERLAP_POLICIES)))
+    .option('--note <text>', 'a note shown with the schedule');
+}
+
+function requestOf(flags: SpecFlags): ScheduleRequest {
+  const { config: _config, ...request } = flags;
+  return request;
+}
+
+/** Accepts a pipeline name or a schedule ID. */
+function scheduleId(name: string): string {
+  return name.startsWith('objinfer-') ? name : scheduleIdFor(name);
+}
+
+async function onSchedule<T>(name: string, work: (id: string) => Promise<T>): Promise<T> {
+  const id = scheduleId(name);
+  try {
+    return await work(id);
+  } catch (error) {
+    if (error instanceof ScheduleNotFoundError || /not found/i.test((error as Error).message)) {
+      throw new UsageError(`no schedule ${id}`, 'see the existing ones with `objinfer schedule list`');
+    }
+    throw error;
+  }
+}
+
+function parseDate(flag: string, value: string): Date {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw new UsageError(`${flag}: "${value}" is not a date`, 'use ISO 8601, e.g. 2026-11-24T06:00:00Z');
+  return date;
+}
+
+export function addScheduleCommands(program: Command): void {
+  const schedule = program.command('schedule').description('scheduled, incremental re-inference (Temporal Schedules)');
+
+  withSpecFlags(schedule.command('create').description('create the schedule for a pipeline (a no-op if it exists with the same spec)')).action(
+    async (flags: SpecFlags) => {
+      const config = loadConfig(flags.config);
+      validateScheduleRequest(requestOf(flags)); // before connecting: a typo changes nothing anywhere
+      await withTemporal(async ({ client, searchAttributes }) => {
+        const { scheduleId: id, outcome } = await createSchedule(client, config, requestOf(flags), { searchAttributes });
+        console.log(outcome === 'created' ? `created schedule ${id}` : `schedule ${id} already exists with this spec; nothing changed`);
+      });
+    },
+  );
+
+  withSpecFlags(schedule.command('update').description('change the spec or config of an existing schedule')).action(async (flags: SpecFlags) => {
+    const config = loadConfig(flags.config);
+    validateScheduleRequest(requestOf(flags));
+    await withTemporal(({ client, searchAttributes }) =>
+      onSchedule(config.name, async () => console.log(`updated schedule ${await updateSchedule(client, config, requestOf(flags), { searchAttributes })}`)),
+    );
+  });
+
+  schedule
+    .command('list')
+    .description("list objinfer's schedules")
+    .action(async () => {
+      await withTemporal(async ({ client }) => {
+        const schedules = await listSchedules(client);
+        console.log(table(schedules.map((s) => ({ schedule: s.scheduleId, paused: String(s.paused), next: s.next?.toISOString() ?? '-' }))));
+      }, 'no');
+    });
+
+  schedule
+    .command('describe <name>')
+    .description('spec, next 5 runs, recent runs with their outcome, paused state and note')
+    .action(async (name: string) => {
+      await withTemporal(({ client }) =>
+        onSchedule(name, async (id) => {
+          const report = await describeSchedule(client, id);
+          console.log(`schedule ${report.scheduleId} (pipeline ${report.pipeline})`);
+          console.log(`  spec:     ${report.spec}`);
+          console.log(`  overlap:  ${report.overlap}`);
+          console.log(`  paused:   ${report.paused ? 'yes' : 'no'}${report.note ? ` (note: ${report.note})` : ''}`);
+          console.log(`  next runs:\n${report.nextActionTimes.map((t) => `    ${t.toISOString()}`).join('\n') || '    (none)'}`);
+          const rows = report.recentRuns.map((r) => ({
+            scheduled_at: r.scheduledAt.toISOString(),
+            workflow: r.workflowId,
+            status: r.status,
+            predicted: r.summary ? String(r.summary.predicted) : '-',
+            failed: r.summary ? String(r.summary.failed) : '-',
+            already_done: r.summary ? String(r.summary.alreadyDone) : '-',
+          }));
+          console.log(`  recent runs:\n${rows.length ? table(rows).replace(/^/gm, '    ') : '    (none yet)'}`);
+        }),
+      'no');
+    });
+
+  for (const [verb, description] of [
+    ['pause', 'stop starting runs until unpaused'],
+    ['unpause', 'start runs again'],
+  ] as const) {
+    schedule
+      .command(`${verb} <name>`)
+      .description(description)
+      .option('--note <text>', 'why (shown by describe)')
+      .action(async (name: string, options: { note?: string }) => {
+        await withTemporal(({ client }) =>
+          onSchedule(name, async (id) => {
+            await client.schedule.getHandle(id)[verb](options.note);
+            console.log(`${verb}d schedule ${id}`);
+          }),
+        'no');
+      });
+  }
+
+  schedule
+    .command('trigger <name>')
+    .description("run now, under the schedule's overlap policy")
+    .action(async (name: string) => {
+      await withTemporal(({ client }) =>
+        onSchedule(name, async (id) => {
+          await triggerSchedule(client, id);
+          console.log(`triggered schedule ${id}`);
+        }),
+      'no');
+    });
+
+  schedule
+    .command('backfill <name>')
+    .description('run the slots between --from and --to that were missed, one after another')
+    .requiredOption('--from <time>', 'start (ISO 8601)')
+    .requiredOption('--to <time>', 'end (ISO 8601)')
+    .action(async (name: string, options: { from: string; to: string }) => {
+      const from = parseDate('--from', options.from);
+      const to = parseDate('--to', options.to);
+      await withTemporal(({ client }) =>
+        onSchedule(name, async (id) => {
+          await backfillSchedule(client, id, from, to);
+          console.log(`backfilling schedule ${id} from ${from.toISOString()} to ${to.toISOString()}`);
+        }),
+      'no');
+    });
+
+  schedule
+    .command('delete <name>')
+    .description('delete the schedule (runs already started go on)')
+    .action(async (name: string) => {
+      await withTemporal(({ client }) =>
+        onSchedule(name, async (id) => {
+          await client.schedule.getHandle(id).delete();
+          console.log(`deleted schedule ${id}`);
+        }),
+      'no');
+    });
+}
