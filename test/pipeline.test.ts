@@ -7,11 +7,14 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
 import { backendFor as realBackendFor } from '../src/backends';
+import { spawnSync } from 'node:child_process';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { startPipeline, waitForResult, workflowIdFor } from '../src/client';
 import { SearchAttributes } from '../src/workflows/contract';
 import { COLOR_LABELS, type ColorLabel } from '../src/models/colorClassifier';
-import { activityStarts, makeFixture, query, uniqueQueue, withWorker, testClient } from './support/pipeline';
+import { CLI } from './support/paths';
+import { activityStarts, makeFixture, query, uniqueQueue, withWorker, testClient, testServer } from './support/pipeline';
 
 let client: Client;
 let connection: Connection;
@@ -206,7 +209,7 @@ test('an image deleted after listing goes to the errors table and the rest are p
   expect(Number(count[0]!.n)).toBe(2);
 });
 
-test('the run is findable by its search attributes and shows its config in the memo', async () => {
+test('the run is findable by its search attributes (also with objinfer list), with its config in the memo and summaries on its activities', async () => {
   const taskQueue = uniqueQueue('visibility');
   const fixture = await makeFixture({ labels: ['red', 'green', 'blue'], taskQueue });
   const summary = await withWorker(taskQueue, async () => {
@@ -221,6 +224,25 @@ test('the run is findable by its search attributes and shows its config in the m
   expect(attributes.get(SearchAttributes.stage)).toBe('done');
   expect(attributes.get(SearchAttributes.imagesDone)).toBe(3);
   expect(description.memo?.config).toMatchObject({ backend: 'local', model: 'color_classifier (ONNX)' });
+
+  const history = await client.workflow.getHandle(summary.workflowId).fetchHistory();
+  const summaries = (history.events ?? [])
+    .filter((e) => e.activityTaskScheduledEventAttributes && e.userMetadata?.summary)
+    .map((e) => defaultPayloadConverter.fromPayload<string>(e.userMetadata!.summary!));
+  expect(summaries).toEqual(expect.arrayContaining([
+    'provision: dataset objinfer_test',
+    'provision: object table images',
+    'plan: count pending images',
+    'infer: batch 1/1',
+  ]));
+
+  const list = spawnSync(CLI, ['list', '--model', 'color_classifier', '--stage', 'done', '--status', 'completed', '-n', '500'], {
+    env: { ...process.env, TEMPORAL_ADDRESS: testServer().address },
+    encoding: 'utf8',
+  });
+  expect(list.status).toBe(0);
+  expect(list.stdout).toContain(summary.workflowId);
+  expect(list.stdout).toMatch(new RegExp(`${summary.workflowId}\\s+COMPLETED\\s+done\\s+3\\s+color_classifier`));
 });
 
 test('a long run continues as new when Temporal suggests it, and still writes every row once', async () => {

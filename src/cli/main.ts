@@ -25,7 +25,7 @@ import {
 } from '../temporal/connection';
 import { stopDetached } from '../temporal/devServer';
 import { createWorker } from '../worker';
-import { WORKFLOW_TYPE, workflowIdFor, type PipelineSummary } from '../workflows/contract';
+import { SearchAttributes, WORKFLOW_TYPE, workflowIdFor, type PipelineSummary } from '../workflows/contract';
 import { csv, progressLine, summaryText, table } from './output';
 import { ProgressView } from './progress';
 
@@ -158,6 +158,34 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('list')
+    .description('recent pipeline runs, filtered by their search attributes')
+    .option('--stage <stage>', 'preflight, provision, plan, infer or done')
+    .option('--backend <backend>', 'local or gcp')
+    .option('--dataset <project.dataset>', 'e.g. local.objinfer_demo')
+    .option('--model <name>', 'model name')
+    .addOption(new Option('--status <status>', 'execution status').choices(['running', 'completed', 'failed', 'canceled', 'terminated', 'continued-as-new', 'timed-out']))
+    .option('-n, --limit <n>', 'runs to show', positiveInt, 20)
+    .action(async (options: { stage?: string; backend?: string; dataset?: string; model?: string; status?: string; limit: number }) => {
+      await withTemporal(async ({ client }) => {
+        const rows: Record<string, string>[] = [];
+        for await (const run of client.workflow.list({ query: listQuery(options) })) {
+          const attributes = run.typedSearchAttributes;
+          rows.push({
+            workflow: run.workflowId,
+            status: run.status.name,
+            stage: attributes.get(SearchAttributes.stage) ?? '-',
+            images_done: String(attributes.get(SearchAttributes.imagesDone) ?? '-'),
+            model: attributes.get(SearchAttributes.model) ?? '-',
+            started: run.startTime.toISOString(),
+          });
+          if (rows.length >= options.limit) break;
+        }
+        console.log(table(rows));
+      }, 'no');
+    });
+
+  program
     .command('results')
     .description('print the predictions table (readable while a run is writing)')
     .option('-c, --config <file>', 'pipeline config (default: ./objinfer.yaml, else the demo)')
@@ -218,6 +246,24 @@ export function buildProgram(): Command {
 
   addScheduleCommands(program);
   return program;
+}
+
+/** A visibility query from `list` filters; values are quoted, so they cannot change the query. */
+export function listQuery(filters: { stage?: string; backend?: string; dataset?: string; model?: string; status?: string }): string {
+  const quoted = (value: string) => `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  const clauses = [`WorkflowType = ${quoted(WORKFLOW_TYPE)}`];
+  const byAttribute: [string | undefined, string][] = [
+    [filters.stage, SearchAttributes.stage.name],
+    [filters.backend, SearchAttributes.backend.name],
+    [filters.dataset, SearchAttributes.dataset.name],
+    [filters.model, SearchAttributes.model.name],
+  ];
+  for (const [value, name] of byAttribute) if (value) clauses.push(`${name} = ${quoted(value)}`);
+  if (filters.status) {
+    const status = filters.status.split('-').map((w) => w[0]!.toUpperCase() + w.slice(1)).join('');
+    clauses.push(`ExecutionStatus = ${quoted(status)}`); // continued-as-new -> ContinuedAsNew
+  }
+  return clauses.join(' AND ');
 }
 
 /** Prints an error as one line plus what to do, and sets the exit code. */

@@ -12,6 +12,7 @@ import {
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
+  type ActivityFunctionWithOptions,
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { PipelineActivities } from '../activities';
@@ -44,23 +45,16 @@ function activitiesFor(config: PipelineConfig) {
     heartbeatTimeout: ms(config.batch.heartbeatTimeout),
     retry: { ...retry, maximumInterval: 60_000 },
   };
-  // proxyActivities returns a Proxy: take the functions by name, a spread would copy nothing.
-  const provision = proxyActivities<PipelineActivities>(provisioning);
-  const viaConnection = proxyActivities<PipelineActivities>(throughConnection);
-  return {
-    preflight: provision.preflight,
-    ensureDataset: provision.ensureDataset,
-    ensureConnection: provision.ensureConnection,
-    ensureBucket: provision.ensureBucket,
-    grantObjectViewer: provision.grantObjectViewer,
-    uploadModel: provision.uploadModel,
-    ensureObjectTable: viaConnection.ensureObjectTable,
-    ensureModel: provision.ensureModel,
-    describeModel: viaConnection.describeModel,
-    ensureResultTables: provision.ensureResultTables,
-    planBatches: provision.planBatches,
-    predictBatch: proxyActivities<PipelineActivities>(batches).predictBatch,
-  };
+  const optionsFor = (name: keyof PipelineActivities): ActivityOptions =>
+    name === 'predictBatch' ? batches : name === 'ensureObjectTable' || name === 'describeModel' ? throughConnection : provisioning;
+  const proxies = proxyActivities<PipelineActivities>(provisioning);
+  /** Runs one activity with its retry policy and a summary the UI shows next to it. */
+  return <K extends keyof PipelineActivities>(
+    name: K,
+    summary: string,
+    ...args: Parameters<PipelineActivities[K]>
+  ): Promise<Awaited<ReturnType<PipelineActivities[K]>>> =>
+    (proxies[name] as ActivityFunctionWithOptions<PipelineActivities[K]>).executeWithOptions({ ...optionsFor(name), summary }, args);
 }
 
 export async function inferencePipeline(input: PipelineInput): Promise<PipelineSummary> {
@@ -71,7 +65,7 @@ export async function inferencePipeline(input: PipelineInput): Promise<PipelineS
 }
 
 class PipelineRun {
-  private readonly acts: ReturnType<typeof activitiesFor>;
+  private readonly step: ReturnType<typeof activitiesFor>;
   private stage: Stage = 'preflight';
   private plan?: BatchPlan;
   private batchesDone = 0;
@@ -81,7 +75,7 @@ class PipelineRun {
   private inferStartedAt?: number;
 
   constructor(private readonly input: PipelineInput) {
-    this.acts = activitiesFor(input.config);
+    this.step = activitiesFor(input.config);
     this.startedAt = input.resume?.startedAt ?? Date.now();
   }
 
@@ -91,9 +85,9 @@ class PipelineRun {
 
   /** preflight, provision and plan: every step idempotent, so a re-run skips what is there. */
   async prepare(): Promise<ResumeState> {
-    const { config, acts } = this;
+    const { config, step } = this;
     this.enter('preflight');
-    const { warnings } = await acts.preflight(config);
+    const { warnings } = await step('preflight', 'preflight: check config and permissions', config);
     warnings.forEach((w) => log.warn(w));
 
     this.enter('provision');
@@ -102,19 +96,19 @@ class PipelineRun {
       provisioned.push(...(Array.isArray(outcome) ? outcome : [outcome]));
       return outcome;
     };
-    record(await acts.ensureDataset(config));
-    const connection = record(await acts.ensureConnection(config));
-    record(await acts.ensureBucket(config));
-    record(await acts.grantObjectViewer(config, connection.serviceAccount));
-    const artifact = record(await acts.uploadModel(config));
-    record(await this.waitingOutIam('object table', () => acts.ensureObjectTable(config)));
-    record(await acts.ensureModel(config, artifact));
-    const model = await this.waitingOutIam('describe model', () => acts.describeModel(config, artifact));
-    record(await acts.ensureResultTables(config, model));
+    record(await step('ensureDataset', `provision: dataset ${config.dataset}`, config));
+    const connection = record(await step('ensureConnection', `provision: connection ${config.connection}`, config));
+    record(await step('ensureBucket', `provision: bucket ${config.bucket}`, config));
+    record(await step('grantObjectViewer', 'provision: grant roles/storage.objectViewer', config, connection.serviceAccount));
+    const artifact = record(await step('uploadModel', `provision: upload model ${config.model.name}`, config));
+    record(await this.waitingOutIam('object table', () => step('ensureObjectTable', `provision: object table ${config.objectTable}`, config)));
+    record(await step('ensureModel', `provision: model ${config.model.name} (version ${artifact.version})`, config, artifact));
+    const model = await this.waitingOutIam('describe model', () => step('describeModel', `provision: describe model ${config.model.name}`, config, artifact));
+    record(await step('ensureResultTables', `provision: tables ${config.results.table}, ${config.results.errorsTable}`, config, model));
     log.info('provisioned', { steps: provisioned.map((s) => `${s.step}: ${s.action}`) });
 
     this.enter('plan');
-    const plan = await acts.planBatches(config, artifact.version);
+    const plan = await step('planBatches', 'plan: count pending images', config, artifact.version);
     return {
       startedAt: this.startedAt, inferStartedAt: Date.now(), provisioned, warnings, artifact, model, plan,
       nextBatch: 0, predicted: 0, failed: 0, labelCounts: {},
@@ -123,7 +117,7 @@ class PipelineRun {
 
   /** Runs the batches with at most `batch.concurrency` in flight; continues as new when asked. */
   async infer(state: ResumeState): Promise<PipelineSummary> {
-    const { config, acts } = this;
+    const { config, step } = this;
     const { plan, model } = state;
     this.plan = plan;
     this.batchesDone = state.nextBatch;
@@ -139,7 +133,7 @@ class PipelineRun {
     let stopLaunching = false;
     const launch = (batchIndex: number) => {
       const request = { modelVersion: plan.modelVersion, model, batchIndex, batchCount: plan.batchCount, runId };
-      const done = acts.predictBatch(config, request).then((result: BatchResult) => {
+      const done = step('predictBatch', `infer: batch ${batchIndex + 1}/${plan.batchCount}`, config, request).then((result: BatchResult) => {
         inFlight.delete(batchIndex);
         this.batchesDone++;
         this.predicted += result.predicted;
