@@ -18,6 +18,7 @@ demo: build tools
 	./bin/objinfer demo
 
 test: build tools
+	./scripts/setup-test-deps.sh
 	npm run typecheck
 	npx jest
 

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# System packages some tests use, from Debian: docker-compose (validates docker-compose.yml;
+# no Docker engine needed) and chromium (the Temporal UI browser test). Installed when missing.
+set -euo pipefail
+missing=()
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "the tests need: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing ${missing[*]} (Debian packages) for the tests" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
