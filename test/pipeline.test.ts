@@ -212,10 +212,13 @@ test('an image deleted after listing goes to the errors table and the rest are p
 test('the run is findable by its search attributes (also with objinfer list), with its config in the memo and summaries on its activities', async () => {
   const taskQueue = uniqueQueue('visibility');
   const fixture = await makeFixture({ labels: ['red', 'green', 'blue'], taskQueue });
-  const summary = await withWorker(taskQueue, async () => {
+  const { summary, metadata } = await withWorker(taskQueue, async () => {
     const { workflowId } = await startPipeline(client, fixture.config, { searchAttributes: true });
-    return waitForResult(client, workflowId);
+    const result = await waitForResult(client, workflowId);
+    // Current details are answered by a query, so ask while the worker is up.
+    return { summary: result, metadata: await client.workflow.getHandle(workflowId).query<{ currentDetails?: string }>('__temporal_workflow_metadata') };
   });
+  expect(metadata.currentDetails).toBe(`**done**: 3 predicted, 0 failed, 0 already done (model version ${summary.modelVersion})`);
   const description = await client.workflow.getHandle(summary.workflowId).describe();
   const attributes = description.typedSearchAttributes;
   expect(attributes.get(SearchAttributes.backend)).toBe('local');

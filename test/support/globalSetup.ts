@@ -2,7 +2,7 @@
  * Starts one real Temporal dev server (the CLI, with SQLite and objinfer's search
  * attributes) for the whole suite, on free ports, and bundles the workflow code once.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { writeWorkflowBundle } from '../../src/temporal/bundleWorkflows';
@@ -20,7 +20,19 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** A server left by an interrupted earlier run would hold the old database open: stop it first. */
+function stopLeftoverServer(): void {
+  if (!existsSync(SERVER_FILE)) return;
+  const { pid } = JSON.parse(readFileSync(SERVER_FILE, 'utf8')) as TestServer;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 export default async function globalSetup(): Promise<void> {
+  stopLeftoverServer();
   rmSync(TEST_STATE, { recursive: true, force: true });
   mkdirSync(TEST_STATE, { recursive: true });
   const cliPath = findTemporalCli();
@@ -33,7 +45,7 @@ export default async function globalSetup(): Promise<void> {
       cliPath,
       port,
       uiPort,
-      dbFile: join(TEST_STATE, 'temporal.db'),
+      dbFile: join(TEST_STATE, `temporal-${process.pid}.db`),
       logFile: join(TEST_STATE, 'temporal.log'),
       detached: true,
       startTimeoutMs: 120_000,
