@@ -61,7 +61,7 @@ async function lookAtTheRun(summary: PipelineSummary, pipeline: string, model: s
   await page.goto(`${uiUrl}/namespaces/default/workflows?query=${query}`);
   await page.getByText(summary.workflowId).first().waitFor({ timeout: 30_000 });
   await page.screenshot({ path: join(SCREENSHOTS, 'runs-by-search-attribute.png'), fullPage: true });
-  expect(await page.locator('body').innerText()).toMatch(/\b1 Workflow\b/); // the filter found this run only
+  expect(await page.locator('body').innerText()).toMatch(/\b1\s+Workflow\b/); // the filter found this run only
 
   const runPage = `${uiUrl}/namespaces/default/workflows/${summary.workflowId}`;
   await page.goto(runPage);
