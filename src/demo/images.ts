@@ -3,22 +3,11 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { encodeBmp } from '../images/bmp';
 import { COLOR_LABELS, COLOR_PROTOTYPES, type ColorLabel } from '../models/colorClassifier';
+import { seededRandom } from '../models/random';
 
 export type DemoFormat = 'png' | 'jpg' | 'bmp';
 const FORMATS: DemoFormat[] = ['png', 'jpg', 'bmp'];
 const SIZES: [number, number][] = [[48, 64], [40, 40], [60, 100], [96, 72], [33, 57]];
-
-/** mulberry32: a tiny seeded PRNG, so every generated image is the same on every machine. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Pixels whose mean colour is clearly nearest to `label`: the label's colour with

@@ -60,6 +60,8 @@ export interface PipelineSummary {
   resultsTable: string;
   errorsTable: string;
   durationMs: number;
+  /** Time spent in the infer stage, across continue-as-new. */
+  inferDurationMs: number;
 }
 
 /** Carried across continue-as-new: everything the run has learnt and done so far. */

@@ -175,6 +175,7 @@ class PipelineRun {
       resultsTable: `${config.dataset}.${config.results.table}`,
       errorsTable: `${config.dataset}.${config.results.errorsTable}`,
       durationMs: Date.now() - this.startedAt,
+      inferDurationMs: Date.now() - state.inferStartedAt,
     };
     setCurrentDetails(
       `**done**: ${summary.predicted} predicted, ${summary.failed} failed, ${summary.alreadyDone} already done ` +
