@@ -1,6 +1,6 @@
 # The two commands: `make demo` runs the local demo end to end; `make test` runs every test.
 # Each installs what it needs (node modules, the Temporal CLI) first.
-.PHONY: demo test build deps tools clean
+.PHONY: demo test build deps tools bench clean
 
 deps: node_modules/.package-lock.json
 node_modules/.package-lock.json: package.json package-lock.json
@@ -21,6 +21,9 @@ test: build tools
 	./scripts/setup-test-deps.sh
 	npm run typecheck
 	npx jest
+
+bench: build tools
+	npx tsx bench/run.ts
 
 clean:
 	rm -rf dist .objinfer/demo

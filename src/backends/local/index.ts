@@ -205,8 +205,8 @@ export class LocalBackend implements Backend {
     const listedUris = new Set(listed.map((o) => o.uri));
     const removed = [...known.keys()].filter((uri) => !listedUris.has(uri));
     await this.transaction(async (db) => {
-      await db.runMany(`DELETE FROM ${table} WHERE uri = $1`, removed.map((uri) => [uri]));
-      await db.runMany(`INSERT OR REPLACE INTO ${table} VALUES ($1, $2, $3, $4, $5, $6::TIMESTAMPTZ)`, changed);
+      if (removed.length) await db.run(`DELETE FROM ${table} WHERE list_contains($1::VARCHAR[], uri)`, [listValue(removed)]);
+      await db.insertRows(`INSERT OR REPLACE INTO ${table}`, ['', '', '', '', '', '::TIMESTAMPTZ'], changed);
       await db.run(
         `INSERT OR REPLACE INTO _objinfer.object_tables VALUES ($1, $2, $3, $4)`,
         [dataset, objectTable, connection, listValue(sourceUris)],
@@ -289,10 +289,7 @@ export class LocalBackend implements Backend {
         await db.run(ddl);
         outcomes.push({ step: 'table', action: existed ? 'exists' : 'created', detail: `${dataset}.${name}` });
       }
-      await db.runMany(
-        `INSERT OR IGNORE INTO ${this.table(labelsTable)} VALUES ($1, $2, $3)`,
-        labels.map((label, index) => [model.version, index, label]),
-      );
+      await db.insertRows(`INSERT OR IGNORE INTO ${this.table(labelsTable)}`, ['', '', ''], labels.map((label, index) => [model.version, index, label]));
       return outcomes;
     });
   }
@@ -422,8 +419,9 @@ export class LocalBackend implements Backend {
     const labels = await labelsFor(request.model);
     const now = new Date().toISOString();
     await this.transaction(async (db) => {
-      await db.runMany(
-        `INSERT OR IGNORE INTO ${this.table(results.table)} VALUES ($1, $2, $3, $4, $5, $6::${TOP_K_TYPE}, $7::FLOAT[], $8, $9::TIMESTAMPTZ)`,
+      await db.insertRows(
+        `INSERT OR IGNORE INTO ${this.table(results.table)}`,
+        ['', '', '', '', '', `::${TOP_K_TYPE}`, '::FLOAT[]', '', '::TIMESTAMPTZ'],
         predictions.map(({ object, scores }) => {
           const best = topK(scores, labels, results.topK);
           return [
@@ -434,8 +432,9 @@ export class LocalBackend implements Backend {
           ];
         }),
       );
-      await db.runMany(
-        `INSERT OR IGNORE INTO ${this.table(results.errorsTable)} VALUES ($1, $2, $3, $4, $5, $6::TIMESTAMPTZ)`,
+      await db.insertRows(
+        `INSERT OR IGNORE INTO ${this.table(results.errorsTable)}`,
+        ['', '', '', '', '', '::TIMESTAMPTZ'],
         failures.map(({ object, error }) => [object.uri, object.generation, request.modelVersion, error, request.runId, now]),
       );
     });

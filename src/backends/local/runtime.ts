@@ -36,6 +36,19 @@ export function signature(session: ort.InferenceSession): { inputs: TensorSignat
   return { inputs: describe(session.inputMetadata), outputs: describe(session.outputMetadata) };
 }
 
+const turns = new WeakMap<ort.InferenceSession, Promise<unknown>>();
+
+/**
+ * One inference at a time per session: a run already uses every core, and two at once
+ * only thrash. Concurrent batches still overlap: one decodes while the other infers.
+ */
+function inTurn<T>(session: ort.InferenceSession, work: () => Promise<T>): Promise<T> {
+  const previous = turns.get(session) ?? Promise.resolve();
+  const mine = previous.catch(() => undefined).then(work);
+  turns.set(session, mine);
+  return mine;
+}
+
 /** Runs one float32 NHWC batch and returns one score row per image. */
 export async function classify(
   session: ort.InferenceSession,
@@ -44,7 +57,7 @@ export async function classify(
   pixels: Float32Array,
   dims: [number, number, number, number],
 ): Promise<Float32Array[]> {
-  const output = await session.run({ [inputName]: new ort.Tensor('float32', pixels, dims) });
+  const output = await inTurn(session, () => session.run({ [inputName]: new ort.Tensor('float32', pixels, dims) }));
   const scores = output[outputName];
   if (!scores) throw new ObjinferError(ErrorType.ModelInvalid, `model returned no output named ${outputName}`);
   const data = scores.data as Float32Array;

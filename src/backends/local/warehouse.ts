@@ -139,13 +139,15 @@ export class Db {
     return (await this.all<T>(sql, values))[0];
   }
 
-  /** Runs one statement for each row of values, prepared once. */
-  async runMany(sql: string, rows: DuckDBValue[][]): Promise<void> {
-    if (rows.length === 0) return;
-    const statement = await this.connection.prepare(sql);
-    for (const row of rows) {
-      statement.bind(row);
-      await statement.run();
+  /**
+   * Inserts rows with multi-row VALUES statements (a statement per row costs about a
+   * millisecond each). `casts` gives each column's SQL cast suffix, e.g. '::FLOAT[]' or ''.
+   */
+  async insertRows(insertInto: string, casts: string[], rows: DuckDBValue[][], rowsPerStatement = 250): Promise<void> {
+    for (let start = 0; start < rows.length; start += rowsPerStatement) {
+      const chunk = rows.slice(start, start + rowsPerStatement);
+      const tuples = chunk.map((_, r) => `(${casts.map((cast, c) => `$${r * casts.length + c + 1}${cast}`).join(', ')})`);
+      await this.run(`${insertInto} VALUES ${tuples.join(', ')}`, chunk.flat());
     }
   }
 
