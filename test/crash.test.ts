@@ -5,8 +5,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Client, Connection } from '@temporalio/client';
-import { getProgress, startPipeline, waitForResult } from '../src/client';
+import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
+import { cancelPipeline, getProgress, startPipeline, waitForResult } from '../src/client';
 import sharp from 'sharp';
 import { COLOR_LABELS, COLOR_PROTOTYPES } from '../src/models/colorClassifier';
 import { CLI } from './support/paths';
@@ -103,4 +104,27 @@ test('the CLI reads results while a worker is writing them', async () => {
   expect(readsWhileRunning[0]).toBeGreaterThan(0);
   expect(readsWhileRunning[readsWhileRunning.length - 1]).toBeLessThanOrEqual(30);
   expect((await waitForResult(client, workflowId)).predicted).toBe(30);
+}, 180_000);
+
+test('cancelling a run stops its batches and writes nothing more', async () => {
+  const taskQueue = uniqueQueue('cancel');
+  const count = 40;
+  const fixture = await slowFixture(taskQueue, count);
+  startWorkerProcess(fixture, taskQueue);
+  const { workflowId } = await startPipeline(client, fixture.config);
+  await until(async () => (await getProgress(client, workflowId).catch(() => undefined))?.batchesDone! >= 2);
+
+  await cancelPipeline(client, workflowId);
+  const outcome = await waitForResult(client, workflowId).then(() => 'completed', (error: unknown) => error);
+  expect(outcome).toBeInstanceOf(WorkflowFailedError);
+  expect((outcome as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+  expect(await status(workflowId)).toBe('CANCELLED');
+
+  const rowsAt = async () => Number((await query<{ n: bigint }>(fixture.config, 'SELECT count(*) AS n FROM objinfer_test.predictions'))[0]!.n);
+  const afterCancel = await rowsAt();
+  await new Promise((r) => setTimeout(r, 3000));
+  expect(await rowsAt()).toBe(afterCancel); // no batch went on writing
+  expect(afterCancel).toBeLessThan(count);
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  expect((history.events ?? []).some((e) => e.activityTaskCancelRequestedEventAttributes)).toBe(true);
 }, 180_000);

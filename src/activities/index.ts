@@ -39,7 +39,8 @@ export function createActivities(backendFor: BackendFactory) {
       classified(() => {
         const context = Context.current();
         context.heartbeat({ imagesDone: 0 });
-        return backendFor(config).predictBatch(request, (imagesDone) => context.heartbeat({ imagesDone }));
+        // Heartbeats carry progress and bring cancellation in; the signal stops the batch.
+        return backendFor(config).predictBatch(request, (imagesDone) => context.heartbeat({ imagesDone }), context.cancellationSignal);
       }),
   };
 }

@@ -100,7 +100,8 @@ export interface Backend {
   describeModel(artifact: ModelArtifact): Promise<ModelDescription>;
   ensureResultTables(model: ModelDescription): Promise<StepOutcome[]>;
   planBatches(modelVersion: string): Promise<BatchPlan>;
-  predictBatch(request: BatchRequest, onProgress?: (imagesDone: number) => void): Promise<BatchResult>;
+  /** `signal` aborts the batch (the run was cancelled); nothing of it is written then. */
+  predictBatch(request: BatchRequest, onProgress?: (imagesDone: number) => void, signal?: AbortSignal): Promise<BatchResult>;
   /** Newest first. Readable while a worker is writing. */
   readResults(limit: number): Promise<ResultRow[]>;
   readErrors(limit: number): Promise<ErrorRow[]>;

@@ -320,7 +320,7 @@ export class LocalBackend implements Backend {
     return `md5_number(${alias}.uri) % CAST($2 AS UHUGEINT) = CAST($3 AS UHUGEINT)`;
   }
 
-  async predictBatch(request: BatchRequest, onProgress?: (imagesDone: number) => void): Promise<BatchResult> {
+  async predictBatch(request: BatchRequest, onProgress?: (imagesDone: number) => void, signal?: AbortSignal): Promise<BatchResult> {
     const { modelVersion, batchIndex, batchCount, runId, model } = request;
     const objects = await this.use(async (db) => {
       for (const bucket of this.imageBuckets) await assertConnectionCanRead(db, bucket, this.serviceAccount, this.propagationDelayMs);
@@ -330,7 +330,8 @@ export class LocalBackend implements Backend {
         [modelVersion, BigInt(batchCount), BigInt(batchIndex)],
       );
     });
-    const { predictions, failures } = await this.infer(objects, model, onProgress);
+    const { predictions, failures } = await this.infer(objects, model, onProgress, signal);
+    signal?.throwIfAborted();
     await this.writeBatch(request, predictions, failures);
     return this.countBatch(request);
   }
@@ -367,7 +368,7 @@ export class LocalBackend implements Backend {
   }
 
   /** Decodes, resizes and classifies; an image that cannot be decoded becomes a failure. */
-  private async infer(objects: PendingObject[], model: ModelDescription, onProgress?: (n: number) => void) {
+  private async infer(objects: PendingObject[], model: ModelDescription, onProgress?: (n: number) => void, signal?: AbortSignal) {
     const session = await loadSession(uriToPath(model.modelUri));
     const [height, width] = model.inputSize;
     const pixelsPerImage = height * width * 3;
@@ -377,6 +378,7 @@ export class LocalBackend implements Backend {
     let done = 0;
     const preprocessOne = async () => {
       while (next < objects.length) {
+        signal?.throwIfAborted();
         const index = next++;
         const object = objects[index]!;
         try {
