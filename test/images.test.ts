@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import {
-  decodeImage, encodeBmp, ImageDecodeError, ImageResizeError, MAX_IMAGE_BYTES, resizedSize, resizeImage, roundHalfToEven,
+  decodeImage, decodeRgb8, encodeBmp, ImageDecodeError, resizeRgb8, ImageResizeError, MAX_IMAGE_BYTES, resizedSize, resizeImage, roundHalfToEven,
   type RgbImage,
 } from '../src/images';
 
@@ -149,5 +149,8 @@ describe('TensorFlow oracle (shared/fixtures/image-oracle)', () => {
     const resized = resizeImage(decoded, c.height, c.width, c.preserve_aspect_ratio);
     expect([resized.height, resized.width, 3]).toEqual(c.expected_shape);
     expect(maxDiff(resized.data, floats(c.expected))).toBeLessThanOrEqual(1e-6);
+    // The pipeline's path (resizing straight from 8-bit pixels) gives the very same floats.
+    const fromBytes = resizeRgb8(await decodeRgb8(readFileSync(join(dir, c.image))), c.height, c.width, c.preserve_aspect_ratio);
+    expect(fromBytes.data).toEqual(resized.data);
   });
 });

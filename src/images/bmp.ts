@@ -1,10 +1,10 @@
 import { ImageDecodeError } from './types';
 
-/** 8-bit RGB pixels decoded from a BMP, before conversion to floats. */
+/** 8-bit RGB pixels, HWC with 3 channels. */
 export interface Rgb8 {
   height: number;
   width: number;
-  pixels: Uint8Array; // HWC, 3 channels
+  pixels: Uint8Array;
 }
 
 const BI_RGB = 0;

@@ -1,5 +1,5 @@
 import sharp, { type OutputInfo } from 'sharp';
-import { decodeBmp } from './bmp';
+import { decodeBmp, type Rgb8 } from './bmp';
 import { ImageDecodeError, type RgbImage } from './types';
 
 /** BigQuery's ML.DECODE_IMAGE refuses inputs larger than 10 MB. */
@@ -19,11 +19,25 @@ export function sniffFormat(bytes: Uint8Array): ImageFormat | undefined {
   return undefined;
 }
 
+/** Decoded 8-bit RGB pixels (HWC, 3 channels): what DECODE_IMAGE's floats are made from. */
+export type Rgb8Image = Rgb8;
+
+/** `pixel / 255` in float32 for every byte value: the exact values DECODE_IMAGE yields. */
+export const UNIT_FLOAT = Float32Array.from({ length: 256 }, (_, p) => p / 255);
+
 /**
  * ML.DECODE_IMAGE: JPEG, PNG or BMP bytes to an HWC RGB float image of `pixel / 255`.
  * Alpha is dropped without compositing and grayscale is repeated into three channels.
  */
 export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
+  const { height, width, pixels } = await decodeRgb8(bytes);
+  const data = new Float32Array(pixels.length);
+  for (let i = 0; i < pixels.length; i++) data[i] = UNIT_FLOAT[pixels[i]!]!;
+  return { height, width, data };
+}
+
+/** DECODE_IMAGE without the float conversion, for callers that resize next (see resizeRgb8). */
+export async function decodeRgb8(bytes: Uint8Array): Promise<Rgb8Image> {
   if (bytes.length > MAX_IMAGE_BYTES) {
     throw new ImageDecodeError(
       `image is ${bytes.length} bytes; DECODE_IMAGE accepts at most ${MAX_IMAGE_BYTES} bytes (10 MB)`,
@@ -31,10 +45,7 @@ export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
   }
   const format = sniffFormat(bytes);
   if (!format) throw new ImageDecodeError('unsupported image format: only JPEG, PNG and BMP can be decoded');
-  if (format === 'bmp') {
-    const { height, width, pixels } = decodeBmp(bytes);
-    return { height, width, data: toUnitFloats(pixels, 3) };
-  }
+  if (format === 'bmp') return decodeBmp(bytes);
   let decoded: { data: Buffer; info: OutputInfo };
   try {
     decoded = await sharp(bytes, { failOn: 'error', limitInputPixels: false })
@@ -44,19 +55,18 @@ export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
     throw new ImageDecodeError(`corrupt ${format.toUpperCase()} data: ${(error as Error).message}`);
   }
   const { data, info } = decoded;
-  return { height: info.height, width: info.width, data: toUnitFloats(data, info.channels) };
+  return { height: info.height, width: info.width, pixels: toRgb(data, info.channels) };
 }
 
-/** Keeps the colour channels of 1 to 4 channel 8-bit pixels as RGB floats in [0, 1]. */
-function toUnitFloats(pixels: Uint8Array, channels: number): Float32Array {
+/** Keeps the colour channels of 1 to 4 channel 8-bit pixels: alpha dropped, gray repeated. */
+function toRgb(pixels: Uint8Array, channels: number): Uint8Array {
+  if (channels === 3) return pixels;
   const count = pixels.length / channels;
-  const out = new Float32Array(count * 3);
+  const out = new Uint8Array(count * 3);
   const grayscale = channels <= 2; // gray, or gray + alpha
   for (let i = 0; i < count; i++) {
     const at = i * channels;
-    for (let c = 0; c < 3; c++) {
-      out[i * 3 + c] = pixels[grayscale ? at : at + c]! / 255;
-    }
+    for (let c = 0; c < 3; c++) out[i * 3 + c] = pixels[grayscale ? at : at + c]!;
   }
   return out;
 }

@@ -1,4 +1,4 @@
-export { decodeImage, sniffFormat, MAX_IMAGE_BYTES, type ImageFormat } from './decode';
-export { resizeImage, resizedSize, roundHalfToEven } from './resize';
+export { decodeImage, decodeRgb8, sniffFormat, MAX_IMAGE_BYTES, UNIT_FLOAT, type ImageFormat, type Rgb8Image } from './decode';
+export { resizeImage, resizeRgb8, resizedSize, roundHalfToEven } from './resize';
 export { decodeBmp, encodeBmp } from './bmp';
 export { ImageDecodeError, ImageResizeError, type RgbImage } from './types';

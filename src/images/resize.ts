@@ -1,3 +1,4 @@
+import { UNIT_FLOAT, type Rgb8Image } from './decode';
 import { ImageResizeError, type RgbImage } from './types';
 
 const f32 = Math.fround;
@@ -67,10 +68,30 @@ export function resizeImage(
   width: number,
   preserveAspectRatio: boolean,
 ): RgbImage {
+  return resizeFrom(image, image.data, height, width, preserveAspectRatio);
+}
+
+/**
+ * DECODE_IMAGE then RESIZE_IMAGE from 8-bit pixels, reading each sample as `pixel / 255`
+ * through a table: the same numbers as resizeImage(decodeImage(...)), without building
+ * the full-resolution float image (most of the cost for photos).
+ */
+export function resizeRgb8(image: Rgb8Image, height: number, width: number, preserveAspectRatio: boolean): RgbImage {
+  return resizeFrom(image, image.pixels, height, width, preserveAspectRatio, UNIT_FLOAT);
+}
+
+function resizeFrom(
+  image: { height: number; width: number },
+  src: Float32Array | Uint8Array,
+  height: number,
+  width: number,
+  preserveAspectRatio: boolean,
+  table?: Float32Array,
+): RgbImage {
   const size = resizedSize(image, height, width, preserveAspectRatio);
   const ys = axisWeights(image.height, size.height);
   const xs = axisWeights(image.width, size.width);
-  const src = image.data;
+  const value = table ? (i: number) => table[src[i]!]! : (i: number) => src[i]!;
   const out = new Float32Array(size.height * size.width * 3);
   for (let y = 0; y < size.height; y++) {
     const top = ys.lower[y]! * image.width;
@@ -81,10 +102,10 @@ export function resizeImage(
       const right = xs.upper[x]!;
       const xl = xs.lerp[x]!;
       for (let c = 0; c < 3; c++) {
-        const tl = src[(top + left) * 3 + c]!;
-        const tr = src[(top + right) * 3 + c]!;
-        const bl = src[(bottom + left) * 3 + c]!;
-        const br = src[(bottom + right) * 3 + c]!;
+        const tl = value((top + left) * 3 + c);
+        const tr = value((top + right) * 3 + c);
+        const bl = value((bottom + left) * 3 + c);
+        const br = value((bottom + right) * 3 + c);
         const upperRow = f32(tl + f32(f32(tr - tl) * xl));
         const lowerRow = f32(bl + f32(f32(br - bl) * xl));
         out[(y * size.width + x) * 3 + c] = f32(upperRow + f32(f32(lowerRow - upperRow) * yl));

@@ -11,7 +11,7 @@ import { listValue, structValue, type DuckDBValue } from '@duckdb/node-api';
 import type { PipelineConfig } from '../../config';
 import { parseDuration } from '../../duration';
 import { ErrorType, ObjinferError } from '../../errors';
-import { decodeImage, ImageDecodeError, ImageResizeError, MAX_IMAGE_BYTES, resizeImage } from '../../images';
+import { decodeRgb8, ImageDecodeError, ImageResizeError, MAX_IMAGE_BYTES, resizeRgb8 } from '../../images';
 import type {
   Backend, BatchPlan, BatchRequest, BatchResult, ConnectionInfo, ModelArtifact, ModelDescription,
   ErrorRow, PreflightReport, ResultRow, StepOutcome,
@@ -407,8 +407,8 @@ export class LocalBackend implements Backend {
     if (object.size > BigInt(MAX_IMAGE_BYTES)) {
       throw new ImageDecodeError(`image is ${object.size} bytes; DECODE_IMAGE accepts at most ${MAX_IMAGE_BYTES} bytes (10 MB)`);
     }
-    const decoded = await decodeImage(await readFile(uriToPath(object.uri)));
-    const resized = resizeImage(decoded, height, width, this.config.model.preserveAspectRatio);
+    const decoded = await decodeRgb8(await readFile(uriToPath(object.uri)));
+    const resized = resizeRgb8(decoded, height, width, this.config.model.preserveAspectRatio);
     if (resized.height !== height || resized.width !== width) {
       throw new ImageResizeError(`resized to ${resized.height}x${resized.width} keeping the aspect ratio, but the model takes ${height}x${width}; set model.preserveAspectRatio: false`);
     }
