@@ -36,8 +36,8 @@ function startWorkerProcess(fixture: Fixture, taskQueue: string): ChildProcess {
 }
 
 /** Large JPEGs (made natively by sharp) in small batches, so a run lasts long enough to interrupt. */
-async function slowFixture(taskQueue: string, count: number): Promise<Fixture> {
-  const fixture = await makeFixture({ labels: [], taskQueue, config: { batch: { size: 2, concurrency: 1, heartbeatTimeout: '3s' } } });
+async function slowFixture(taskQueue: string, count: number, batchSize = 2): Promise<Fixture> {
+  const fixture = await makeFixture({ labels: [], taskQueue, config: { batch: { size: batchSize, concurrency: 1, heartbeatTimeout: '3s' } } });
   for (let i = 0; i < count; i++) {
     const label = COLOR_LABELS[i % COLOR_LABELS.length]!;
     const [r, g, b] = COLOR_PROTOTYPES[label].map((c) => c * 215 + 20);
@@ -84,7 +84,7 @@ test('a worker killed mid-run is replaced and the run completes with no duplicat
 
 test('the CLI reads results while a worker is writing them', async () => {
   const taskQueue = uniqueQueue('reader');
-  const fixture = await slowFixture(taskQueue, 30);
+  const fixture = await slowFixture(taskQueue, 40, 1); // 40 batches: seconds of writing to read during
   startWorkerProcess(fixture, taskQueue);
   const { workflowId } = await startPipeline(client, fixture.config);
   await until(async () => (await getProgress(client, workflowId).catch(() => undefined))?.batchesDone! >= 1);
@@ -102,8 +102,8 @@ test('the CLI reads results while a worker is writing them', async () => {
   }
   expect(readsWhileRunning.length).toBeGreaterThan(0);
   expect(readsWhileRunning[0]).toBeGreaterThan(0);
-  expect(readsWhileRunning[readsWhileRunning.length - 1]).toBeLessThanOrEqual(30);
-  expect((await waitForResult(client, workflowId)).predicted).toBe(30);
+  expect(readsWhileRunning[readsWhileRunning.length - 1]).toBeLessThanOrEqual(40);
+  expect((await waitForResult(client, workflowId)).predicted).toBe(40);
 }, 180_000);
 
 test('cancelling a run stops its batches and writes nothing more', async () => {
