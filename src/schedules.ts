@@ -107,7 +107,7 @@ function scheduleOptions(config: PipelineConfig, request: ScheduleRequest, searc
       taskQueue: config.temporal.taskQueue,
       args: [input],
       // The fingerprint rides on the action, which `update` replaces (a schedule's own memo is fixed).
-      memo: { config: describeConfig(config), objinferFingerprint: fingerprint(config, request) },
+      memo: { config: describeConfig(config), objinferFingerprint: fingerprint(config, request), objinferSpec: specText(request) },
       staticSummary: `objinfer ${config.name} (scheduled): ${config.model.name} over ${config.sourceUris.join(', ')}`,
       typedSearchAttributes: searchAttributes
         ? [
@@ -235,7 +235,21 @@ export async function describeSchedule(client: Client, scheduleId: string): Prom
   };
 }
 
+/** The spec as the user wrote it; the server keeps cron only in its structured form. */
+function specText(request: ScheduleRequest): string {
+  return [
+    request.cron !== undefined ? `cron "${request.cron}"` : `every ${request.every}`,
+    request.timezone && `timezone ${request.timezone}`,
+    request.jitter && `jitter ${request.jitter}`,
+    request.catchupWindow && `catch-up window ${request.catchupWindow}`,
+  ]
+    .filter(Boolean)
+    .join(', ');
+}
+
 function describeSpec(description: ScheduleDescription): string {
+  const written = description.action.type === 'startWorkflow' ? description.action.memo?.objinferSpec : undefined;
+  if (typeof written === 'string') return written;
   const { spec } = description;
   const parts: string[] = [];
   for (const interval of spec.intervals ?? []) parts.push(`every ${interval.every}`);

@@ -82,7 +82,7 @@ test('create, then trigger: the run processes only new images; a second trigger 
       ['COMPLETED', 0],
     ]);
     expect(report.nextActionTimes).toHaveLength(5);
-    expect(report.spec).toBe('every 3600000');
+    expect(report.spec).toBe('every 1h');
   });
 });
 
@@ -90,6 +90,7 @@ test('create is idempotent: the same spec is a no-op, a different spec asks for 
   const fixture = await makeFixture({ labels: ['red'], taskQueue: uniqueQueue('idempotent') });
   const first = await createSchedule(client, fixture.config, { cron: '0 * * * *' });
   created.push(first.scheduleId);
+  expect((await describeSchedule(client, first.scheduleId)).spec).toBe('cron "0 * * * *"');
   expect((await createSchedule(client, fixture.config, { cron: '0 * * * *' })).outcome).toBe('unchanged');
   await expect(createSchedule(client, fixture.config, { cron: '30 * * * *' })).rejects.toThrow(/objinfer schedule update/);
   expect((await listSchedules(client)).filter((s) => s.scheduleId === first.scheduleId)).toHaveLength(1);
