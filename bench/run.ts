@@ -7,7 +7,6 @@
  * Sizes: BENCH_IMAGES (default 96), BENCH_OBJECTS (default 10000).
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
@@ -22,20 +21,11 @@ import { writeColorModel } from '../src/demo';
 import { COLOR_LABELS, COLOR_PROTOTYPES } from '../src/models/colorClassifier';
 import { resnetOnnx, RESNET_INPUT } from '../src/models/resnet';
 import { writeWorkflowBundle } from '../src/temporal/bundleWorkflows';
-import { findTemporalCli, startDevServer } from '../src/temporal/devServer';
+import { findTemporalCli, freePort, startDevServer } from '../src/temporal/devServer';
 import type { PipelineSummary } from '../src/workflows/contract';
 
 const ROOT = resolve(__dirname, '..', '.objinfer', 'bench');
 const BATCH = 16;
-
-async function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
 
 function writeConfig(dir: string, raw: Record<string, unknown>): PipelineConfig {
   const file = join(dir, 'objinfer.yaml');

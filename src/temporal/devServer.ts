@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
@@ -120,6 +121,18 @@ async function stopProcess(child: ChildProcess, exited: Promise<number | null>):
   child.kill('SIGTERM');
   const stopped = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
   if (!stopped) child.kill('SIGKILL');
+}
+
+/** A TCP port nothing listens on right now, for servers started by tests and benchmarks. */
+export function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => done(port));
+    });
+  });
 }
 
 /** Stops a detached server by the pid it left behind. */

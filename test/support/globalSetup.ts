@@ -3,22 +3,10 @@
  * attributes) for the whole suite, on free ports, and bundles the workflow code once.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { writeWorkflowBundle } from '../../src/temporal/bundleWorkflows';
-import { findTemporalCli, startDevServer } from '../../src/temporal/devServer';
+import { findTemporalCli, freePort, startDevServer } from '../../src/temporal/devServer';
 import { SERVER_FILE, SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS, TEST_STATE, WORKFLOW_BUNDLE, type TestServer } from './paths';
-
-async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
 
 /** A server left by an interrupted earlier run would hold the old database open: stop it first. */
 function stopLeftoverServer(): void {
