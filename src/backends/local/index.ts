@@ -11,35 +11,16 @@ import { listValue, structValue, type DuckDBValue } from '@duckdb/node-api';
 import type { PipelineConfig } from '../../config';
 import { parseDuration } from '../../duration';
 import { ErrorType, ObjinferError } from '../../errors';
-import { decodeRgb8, ImageDecodeError, ImageResizeError, MAX_IMAGE_BYTES, resizeRgb8 } from '../../images';
 import type {
   Backend, BatchPlan, BatchRequest, BatchResult, ConnectionInfo, ModelArtifact, ModelDescription,
   ErrorRow, PreflightReport, ResultRow, StepOutcome,
 } from '../backend';
 import { assertConnectionCanRead, findGrant, localServiceAccount, OBJECT_VIEWER } from './iam';
-import { classify, loadSession, signature, topK } from './runtime';
+import { classifyObjects, type Failure, type PendingObject, type Prediction } from './inference';
+import { loadSession, signature, topK } from './runtime';
 import { BOOKKEEPING_DDL, errorsDdl, labelsDdl, objectTableDdl, resultsDdl, TOP_K_TYPE } from './schema';
 import { copyIfChanged, listObjects, md5Base64, patternRoot, pathToUri, uriToPath } from './storage';
 import { quote, Warehouse, type Db } from './warehouse';
-
-/** Decoding runs this many images at once; sharp does the work on libuv threads. */
-const DECODE_PARALLELISM = 4;
-
-interface PendingObject {
-  uri: string;
-  generation: bigint;
-  size: bigint;
-}
-
-interface Prediction {
-  object: PendingObject;
-  scores: Float32Array;
-}
-
-interface Failure {
-  object: PendingObject;
-  error: string;
-}
 
 export class LocalBackend implements Backend {
   private readonly warehouse: Warehouse;
@@ -330,13 +311,13 @@ export class LocalBackend implements Backend {
         [modelVersion, BigInt(batchCount), BigInt(batchIndex)],
       );
     });
-    const { predictions, failures } = await this.infer(objects, model, onProgress, signal);
+    const { predictions, failures } = await classifyObjects(objects, model, { preserveAspectRatio: this.config.model.preserveAspectRatio, onProgress, signal });
     signal?.throwIfAborted();
     await this.writeBatch(request, predictions, failures);
     return this.countBatch(request);
   }
 
-    async readResults(limit: number): Promise<ResultRow[]> {
+  async readResults(limit: number): Promise<ResultRow[]> {
     const { dataset, results } = this.config;
     return readWarehouse(this.config, async (db) => {
       if (!(await db.tableExists(dataset, results.table))) return [];
@@ -365,54 +346,6 @@ export class LocalBackend implements Backend {
         uri: r.uri, generation: String(r.generation), modelVersion: r.model_version, error: r.error, runId: r.run_id, failedAt: r.failed_at.toISOString(),
       }));
     });
-  }
-
-  /** Decodes, resizes and classifies; an image that cannot be decoded becomes a failure. */
-  private async infer(objects: PendingObject[], model: ModelDescription, onProgress?: (n: number) => void, signal?: AbortSignal) {
-    const session = await loadSession(uriToPath(model.modelUri));
-    const [height, width] = model.inputSize;
-    const pixelsPerImage = height * width * 3;
-    const tensors: (Float32Array | undefined)[] = new Array(objects.length);
-    const failures: Failure[] = [];
-    let next = 0;
-    let done = 0;
-    const preprocessOne = async () => {
-      while (next < objects.length) {
-        signal?.throwIfAborted();
-        const index = next++;
-        const object = objects[index]!;
-        try {
-          tensors[index] = await this.loadImage(object, height, width);
-        } catch (error) {
-          if (!(error instanceof ImageDecodeError || error instanceof ImageResizeError || isMissingFile(error))) throw error;
-          const reason = (error as Error).message.split('\n')[0]!;
-          failures.push({ object, error: `${reason} (${object.uri})` });
-        }
-        onProgress?.(++done);
-      }
-    };
-    await Promise.all(Array.from({ length: DECODE_PARALLELISM }, preprocessOne));
-    const ready = objects.map((object, i) => ({ object, pixels: tensors[i] })).filter((x): x is { object: PendingObject; pixels: Float32Array } => !!x.pixels);
-    const predictions: Prediction[] = [];
-    if (ready.length > 0) {
-      const batch = new Float32Array(ready.length * pixelsPerImage);
-      ready.forEach((x, i) => batch.set(x.pixels, i * pixelsPerImage));
-      const scores = await classify(session, model.inputName, model.outputName, batch, [ready.length, height, width, 3]);
-      ready.forEach((x, i) => predictions.push({ object: x.object, scores: scores[i]! }));
-    }
-    return { predictions, failures };
-  }
-
-  private async loadImage(object: PendingObject, height: number, width: number): Promise<Float32Array> {
-    if (object.size > BigInt(MAX_IMAGE_BYTES)) {
-      throw new ImageDecodeError(`image is ${object.size} bytes; DECODE_IMAGE accepts at most ${MAX_IMAGE_BYTES} bytes (10 MB)`);
-    }
-    const decoded = await decodeRgb8(await readFile(uriToPath(object.uri)));
-    const resized = resizeRgb8(decoded, height, width, this.config.model.preserveAspectRatio);
-    if (resized.height !== height || resized.width !== width) {
-      throw new ImageResizeError(`resized to ${resized.height}x${resized.width} keeping the aspect ratio, but the model takes ${height}x${width}; set model.preserveAspectRatio: false`);
-    }
-    return resized.data;
   }
 
   /** One transaction per batch: a crash leaves all of the batch or none of it. */
@@ -476,10 +409,6 @@ async function ensureBookkeeping(db: Db, path: string): Promise<void> {
   if (bookkept.has(path)) return;
   for (const ddl of BOOKKEEPING_DDL) await db.run(ddl);
   bookkept.add(path);
-}
-
-function isMissingFile(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException)?.code === 'ENOENT';
 }
 
 async function readLabels(path: string): Promise<string[]> {
