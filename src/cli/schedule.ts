@@ -14,6 +14,7 @@ import {
   validateScheduleRequest,
   type ScheduleRequest,
 } from '../schedules';
+import type { Connected } from '../temporal/connection';
 import { UsageError, withTemporal } from './common';
 import { table } from './output';
 
@@ -50,16 +51,19 @@ function scheduleId(name: string): string {
   return name.startsWith('objinfer-') ? name : scheduleIdFor(name);
 }
 
-async function onSchedule<T>(name: string, work: (id: string) => Promise<T>): Promise<T> {
+/** Runs `work` on an existing schedule and prints what it reports; a missing schedule is a usage error. */
+async function onSchedule(name: string, work: (temporal: Connected, id: string) => Promise<string>, startDevServer: 'detached' | 'no' = 'no'): Promise<void> {
   const id = scheduleId(name);
-  try {
-    return await work(id);
-  } catch (error) {
-    if (error instanceof ScheduleNotFoundError || /not found/i.test((error as Error).message)) {
-      throw new UsageError(`no schedule ${id}`, 'see the existing ones with `objinfer schedule list`');
+  await withTemporal(async (temporal) => {
+    try {
+      console.log(await work(temporal, id));
+    } catch (error) {
+      if (error instanceof ScheduleNotFoundError || /not found/i.test((error as Error).message)) {
+        throw new UsageError(`no schedule ${id}`, 'see the existing ones with `objinfer schedule list`');
+      }
+      throw error;
     }
-    throw error;
-  }
+  }, startDevServer);
 }
 
 function parseDate(flag: string, value: string): Date {
@@ -85,8 +89,13 @@ export function addScheduleCommands(program: Command): void {
   withSpecFlags(schedule.command('update').description('change the spec or config of an existing schedule')).action(async (flags: SpecFlags) => {
     const config = loadConfig(flags.config);
     validateScheduleRequest(requestOf(flags));
-    await withTemporal(({ client, searchAttributes }) =>
-      onSchedule(config.name, async () => console.log(`updated schedule ${await updateSchedule(client, config, requestOf(flags), { searchAttributes })}`)),
+    await onSchedule(
+      config.name,
+      async ({ client, searchAttributes }, id) => {
+        await updateSchedule(client, config, requestOf(flags), { searchAttributes });
+        return `updated schedule ${id}`;
+      },
+      'detached',
     );
   });
 
@@ -103,16 +112,10 @@ export function addScheduleCommands(program: Command): void {
   schedule
     .command('describe <name>')
     .description('spec, next 5 runs, recent runs with their outcome, paused state and note')
-    .action(async (name: string) => {
-      await withTemporal(({ client }) =>
-        onSchedule(name, async (id) => {
-          const report = await describeSchedule(client, id);
-          console.log(`schedule ${report.scheduleId} (pipeline ${report.pipeline})`);
-          console.log(`  spec:     ${report.spec}`);
-          console.log(`  overlap:  ${report.overlap}`);
-          console.log(`  paused:   ${report.paused ? 'yes' : 'no'}${report.note ? ` (note: ${report.note})` : ''}`);
-          console.log(`  next runs:\n${report.nextActionTimes.map((t) => `    ${t.toISOString()}`).join('\n') || '    (none)'}`);
-          const rows = report.recentRuns.map((r) => ({
+    .action((name: string) =>
+      onSchedule(name, async ({ client }, id) => {
+        const report = await describeSchedule(client, id);
+        const rows = report.recentRuns.map((r) => ({
             scheduled_at: r.scheduledAt.toISOString(),
             workflow: r.workflowId,
             status: r.status,
@@ -120,10 +123,16 @@ export function addScheduleCommands(program: Command): void {
             failed: r.summary ? String(r.summary.failed) : '-',
             already_done: r.summary ? String(r.summary.alreadyDone) : '-',
           }));
-          console.log(`  recent runs:\n${rows.length ? table(rows).replace(/^/gm, '    ') : '    (none yet)'}`);
-        }),
-      'no');
-    });
+        return [
+          `schedule ${report.scheduleId} (pipeline ${report.pipeline})`,
+          `  spec:     ${report.spec}`,
+          `  overlap:  ${report.overlap}`,
+          `  paused:   ${report.paused ? 'yes' : 'no'}${report.note ? ` (note: ${report.note})` : ''}`,
+          `  next runs:\n${report.nextActionTimes.map((t) => `    ${t.toISOString()}`).join('\n') || '    (none)'}`,
+          `  recent runs:\n${rows.length ? table(rows).replace(/^/gm, '    ') : '    (none yet)'}`,
+        ].join('\n');
+      }),
+    );
 
   for (const [verb, description] of [
     ['pause', 'stop starting runs until unpaused'],
@@ -133,27 +142,23 @@ export function addScheduleCommands(program: Command): void {
       .command(`${verb} <name>`)
       .description(description)
       .option('--note <text>', 'why (shown by describe)')
-      .action(async (name: string, options: { note?: string }) => {
-        await withTemporal(({ client }) =>
-          onSchedule(name, async (id) => {
-            await client.schedule.getHandle(id)[verb](options.note);
-            console.log(`${verb}d schedule ${id}`);
-          }),
-        'no');
-      });
+      .action((name: string, options: { note?: string }) =>
+        onSchedule(name, async ({ client }, id) => {
+          await client.schedule.getHandle(id)[verb](options.note);
+          return `${verb}d schedule ${id}`;
+        }),
+      );
   }
 
   schedule
     .command('trigger <name>')
     .description("run now, under the schedule's overlap policy")
-    .action(async (name: string) => {
-      await withTemporal(({ client }) =>
-        onSchedule(name, async (id) => {
-          await triggerSchedule(client, id);
-          console.log(`triggered schedule ${id}`);
-        }),
-      'no');
-    });
+    .action((name: string) =>
+      onSchedule(name, async ({ client }, id) => {
+        await triggerSchedule(client, id);
+        return `triggered schedule ${id}`;
+      }),
+    );
 
   schedule
     .command('backfill <name>')
@@ -163,23 +168,19 @@ export function addScheduleCommands(program: Command): void {
     .action(async (name: string, options: { from: string; to: string }) => {
       const from = parseDate('--from', options.from);
       const to = parseDate('--to', options.to);
-      await withTemporal(({ client }) =>
-        onSchedule(name, async (id) => {
-          await backfillSchedule(client, id, from, to);
-          console.log(`backfilling schedule ${id} from ${from.toISOString()} to ${to.toISOString()}`);
-        }),
-      'no');
+      await onSchedule(name, async ({ client }, id) => {
+        await backfillSchedule(client, id, from, to);
+        return `backfilling schedule ${id} from ${from.toISOString()} to ${to.toISOString()}`;
+      });
     });
 
   schedule
     .command('delete <name>')
     .description('delete the schedule (runs already started go on)')
-    .action(async (name: string) => {
-      await withTemporal(({ client }) =>
-        onSchedule(name, async (id) => {
-          await client.schedule.getHandle(id).delete();
-          console.log(`deleted schedule ${id}`);
-        }),
-      'no');
-    });
+    .action((name: string) =>
+      onSchedule(name, async ({ client }, id) => {
+        await client.schedule.getHandle(id).delete();
+        return `deleted schedule ${id}`;
+      }),
+    );
 }
