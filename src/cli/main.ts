@@ -48,7 +48,9 @@ async function runPipeline(config: PipelineConfig, options: { worker: boolean })
       if (!options.worker) console.error('  (no worker in this process: `objinfer worker` must be running)');
       const view = new ProgressView();
       try {
-        return await waitForResult(client, started.workflowId, (p) => view.update(p));
+        const summary = await waitForResult(client, started.workflowId, (p) => view.update(p));
+        view.complete(summary);
+        return summary;
       } finally {
         view.stop();
       }
@@ -145,7 +147,8 @@ export function buildProgram(): Command {
         if (description.status.name === 'RUNNING') {
           if (options.watch) {
             const view = new ProgressView(process.stdout);
-            printSummary(await waitForResult(client, workflowId, (p) => view.update(p)).finally(() => view.stop()));
+            const summary = await waitForResult(client, workflowId, (p) => view.update(p)).finally(() => view.stop());
+            printSummary(summary);
           } else {
             console.log(`  ${progressLine(await getProgress(client, workflowId))}`);
           }

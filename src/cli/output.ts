@@ -18,6 +18,7 @@ export function csv(rows: Record<string, string>[]): string {
 }
 
 export function progressLine(p: PipelineProgress): string {
+  if (p.stage !== 'infer' && p.stage !== 'done') return `${p.stage}...`;
   const eta = p.etaSeconds ? `, ETA ${formatDuration(p.etaSeconds * 1000)}` : '';
   return `${p.stage}: batches ${p.batchesDone}/${p.batchesTotal}, images ${p.imagesDone}/${p.imagesTotal}, failures ${p.imagesFailed}${eta}`;
 }
