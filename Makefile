@@ -20,7 +20,8 @@ demo: build tools
 test: build tools
 	./scripts/setup-test-deps.sh
 	npm run typecheck
-	npx jest
+	# The Google clients load a module dynamically, which jest's VM contexts allow only with this flag.
+	NODE_OPTIONS=--experimental-vm-modules npx jest
 
 bench: build tools
 	npx tsx bench/run.ts

@@ -14,7 +14,8 @@ import {
   type PipelineProgress,
   type PipelineSummary,
 } from './workflows/contract';
-import type { inferencePipeline } from './workflows';
+import type { StepOutcome } from './backends/backend';
+import type { cleanupPipeline as cleanupWorkflow, inferencePipeline } from './workflows';
 
 export { connectTemporal, workflowUiUrl, type Connected } from './temporal/connection';
 export { loadConfig, parseConfig, ConfigError, type PipelineConfig } from './config';
@@ -119,6 +120,21 @@ export async function waitForResult(
 
 export async function cancelPipeline(client: Client, workflowId: string): Promise<void> {
   await client.workflow.getHandle(workflowId).cancel();
+}
+
+/**
+ * Runs the cleanup workflow for the pipeline and returns what it removed or kept.
+ * `deleteData` also removes results and errors, and the dataset, connection and bucket
+ * when objinfer created them.
+ */
+export async function cleanupPipeline(client: Client, config: PipelineConfig, options: { deleteData: boolean }): Promise<StepOutcome[]> {
+  return client.workflow.execute<typeof cleanupWorkflow>('cleanupPipeline', {
+    taskQueue: config.temporal.taskQueue,
+    workflowId: `${workflowIdFor(config.name)}-cleanup`,
+    args: [{ config, deleteData: options.deleteData }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    staticSummary: `objinfer cleanup of ${config.name}${options.deleteData ? ' (with data)' : ''}`,
+  });
 }
 
 /** The root cause of a failed run, as one readable line. */

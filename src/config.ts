@@ -79,6 +79,15 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** gcp only: an Enterprise reservation and a QUERY assignment for the project (imported models need one). */
+    reservation: z
+      .object({
+        name: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'a reservation ID uses lowercase letters, digits and "-"'),
+        slots: z.number().int().min(0).max(10_000).default(50),
+        edition: z.enum(['ENTERPRISE', 'ENTERPRISE_PLUS']).default('ENTERPRISE'),
+      })
+      .strict()
+      .optional(),
     local: z
       .object({
         warehouse: z.string().default('.objinfer/warehouse.duckdb'),
@@ -167,6 +176,9 @@ function resolveConfig(parsed: ParsedConfig, baseDir: string): PipelineConfig {
       throw new ConfigError('model.type', 'the local backend runs ONNX models; convert a SavedModel with tf2onnx (see README "Your own model")');
     }
     requireFile(model.source, 'model.source', 'point it at an .onnx file (the demo model is made by `objinfer demo`)');
+  }
+  if (backend === 'gcp' && !model.source.startsWith('gs://')) {
+    requireFile(model.source, 'model.source', 'point it at a SavedModel folder (saved_model.pb + variables/) or an .onnx file, or at its gs:// location');
   }
   if (model.labels && !model.labels.startsWith('gs://')) {
     requireFile(model.labels, 'model.labels', 'point it at a text file with one label per line, or remove the field');

@@ -1,6 +1,6 @@
 /**
- * The gcp backend's statements (groundwork for issue #3), checked against SQL written by
- * hand from the procedure, for the tutorial's own values.
+ * The gcp backend's statements, checked against SQL written by hand from the procedure,
+ * for the tutorial's own values; and its reading of Google's errors.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,9 +41,10 @@ test('object table: the procedure\'s CREATE EXTERNAL TABLE over the sample image
 });
 
 test('model: the procedure\'s CREATE MODEL for a TensorFlow SavedModel', () => {
-  expect(createModelSql(tutorialConfig(), 'gs://my-models-bucket/models/resnet/0123abcd/*')).toBe(
+  expect(createModelSql(tutorialConfig(), 'gs://my-models-bucket/models/resnet/0123abcd/*', '0123abcd')).toBe(
     'CREATE OR REPLACE MODEL `my-project.resnet_inference_test.resnet`\n' +
-      "OPTIONS (model_type = 'TENSORFLOW', model_path = 'gs://my-models-bucket/models/resnet/0123abcd/*')",
+      "OPTIONS (model_type = 'TENSORFLOW', model_path = 'gs://my-models-bucket/models/resnet/0123abcd/*',\n" +
+      "  labels = [('objinfer_version', '0123abcd')])",
   );
 });
 

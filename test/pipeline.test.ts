@@ -2,7 +2,7 @@
  * The whole pipeline on the local backend, on the real Temporal dev server, with real
  * DuckDB, ONNX Runtime and sharp.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
@@ -10,7 +10,7 @@ import { backendFor as realBackendFor } from '../src/backends';
 import { spawnSync } from 'node:child_process';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import { startPipeline, waitForResult, workflowIdFor } from '../src/client';
+import { cleanupPipeline, startPipeline, waitForResult, workflowIdFor } from '../src/client';
 import { SearchAttributes } from '../src/workflows/contract';
 import { COLOR_LABELS, type ColorLabel } from '../src/models/colorClassifier';
 import { CLI } from './support/paths';
@@ -263,4 +263,38 @@ test('a long run continues as new when Temporal suggests it, and still writes ev
   const rows = await query<{ uri: string; n: bigint }>(fixture.config, 'SELECT uri, count(*) AS n FROM objinfer_test.predictions GROUP BY uri');
   expect(rows).toHaveLength(32);
   expect(rows.every((r) => Number(r.n) === 1)).toBe(true);
+});
+
+test('cleanup removes what the pipeline created and keeps the data until asked (local backend)', async () => {
+  const taskQueue = uniqueQueue('cleanup');
+  const fixture = await makeFixture({ labels: ['red', 'blue'], taskQueue });
+  const tables = async () =>
+    (await query<{ table_name: string }>(fixture.config, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'objinfer_test' ORDER BY 1")).map((r) => r.table_name);
+  await withWorker(taskQueue, async () => {
+    const { workflowId } = await startPipeline(client, fixture.config);
+    await waitForResult(client, workflowId);
+  });
+  expect(await tables()).toEqual(['color_classifier_labels', 'images', 'predictions', 'predictions_errors']);
+
+  const kept = await withWorker(taskQueue, () => cleanupPipeline(client, fixture.config, { deleteData: false }));
+  expect(kept.filter((o) => o.action === 'removed').map((o) => o.step).sort()).toEqual(['grant', 'grant', 'model', 'model files', 'table', 'table']);
+  expect(await tables()).toEqual(['predictions', 'predictions_errors']);
+  expect(await query(fixture.config, 'SELECT * FROM _objinfer.grants')).toEqual([]);
+  expect(existsSync(join(fixture.config.local.storage, fixture.config.bucket, 'models'))).toBe(true);
+  expect(readdirSync(join(fixture.config.local.storage, fixture.config.bucket, 'models'))).toEqual([]);
+
+  const all = await withWorker(taskQueue, () => cleanupPipeline(client, fixture.config, { deleteData: true }));
+  expect(all.filter((o) => o.action === 'removed').map((o) => o.step).sort()).toEqual(['bucket', 'connection', 'dataset', 'table', 'table']);
+  expect(await tables()).toEqual([]);
+  expect(existsSync(join(fixture.config.local.storage, fixture.config.bucket))).toBe(false);
+  expect(readdirSync(fixture.imagesDir)).toHaveLength(2); // the images were never objinfer's
+});
+
+test('objinfer plan prints every step in order and changes nothing', async () => {
+  const fixture = await makeFixture({ labels: ['red'], taskQueue: uniqueQueue('plan') });
+  const result = spawnSync(CLI, ['plan', '--config', fixture.configFile], { encoding: 'utf8', env: { ...process.env, TEMPORAL_ADDRESS: testServer().address } });
+  expect(result.status).toBe(0);
+  const steps = [...result.stdout.matchAll(/^\s*\d+\. (.+)$/gm)].map((m) => m[1]);
+  expect(steps).toEqual(['preflight', 'dataset', 'connection', 'bucket', 'grant', 'upload model', 'object table', 'model', 'describe model', 'tables', 'plan', 'infer']);
+  expect(existsSync(fixture.config.local.warehouse)).toBe(false);
 });

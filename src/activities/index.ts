@@ -24,6 +24,7 @@ export function createActivities(backendFor: BackendFactory) {
   return {
     preflight: (config: PipelineConfig) => classified(() => backendFor(config).preflight()),
     ensureDataset: (config: PipelineConfig) => classified(() => backendFor(config).ensureDataset()),
+    ensureReservation: (config: PipelineConfig) => classified(() => backendFor(config).ensureReservation()),
     ensureConnection: (config: PipelineConfig) => classified(() => backendFor(config).ensureConnection()),
     ensureBucket: (config: PipelineConfig) => classified(() => backendFor(config).ensureBucket()),
     grantObjectViewer: (config: PipelineConfig, serviceAccount: string) =>
@@ -42,6 +43,7 @@ export function createActivities(backendFor: BackendFactory) {
         // Heartbeats carry progress and bring cancellation in; the signal stops the batch.
         return backendFor(config).predictBatch(request, (imagesDone) => context.heartbeat({ imagesDone }), context.cancellationSignal);
       }),
+    cleanup: (config: PipelineConfig, deleteData: boolean) => classified(() => backendFor(config).cleanup({ deleteData })),
   };
 }
 

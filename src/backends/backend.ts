@@ -9,7 +9,7 @@ import type { PipelineConfig } from '../config';
 /** What a provisioning step did. */
 export interface StepOutcome {
   step: string;
-  action: 'created' | 'exists' | 'updated' | 'skipped';
+  action: 'created' | 'exists' | 'updated' | 'skipped' | 'removed';
   detail: string;
 }
 
@@ -88,9 +88,19 @@ export interface ErrorRow {
   failedAt: string;
 }
 
+/** One call the pipeline would make, for `objinfer plan`. */
+export interface PlannedCall {
+  step: string;
+  call: string;
+  /** BigQuery's dry-run estimate, when it could be asked. */
+  estimatedBytes?: number;
+}
+
 export interface Backend {
   preflight(): Promise<PreflightReport>;
   ensureDataset(): Promise<StepOutcome>;
+  /** gcp: the optional Enterprise reservation and the project's QUERY assignment. */
+  ensureReservation(): Promise<StepOutcome[]>;
   ensureConnection(): Promise<ConnectionInfo>;
   ensureBucket(): Promise<StepOutcome>;
   grantObjectViewer(serviceAccount: string): Promise<StepOutcome[]>;
@@ -105,6 +115,13 @@ export interface Backend {
   /** Newest first. Readable while a worker is writing. */
   readResults(limit: number): Promise<ResultRow[]>;
   readErrors(limit: number): Promise<ErrorRow[]>;
+  /** Every call a run would make, in order, without changing anything. */
+  describePlan(): Promise<PlannedCall[]>;
+  /**
+   * Removes what objinfer created for this pipeline, and nothing it did not create.
+   * Data (results, errors) and the dataset, connection and bucket go only with `deleteData`.
+   */
+  cleanup(options: { deleteData: boolean }): Promise<StepOutcome[]>;
 }
 
 export type BackendFactory = (config: PipelineConfig) => Backend;

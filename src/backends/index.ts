@@ -1,6 +1,6 @@
 import type { PipelineConfig } from '../config';
 import type { Backend, BackendFactory } from './backend';
-import { ErrorType, ObjinferError } from '../errors';
+import { createGcpBackend } from './gcp';
 import { createLocalBackend } from './local';
 
 export type { Backend, BackendFactory } from './backend';
@@ -11,6 +11,6 @@ export const backendFor: BackendFactory = (config: PipelineConfig): Backend => {
     case 'local':
       return createLocalBackend(config);
     case 'gcp':
-      throw new ObjinferError(ErrorType.InvalidConfig, 'backend: the gcp backend is not available in this version yet; use backend: local');
+      return createGcpBackend(config);
   }
 };

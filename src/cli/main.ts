@@ -12,7 +12,7 @@ import { findConfig, positiveInt, UsageError, withTemporal } from './common';
 import { addScheduleCommands } from './schedule';
 import { prepareDemo } from '../demo';
 import { ObjinferError } from '../errors';
-import { cancelPipeline, failureMessage, getProgress, startPipeline, waitForResult } from '../client';
+import { cancelPipeline, cleanupPipeline, failureMessage, getProgress, startPipeline, waitForResult } from '../client';
 import {
   connectWorker,
   forgetDevServerPid,
@@ -197,6 +197,41 @@ export function buildProgram(): Command {
     .option('--errors', 'show the errors table (images that could not be classified) instead')
     .action(async (options: { config?: string; limit: number; format: string; errors?: boolean }) => {
       await printResults(findConfig(options.config), options.limit, options.format, options.errors ?? false);
+    });
+
+  program
+    .command('plan')
+    .description('print every statement and API call a run would make, in order (BigQuery dry-run estimates on gcp)')
+    .requiredOption('-c, --config <file>', 'pipeline config')
+    .action(async (options: { config: string }) => {
+      const calls = await backendFor(loadConfig(options.config)).describePlan();
+      calls.forEach((c, i) => {
+        const bytes = c.estimatedBytes !== undefined ? `  -- dry run: ${c.estimatedBytes} bytes` : '';
+        console.log(`${String(i + 1).padStart(2)}. ${c.step}${bytes}\n${c.call.replace(/^/gm, '    ')}`);
+      });
+    });
+
+  program
+    .command('cleanup')
+    .description('remove what objinfer created for a pipeline, as a workflow (data, dataset, connection and bucket only with --yes)')
+    .requiredOption('-c, --config <file>', 'pipeline config')
+    .option('--yes', 'also delete results, errors, and the dataset, connection and bucket objinfer created')
+    .option('--no-worker', 'do not run a worker in this process')
+    .action(async (options: { config: string; yes?: boolean; worker: boolean }) => {
+      const config = loadConfig(options.config);
+      backendFor(config);
+      await withTemporal(async ({ client, target }) => {
+        const run = () => cleanupPipeline(client, config, { deleteData: options.yes ?? false });
+        let outcomes;
+        if (options.worker) {
+          const connection = await connectWorker(target);
+          const worker = await createWorker({ connection, namespace: target.namespace, taskQueue: config.temporal.taskQueue });
+          outcomes = await worker.runUntil(run()).finally(() => connection.close());
+        } else {
+          outcomes = await run();
+        }
+        console.log(table(outcomes.map((o) => ({ step: o.step, result: o.action, detail: o.detail }))));
+      });
     });
 
   program

@@ -1,1 +1,2 @@
 export { inferencePipeline } from './pipeline';
+export { cleanupPipeline } from './cleanup';

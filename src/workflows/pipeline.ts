@@ -97,6 +97,7 @@ class PipelineRun {
       return outcome;
     };
     record(await step('ensureDataset', `provision: dataset ${config.dataset}`, config));
+    if (config.reservation) record(await step('ensureReservation', `provision: reservation ${config.reservation.name}`, config));
     const connection = record(await step('ensureConnection', `provision: connection ${config.connection}`, config));
     record(await step('ensureBucket', `provision: bucket ${config.bucket}`, config));
     record(await step('grantObjectViewer', 'provision: grant roles/storage.objectViewer', config, connection.serviceAccount));

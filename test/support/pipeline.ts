@@ -34,7 +34,7 @@ export function uniqueQueue(prefix: string): string {
 export async function withWorker<T>(taskQueue: string, work: () => Promise<T>, backendFor: BackendFactory = realBackendFor): Promise<T> {
   if (!runtimeInstalled) {
     // Tests fail activities on purpose; their WARN logs would bury real failures.
-    Runtime.install({ logger: new DefaultLogger('ERROR') });
+    Runtime.install({ logger: new DefaultLogger(process.env.OBJINFER_TEST_LOG === 'warn' ? 'WARN' : 'ERROR') });
     runtimeInstalled = true;
   }
   const connection = await NativeConnection.connect({ address: testServer().address });

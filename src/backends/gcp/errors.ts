@@ -1,8 +1,6 @@
 /**
  * How Google's errors map onto objinfer's failure types, so that retry policies treat
  * IAM propagation as "wait and retry" and everything else as "fix this first".
- *
- * Groundwork for the gcp backend (issue #3).
  */
 import { ErrorType, ObjinferError } from '../../errors';
 

@@ -2,8 +2,6 @@
  * The BigQuery statements of the procedure, built from a validated config. Identifiers
  * have passed the config's naming rules and are always back-quoted; values that vary per
  * call (model version, run ID, labels) are query parameters, never spliced in.
- *
- * Groundwork for the gcp backend (issue #3): the adapter that runs these is not wired in yet.
  */
 import type { PipelineConfig } from '../../config';
 
@@ -30,38 +28,20 @@ export function createObjectTableSql(config: PipelineConfig): string {
   ].join('\n');
 }
 
-/** `modelPath`: the SavedModel folder's `gs://.../*`, or the ONNX file's URI. */
-export function createModelSql(config: PipelineConfig, modelPath: string): string {
+/** Lists the objects through the connection: the first read that needs the grant to have propagated. */
+export function probeObjectTableSql(config: PipelineConfig): string {
+  return `SELECT COUNT(*) AS objects FROM ${tableRef(config, config.objectTable)}`;
+}
+
+/**
+ * `modelPath`: the SavedModel folder's `gs://.../*`, or the ONNX file's URI. The version
+ * rides along as a label, so a later run can tell whether the model must be replaced.
+ */
+export function createModelSql(config: PipelineConfig, modelPath: string, version: string): string {
   return [
     `CREATE OR REPLACE MODEL ${tableRef(config, config.model.name)}`,
-    `OPTIONS (model_type = ${stringLiteral(config.model.type)}, model_path = ${stringLiteral(modelPath)})`,
-  ].join('\n');
-}
-
-export function createResultsTableSql(config: PipelineConfig): string {
-  return [
-    `CREATE TABLE IF NOT EXISTS ${tableRef(config, config.results.table)} (`,
-    '  uri STRING NOT NULL, generation INT64 NOT NULL, model_version STRING NOT NULL,',
-    '  label STRING, score FLOAT64,',
-    '  top_k ARRAY<STRUCT<label STRING, index INT64, score FLOAT64>>,',
-    '  probabilities ARRAY<FLOAT64>, run_id STRING NOT NULL, predicted_at TIMESTAMP NOT NULL)',
-    'CLUSTER BY model_version, uri',
-  ].join('\n');
-}
-
-export function createErrorsTableSql(config: PipelineConfig): string {
-  return [
-    `CREATE TABLE IF NOT EXISTS ${tableRef(config, config.results.errorsTable)} (`,
-    '  uri STRING NOT NULL, generation INT64 NOT NULL, model_version STRING NOT NULL,',
-    '  error STRING NOT NULL, run_id STRING NOT NULL, failed_at TIMESTAMP NOT NULL)',
-    'CLUSTER BY model_version, uri',
-  ].join('\n');
-}
-
-export function createLabelsTableSql(config: PipelineConfig): string {
-  return [
-    `CREATE TABLE IF NOT EXISTS ${tableRef(config, `${config.model.name}_labels`)} (`,
-    '  model_version STRING NOT NULL, index INT64 NOT NULL, label STRING NOT NULL)',
+    `OPTIONS (model_type = ${stringLiteral(config.model.type)}, model_path = ${stringLiteral(modelPath)},`,
+    `  labels = [('objinfer_version', ${stringLiteral(version)})])`,
   ].join('\n');
 }
 
@@ -140,6 +120,16 @@ export function recordFailuresSql(config: PipelineConfig, slice: BatchSlice): st
   return [
     `INSERT INTO ${tableRef(config, config.results.errorsTable)} (uri, generation, model_version, error, run_id, failed_at)`,
     'SELECT o.uri, o.generation, @model_version, @error, @run_id, CURRENT_TIMESTAMP()',
+    `FROM ${tableRef(config, config.objectTable)} AS o`,
+    `WHERE ${batchPredicate('o', slice)}`,
+    `AND ${pendingPredicate(config, 'o').replace(/\n\s*/g, '\n')}`,
+  ].join('\n');
+}
+
+/** How many pending objects a slice still holds: a failing slice of one is a bad object. */
+export function countSliceSql(config: PipelineConfig, slice: BatchSlice): string {
+  return [
+    'SELECT COUNT(*) AS pending',
     `FROM ${tableRef(config, config.objectTable)} AS o`,
     `WHERE ${batchPredicate('o', slice)}`,
     `AND ${pendingPredicate(config, 'o').replace(/\n\s*/g, '\n')}`,

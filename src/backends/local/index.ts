@@ -5,7 +5,7 @@
  * run by ONNX Runtime, with images decoded and resized as BigQuery does (src/images).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { listValue, structValue, type DuckDBValue } from '@duckdb/node-api';
 import type { PipelineConfig } from '../../config';
@@ -13,7 +13,7 @@ import { parseDuration } from '../../duration';
 import { ErrorType, ObjinferError } from '../../errors';
 import type {
   Backend, BatchPlan, BatchRequest, BatchResult, ConnectionInfo, ModelArtifact, ModelDescription,
-  ErrorRow, PreflightReport, ResultRow, StepOutcome,
+  ErrorRow, PlannedCall, PreflightReport, ResultRow, StepOutcome,
 } from '../backend';
 import { assertConnectionCanRead, findGrant, localServiceAccount, OBJECT_VIEWER } from './iam';
 import { classifyObjects, type Failure, type PendingObject, type Prediction } from './inference';
@@ -102,6 +102,11 @@ export class LocalBackend implements Backend {
     });
   }
 
+  /** Reservations are a BigQuery matter: nothing to do on one machine. */
+  async ensureReservation(): Promise<StepOutcome[]> {
+    return [];
+  }
+
   async ensureConnection(): Promise<ConnectionInfo> {
     const { project, location, connection } = this.config;
     const serviceAccount = this.serviceAccount;
@@ -118,6 +123,7 @@ export class LocalBackend implements Backend {
   async ensureBucket(): Promise<StepOutcome> {
     const existed = await stat(this.bucketPath).then((s) => s.isDirectory(), () => false);
     await mkdir(this.bucketPath, { recursive: true });
+    if (!existed) await this.use((db) => db.run('INSERT OR IGNORE INTO _objinfer.buckets VALUES ($1, now())', [this.bucketPath]));
     return { step: 'bucket', action: existed ? 'exists' : 'created', detail: this.bucketPath };
   }
 
@@ -315,6 +321,77 @@ export class LocalBackend implements Backend {
     signal?.throwIfAborted();
     await this.writeBatch(request, predictions, failures);
     return this.countBatch(request);
+  }
+
+  async describePlan(): Promise<PlannedCall[]> {
+    const { dataset, objectTable, model, results, local } = this.config;
+    return [
+      { step: 'preflight', call: `check that ${this.imageBuckets.join(', ')} and ${model.source} exist` },
+      { step: 'dataset', call: `CREATE SCHEMA IF NOT EXISTS ${dataset} in ${local.warehouse}` },
+      { step: 'connection', call: `record connection ${this.config.connection} (service account ${this.serviceAccount})` },
+      { step: 'bucket', call: `mkdir ${this.bucketPath}` },
+      { step: 'grant', call: `record ${OBJECT_VIEWER} for the connection on ${[this.bucketUri, ...this.imageBuckets].join(', ')}` },
+      { step: 'upload model', call: `copy ${model.source} to ${this.bucketPath}/models/${model.name}/VERSION/ (unless identical)` },
+      { step: 'object table', call: `list ${this.config.sourceUris.join(', ')} into ${dataset}.${objectTable}` },
+      { step: 'model', call: `record model ${dataset}.${model.name} (ONNX)` },
+      { step: 'describe model', call: 'read input/output names and input shape from the ONNX file' },
+      { step: 'tables', call: `CREATE TABLE IF NOT EXISTS ${dataset}.${results.table}, ${dataset}.${results.errorsTable}, ${dataset}.${model.name}_labels` },
+      { step: 'plan', call: `count objects without a row for this model version; k = ceil(pending / ${this.config.batch.size}) batches by md5_number(uri) % k` },
+      { step: 'infer', call: `per batch: decode, resize to the model's input, ONNX Runtime, INSERT OR IGNORE into ${dataset}.${results.table}` },
+    ];
+  }
+
+  async cleanup(options: { deleteData: boolean }): Promise<StepOutcome[]> {
+    const { dataset, objectTable, model, results } = this.config;
+    const outcomes: StepOutcome[] = [];
+    const note = (step: string, removed: boolean, name: string) =>
+      outcomes.push({ step, action: removed ? 'removed' : 'skipped', detail: removed ? `removed ${name}` : `${name} was already gone` });
+    await this.transaction(async (db) => {
+      const modelRow = await db.one('SELECT 1 FROM _objinfer.models WHERE dataset = $1 AND name = $2', [dataset, model.name]);
+      await db.run('DELETE FROM _objinfer.models WHERE dataset = $1 AND name = $2', [dataset, model.name]);
+      note('model', !!modelRow, `${dataset}.${model.name}`);
+      const dataTables = [results.table, results.errorsTable];
+      for (const table of [`${model.name}_labels`, objectTable, ...dataTables]) {
+        if (dataTables.includes(table) && !options.deleteData) {
+          outcomes.push({ step: 'table', action: 'skipped', detail: `kept ${dataset}.${table} (data: pass --yes to delete it)` });
+          continue;
+        }
+        const existed = await db.tableExists(dataset, table);
+        await db.run(`DROP TABLE IF EXISTS ${this.table(table)}`);
+        note('table', existed, `${dataset}.${table}`);
+      }
+      const member = `serviceAccount:${this.serviceAccount}`;
+      const grants = await db.all<{ bucket: string }>('SELECT bucket FROM _objinfer.grants WHERE member = $1', [member]);
+      await db.run('DELETE FROM _objinfer.grants WHERE member = $1', [member]);
+      for (const grant of grants) note('grant', true, `${OBJECT_VIEWER} for ${member} on ${grant.bucket}`);
+    });
+    const modelFolder = join(this.bucketPath, 'models', model.name);
+    const hadFiles = await stat(modelFolder).then(() => true, () => false);
+    await rm(modelFolder, { recursive: true, force: true });
+    note('model files', hadFiles, modelFolder);
+    if (!options.deleteData) {
+      outcomes.push({ step: 'dataset', action: 'skipped', detail: `kept ${dataset}, the connection and the bucket (pass --yes to delete them)` });
+      return outcomes;
+    }
+    await this.transaction(async (db) => {
+      const ours = await db.one('SELECT 1 FROM _objinfer.buckets WHERE path = $1', [this.bucketPath]);
+      if (ours) {
+        await rm(this.bucketPath, { recursive: true, force: true });
+        await db.run('DELETE FROM _objinfer.buckets WHERE path = $1', [this.bucketPath]);
+      }
+      note('bucket', !!ours, this.bucketPath);
+      const { project, location, connection } = this.config;
+      const connectionRow = await db.one('SELECT 1 FROM _objinfer.connections WHERE project = $1 AND location = $2 AND name = $3', [project, location, connection]);
+      await db.run('DELETE FROM _objinfer.connections WHERE project = $1 AND location = $2 AND name = $3', [project, location, connection]);
+      note('connection', !!connectionRow, connection);
+      const datasetRow = await db.one('SELECT 1 FROM _objinfer.datasets WHERE name = $1', [dataset]);
+      if (datasetRow) {
+        await db.run(`DROP SCHEMA IF EXISTS ${this.ds} CASCADE`);
+        await db.run('DELETE FROM _objinfer.datasets WHERE name = $1', [dataset]);
+      }
+      note('dataset', !!datasetRow, dataset);
+    });
+    return outcomes;
   }
 
   async readResults(limit: number): Promise<ResultRow[]> {

@@ -13,6 +13,7 @@ export const BOOKKEEPING_DDL = [
   `CREATE TABLE IF NOT EXISTS _objinfer.grants (
      bucket VARCHAR, member VARCHAR, role VARCHAR, granted_at TIMESTAMPTZ NOT NULL,
      PRIMARY KEY (bucket, member, role))`,
+  `CREATE TABLE IF NOT EXISTS _objinfer.buckets (path VARCHAR PRIMARY KEY, created_at TIMESTAMPTZ NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS _objinfer.object_tables (
      dataset VARCHAR, name VARCHAR, connection VARCHAR NOT NULL, source_uris VARCHAR[] NOT NULL,
      PRIMARY KEY (dataset, name))`,
