@@ -4,7 +4,7 @@
  * bucket IAM, Resource Manager and the Reservation API are the strict stand-in in
  * test/support/gcp.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
@@ -283,4 +283,29 @@ test('plan lists every call in order, with dry-run byte estimates for the statem
   expect(calls.find((c) => c.step === 'object table')!.estimatedBytes).toBeGreaterThan(0);
   expect(calls.find((c) => c.step === 'dataset')!.estimatedBytes).toBeUndefined();
   expect(f.standIn.datasets.size).toBe(0); // nothing was changed
+});
+
+test('a TensorFlow SavedModel folder is uploaded file by file and imported from its folder', async () => {
+  const saved = mkdtempSync(join(tmpdir(), 'objinfer-savedmodel-'));
+  mkdirSync(join(saved, 'variables'));
+  writeFileSync(join(saved, 'saved_model.pb'), 'graph');
+  writeFileSync(join(saved, 'variables', 'variables.index'), 'index');
+  writeFileSync(join(saved, 'variables', 'variables.data-00000-of-00001'), 'weights');
+  const f = await gcpFixture(['red', 'blue'], {}, {});
+  const config = { ...f.config, model: { ...f.config.model, type: 'TENSORFLOW' as const, source: saved } };
+  const backend = new GcpBackend(config, { baseUrl: f.standIn.url, authClient: staticToken() });
+  await backend.ensureDataset(); // the record of what objinfer creates lives in the dataset
+  await backend.ensureBucket();
+  const artifact = await backend.uploadModel();
+  expect(artifact).toMatchObject({ filesUploaded: 3, filesSkipped: 0, uri: `gs://${config.bucket}/models/resnet/${artifact.version}/*` });
+  expect((await fakeGcs.list(config.bucket)).sort()).toEqual(
+    ['saved_model.pb', 'variables/variables.data-00000-of-00001', 'variables/variables.index'].map((n) => `models/resnet/${artifact.version}/${n}`),
+  );
+  expect(await backend.uploadModel()).toMatchObject({ version: artifact.version, filesUploaded: 0, filesSkipped: 3 });
+  await backend.ensureModel(artifact);
+  expect(f.standIn.statements.at(-1)).toBe(
+    'CREATE OR REPLACE MODEL `objinfer-test.resnet_inference_test.resnet`\n' +
+      `OPTIONS (model_type = 'TENSORFLOW', model_path = 'gs://${config.bucket}/models/resnet/${artifact.version}/*',\n` +
+      `  labels = [('objinfer_version', '${artifact.version}')])`,
+  );
 });

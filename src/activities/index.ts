@@ -40,8 +40,8 @@ export function createActivities(backendFor: BackendFactory) {
       classified(() => {
         const context = Context.current();
         context.heartbeat({ imagesDone: 0 });
-        // Heartbeats carry progress and bring cancellation in; the signal stops the batch.
-        return backendFor(config).predictBatch(request, (imagesDone) => context.heartbeat({ imagesDone }), context.cancellationSignal);
+        // Heartbeats carry progress (or the job ID) and bring cancellation in; the signal stops the batch.
+        return backendFor(config).predictBatch(request, (progress) => context.heartbeat(progress), context.cancellationSignal);
       }),
     cleanup: (config: PipelineConfig, deleteData: boolean) => classified(() => backendFor(config).cleanup({ deleteData })),
   };

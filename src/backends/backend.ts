@@ -60,6 +60,12 @@ export interface BatchRequest {
   runId: string;
 }
 
+/** Heartbeat details: images done (local) or the BigQuery job being waited on (gcp). */
+export interface BatchProgress {
+  imagesDone?: number;
+  jobId?: string;
+}
+
 export interface BatchResult {
   batchIndex: number;
   predicted: number;
@@ -111,7 +117,7 @@ export interface Backend {
   ensureResultTables(model: ModelDescription): Promise<StepOutcome[]>;
   planBatches(modelVersion: string): Promise<BatchPlan>;
   /** `signal` aborts the batch (the run was cancelled); nothing of it is written then. */
-  predictBatch(request: BatchRequest, onProgress?: (imagesDone: number) => void, signal?: AbortSignal): Promise<BatchResult>;
+  predictBatch(request: BatchRequest, onProgress?: (progress: BatchProgress) => void, signal?: AbortSignal): Promise<BatchResult>;
   /** Newest first. Readable while a worker is writing. */
   readResults(limit: number): Promise<ResultRow[]>;
   readErrors(limit: number): Promise<ErrorRow[]>;

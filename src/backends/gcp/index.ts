@@ -11,7 +11,7 @@ import type { TableField } from '@google-cloud/bigquery';
 import type { PipelineConfig } from '../../config';
 import { ErrorType, ObjinferError } from '../../errors';
 import type {
-  Backend, BatchPlan, BatchRequest, BatchResult, ConnectionInfo, ErrorRow, ModelArtifact, ModelDescription, PlannedCall,
+  Backend, BatchPlan, BatchProgress, BatchRequest, BatchResult, ConnectionInfo, ErrorRow, ModelArtifact, ModelDescription, PlannedCall,
   PreflightReport, ResultRow, StepOutcome,
 } from '../backend';
 import { createGcpClients, type GcpClients, type GcpEndpoints } from './clients';
@@ -560,13 +560,13 @@ export class GcpBackend implements Backend {
    * One ML.PREDICT job per batch. A decode error fails the whole query, so the batch is
    * split by a second hash until each bad object stands alone and goes to the errors table.
    */
-  async predictBatch(request: BatchRequest, onProgress?: (imagesDone: number) => void, signal?: AbortSignal): Promise<BatchResult> {
+  async predictBatch(request: BatchRequest, onProgress?: (progress: BatchProgress) => void, signal?: AbortSignal): Promise<BatchResult> {
     const slice: BatchSlice = { count: request.batchCount, index: request.batchIndex };
     await this.predictSlice(request, slice, signal, onProgress);
     return this.countBatch(request);
   }
 
-  private async predictSlice(request: BatchRequest, slice: BatchSlice, signal?: AbortSignal, onProgress?: (n: number) => void): Promise<void> {
+  private async predictSlice(request: BatchRequest, slice: BatchSlice, signal?: AbortSignal, onProgress?: (progress: BatchProgress) => void): Promise<void> {
     const labels = await this.labels();
     const params = { model_version: request.modelVersion, run_id: request.runId, labels };
     const types = { model_version: 'STRING', run_id: 'STRING', labels: ['STRING'] };
@@ -574,7 +574,7 @@ export class GcpBackend implements Backend {
     for (let attempt = 1; attempt <= MAX_JOB_ATTEMPTS; attempt++) {
       const jobId = batchJobId(request.runId, slice, attempt);
       const outcome = await this.call(`batch ${slice.index + 1}/${slice.count}`, () =>
-        runJob(this.clients.bigquery, this.config.location, { jobId, query: sql, params, types }, { signal, onStarted: () => onProgress?.(0) }),
+        runJob(this.clients.bigquery, this.config.location, { jobId, query: sql, params, types }, { signal, onPoll: () => onProgress?.({ jobId }) }),
       );
       if (!outcome.error) return;
       if (isDecodeError(outcome.error)) return this.isolateBadObjects(request, slice, outcome.error.message, signal, onProgress);
@@ -585,7 +585,7 @@ export class GcpBackend implements Backend {
     throw new ObjinferError(ErrorType.WarehouseBusy, `batch ${slice.index + 1}/${slice.count}: ${MAX_JOB_ATTEMPTS} jobs failed with transient errors`);
   }
 
-  private async isolateBadObjects(request: BatchRequest, slice: BatchSlice, error: string, signal?: AbortSignal, onProgress?: (n: number) => void): Promise<void> {
+  private async isolateBadObjects(request: BatchRequest, slice: BatchSlice, error: string, signal?: AbortSignal, onProgress?: (progress: BatchProgress) => void): Promise<void> {
     const params = { model_version: request.modelVersion };
     const count = await this.statement('count a failing batch', `count_${batchJobId(request.runId, slice, 0)}`, countSliceSql(this.config, slice), params);
     const [rows] = await count.job.getQueryResults();

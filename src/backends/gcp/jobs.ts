@@ -33,7 +33,7 @@ export async function runJob(
   bigquery: BigQuery,
   location: string,
   request: JobRequest,
-  options: { onStarted?: (jobId: string) => void; signal?: AbortSignal; pollMs?: number } = {},
+  options: { onPoll?: (jobId: string) => void; signal?: AbortSignal; pollMs?: number } = {},
 ): Promise<JobOutcome> {
   let job: Job;
   let attached = false;
@@ -53,9 +53,9 @@ export async function runJob(
     job = bigquery.job(request.jobId, { location });
     attached = true;
   }
-  options.onStarted?.(request.jobId);
   let delay = options.pollMs ?? 200;
   for (;;) {
+    options.onPoll?.(request.jobId); // the caller heartbeats the job it waits on
     const [metadata] = (await job.getMetadata()) as unknown as [JobMetadata];
     if (metadata.status?.state === 'DONE' || request.dryRun) {
       const result = metadata.status?.errorResult;

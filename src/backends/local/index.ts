@@ -12,7 +12,7 @@ import type { PipelineConfig } from '../../config';
 import { parseDuration } from '../../duration';
 import { ErrorType, ObjinferError } from '../../errors';
 import type {
-  Backend, BatchPlan, BatchRequest, BatchResult, ConnectionInfo, ModelArtifact, ModelDescription,
+  Backend, BatchPlan, BatchProgress, BatchRequest, BatchResult, ConnectionInfo, ModelArtifact, ModelDescription,
   ErrorRow, PlannedCall, PreflightReport, ResultRow, StepOutcome,
 } from '../backend';
 import { assertConnectionCanRead, findGrant, localServiceAccount, OBJECT_VIEWER } from './iam';
@@ -307,7 +307,7 @@ export class LocalBackend implements Backend {
     return `md5_number(${alias}.uri) % CAST($2 AS UHUGEINT) = CAST($3 AS UHUGEINT)`;
   }
 
-  async predictBatch(request: BatchRequest, onProgress?: (imagesDone: number) => void, signal?: AbortSignal): Promise<BatchResult> {
+  async predictBatch(request: BatchRequest, onProgress?: (progress: BatchProgress) => void, signal?: AbortSignal): Promise<BatchResult> {
     const { modelVersion, batchIndex, batchCount, runId, model } = request;
     const objects = await this.use(async (db) => {
       for (const bucket of this.imageBuckets) await assertConnectionCanRead(db, bucket, this.serviceAccount, this.propagationDelayMs);
@@ -317,7 +317,11 @@ export class LocalBackend implements Backend {
         [modelVersion, BigInt(batchCount), BigInt(batchIndex)],
       );
     });
-    const { predictions, failures } = await classifyObjects(objects, model, { preserveAspectRatio: this.config.model.preserveAspectRatio, onProgress, signal });
+    const { predictions, failures } = await classifyObjects(objects, model, {
+      preserveAspectRatio: this.config.model.preserveAspectRatio,
+      onProgress: (imagesDone) => onProgress?.({ imagesDone }),
+      signal,
+    });
     signal?.throwIfAborted();
     await this.writeBatch(request, predictions, failures);
     return this.countBatch(request);

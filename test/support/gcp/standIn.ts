@@ -148,7 +148,9 @@ export class GoogleStandIn {
         }
         json(res, status, payload);
       } catch (error) {
-        json(res, 400, { error: { code: 400, status: 'INVALID_ARGUMENT', message: `stand-in: ${(error as Error).message}` } });
+        const notFound = (error as { notFound?: boolean }).notFound;
+        const [code, status] = notFound ? [404, 'NOT_FOUND'] : [400, 'INVALID_ARGUMENT'];
+        json(res, code, { error: { code, status, message: `stand-in: ${(error as Error).message}` } });
       }
       return;
     }
