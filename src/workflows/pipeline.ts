@@ -4,6 +4,7 @@
  * Deterministic: all I/O is in activities, and history holds counts, never URIs or pixels.
  */
 import {
+  ActivityCancellationType,
   ApplicationFailure,
   continueAsNew,
   log,
@@ -43,6 +44,8 @@ function activitiesFor(config: PipelineConfig) {
   const batches: ActivityOptions = {
     startToCloseTimeout: '30m',
     heartbeatTimeout: ms(config.batch.heartbeatTimeout),
+    // A cancelled run ends only when its batches have stopped: nothing writes after it.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { ...retry, maximumInterval: 60_000 },
   };
   const optionsFor = (name: keyof PipelineActivities): ActivityOptions =>
