@@ -47,10 +47,14 @@ const CREATED_TABLE = '_objinfer_created';
 const MAX_SPLIT_DEPTH = 24;
 const MAX_JOB_ATTEMPTS = 5;
 
-const RESULTS_SCHEMA: TableField[] = [
+/** The key every results and errors row has: (uri, generation, model_version). */
+const KEY_FIELDS: TableField[] = [
   { name: 'uri', type: 'STRING', mode: 'REQUIRED' },
   { name: 'generation', type: 'INTEGER', mode: 'REQUIRED' },
   { name: 'model_version', type: 'STRING', mode: 'REQUIRED' },
+];
+const RESULTS_SCHEMA: TableField[] = [
+  ...KEY_FIELDS,
   { name: 'label', type: 'STRING' },
   { name: 'score', type: 'FLOAT' },
   {
@@ -62,9 +66,7 @@ const RESULTS_SCHEMA: TableField[] = [
   { name: 'predicted_at', type: 'TIMESTAMP', mode: 'REQUIRED' },
 ];
 const ERRORS_SCHEMA: TableField[] = [
-  { name: 'uri', type: 'STRING', mode: 'REQUIRED' },
-  { name: 'generation', type: 'INTEGER', mode: 'REQUIRED' },
-  { name: 'model_version', type: 'STRING', mode: 'REQUIRED' },
+  ...KEY_FIELDS,
   { name: 'error', type: 'STRING', mode: 'REQUIRED' },
   { name: 'run_id', type: 'STRING', mode: 'REQUIRED' },
   { name: 'failed_at', type: 'TIMESTAMP', mode: 'REQUIRED' },
