@@ -22,6 +22,7 @@ import {
   stateDir,
   TemporalUnreachable,
   workflowUiUrl,
+  type TemporalTarget,
 } from '../temporal/connection';
 import { stopDetached } from '../temporal/devServer';
 import { createWorker } from '../worker';
@@ -34,14 +35,7 @@ async function runPipeline(config: PipelineConfig, options: { worker: boolean })
   backendFor(config); // an unavailable backend fails here, before a server or run is started
   return withTemporal(async (temporal) => {
     const { client, target } = temporal;
-    let worker: Awaited<ReturnType<typeof createWorker>> | undefined;
-    let workerDone: Promise<void> | undefined;
-    if (options.worker) {
-      const connection = await connectWorker(target);
-      worker = await createWorker({ connection, namespace: target.namespace, taskQueue: config.temporal.taskQueue });
-      workerDone = worker.run().finally(() => connection.close());
-    }
-    try {
+    return whileWorking(options.worker, target, config.temporal.taskQueue, async () => {
       const started = await startPipeline(client, config, { searchAttributes: temporal.searchAttributes });
       const url = workflowUiUrl(target, started.workflowId);
       console.error(`${started.attached ? 'attached to the running' : 'started'} pipeline ${config.name} (workflow ${started.workflowId})${url ? `\n  watch it: ${url}` : ''}`);
@@ -54,13 +48,20 @@ async function runPipeline(config: PipelineConfig, options: { worker: boolean })
       } finally {
         view.stop();
       }
-    } finally {
-      if (worker) {
-        worker.shutdown();
-        await workerDone;
-      }
-    }
+    });
   });
+}
+
+/** Runs `work` while a worker in this process polls the task queue (when `withWorker`), then stops it. */
+async function whileWorking<T>(withWorker: boolean, target: TemporalTarget, taskQueue: string, work: () => Promise<T>): Promise<T> {
+  if (!withWorker) return work();
+  const connection = await connectWorker(target);
+  try {
+    const worker = await createWorker({ connection, namespace: target.namespace, taskQueue });
+    return await worker.runUntil(work());
+  } finally {
+    await connection.close();
+  }
 }
 
 function printSummary(summary: PipelineSummary): void {
@@ -221,15 +222,9 @@ export function buildProgram(): Command {
       const config = loadConfig(options.config);
       backendFor(config);
       await withTemporal(async ({ client, target }) => {
-        const run = () => cleanupPipeline(client, config, { deleteData: options.yes ?? false });
-        let outcomes;
-        if (options.worker) {
-          const connection = await connectWorker(target);
-          const worker = await createWorker({ connection, namespace: target.namespace, taskQueue: config.temporal.taskQueue });
-          outcomes = await worker.runUntil(run()).finally(() => connection.close());
-        } else {
-          outcomes = await run();
-        }
+        const outcomes = await whileWorking(options.worker, target, config.temporal.taskQueue, () =>
+          cleanupPipeline(client, config, { deleteData: options.yes ?? false }),
+        );
         console.log(table(outcomes.map((o) => ({ step: o.step, result: o.action, detail: o.detail }))));
       });
     });
