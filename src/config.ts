@@ -65,8 +65,13 @@ export const ConfigSchema = z
       .prefault({}),
     batch: z
       .object({
-        size: z.number().int().min(1).max(10_000).default(64),
-        concurrency: z.number().int().min(1).max(64).default(2),
+        size: z.number().int().min(1, 'must be at least 1 image').max(10_000, 'must be at most 10000 images (a batch is one activity and one BigQuery job)').default(64),
+        concurrency: z
+          .number()
+          .int()
+          .min(1, 'must be at least 1')
+          .max(64, 'must be at most 64 batches at once (well below Temporal\'s 2,000 pending activities per run)')
+          .default(2),
         heartbeatTimeout: duration.default('30s'),
       })
       .strict()

@@ -9,14 +9,29 @@ import type { BackendFactory, BatchRequest, ModelArtifact, ModelDescription } fr
 import type { PipelineConfig } from '../config';
 import { ObjinferError } from '../errors';
 
-async function classified<T>(work: () => Promise<T>): Promise<T> {
+/**
+ * Runs a step while heartbeating, so a worker that dies mid-step is noticed within the
+ * heartbeat timeout (not the 5-minute start-to-close bound) and the step retried elsewhere.
+ */
+async function classified<T>(work: (heartbeat: (details: unknown) => void) => Promise<T>): Promise<T> {
+  const context = Context.current();
+  let last: unknown;
+  const heartbeat = (details: unknown) => {
+    last = details;
+    context.heartbeat(details);
+  };
+  // Repeats the last details: a retry reads them (e.g. the BigQuery job to re-attach to).
+  const timeout = context.info.heartbeatTimeoutMs;
+  const beat = timeout ? setInterval(() => context.heartbeat(last), Math.max(100, timeout / 3)) : undefined;
   try {
-    return await work();
+    return await work(heartbeat);
   } catch (error) {
     if (error instanceof ObjinferError) {
       throw ApplicationFailure.create({ type: error.type, message: error.message, nonRetryable: !error.retryable });
     }
     throw error;
+  } finally {
+    clearInterval(beat);
   }
 }
 
@@ -37,11 +52,10 @@ export function createActivities(backendFor: BackendFactory) {
       classified(() => backendFor(config).ensureResultTables(model)),
     planBatches: (config: PipelineConfig, modelVersion: string) => classified(() => backendFor(config).planBatches(modelVersion)),
     predictBatch: (config: PipelineConfig, request: BatchRequest) =>
-      classified(() => {
-        const context = Context.current();
-        context.heartbeat({ imagesDone: 0 });
+      classified((heartbeat) => {
+        heartbeat({ imagesDone: 0 });
         // Heartbeats carry progress (or the job ID) and bring cancellation in; the signal stops the batch.
-        return backendFor(config).predictBatch(request, (progress) => context.heartbeat(progress), context.cancellationSignal);
+        return backendFor(config).predictBatch(request, heartbeat, Context.current().cancellationSignal);
       }),
     cleanup: (config: PipelineConfig, deleteData: boolean) => classified(() => backendFor(config).cleanup({ deleteData })),
   };

@@ -43,6 +43,7 @@ export async function decodeRgb8(bytes: Uint8Array): Promise<Rgb8Image> {
       `image is ${bytes.length} bytes; DECODE_IMAGE accepts at most ${MAX_IMAGE_BYTES} bytes (10 MB)`,
     );
   }
+  if (bytes.length === 0) throw new ImageDecodeError('empty object (0 bytes): nothing to decode');
   const format = sniffFormat(bytes);
   if (!format) throw new ImageDecodeError('unsupported image format: only JPEG, PNG and BMP can be decoded');
   if (format === 'bmp') return decodeBmp(bytes);

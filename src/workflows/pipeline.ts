@@ -34,16 +34,19 @@ import {
 function activitiesFor(config: PipelineConfig) {
   const ms = (text: string) => parseDuration(text) ?? 0;
   const retry = { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 30_000, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES };
-  const provisioning: ActivityOptions = { startToCloseTimeout: '5m', retry: { ...retry, maximumAttempts: 10 } };
+  // Every step heartbeats, so a step on a worker that died is retried after this, not after 5 minutes.
+  const heartbeatTimeout = ms(config.batch.heartbeatTimeout);
+  const provisioning: ActivityOptions = { startToCloseTimeout: '5m', heartbeatTimeout, retry: { ...retry, maximumAttempts: 10 } };
   // Steps that read through the connection wait out IAM propagation, up to the configured bound.
   const throughConnection: ActivityOptions = {
     startToCloseTimeout: '5m',
+    heartbeatTimeout,
     scheduleToCloseTimeout: ms(config.iam.propagationTimeout),
     retry: { ...retry, backoffCoefficient: 1.5, maximumInterval: 20_000 },
   };
   const batches: ActivityOptions = {
     startToCloseTimeout: '30m',
-    heartbeatTimeout: ms(config.batch.heartbeatTimeout),
+    heartbeatTimeout,
     // A cancelled run ends only when its batches have stopped: nothing writes after it.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { ...retry, maximumInterval: 60_000 },
@@ -91,7 +94,6 @@ class PipelineRun {
     const { config, step } = this;
     this.enter('preflight');
     const { warnings } = await step('preflight', 'preflight: check config and permissions', config);
-    warnings.forEach((w) => log.warn(w));
 
     this.enter('provision');
     const provisioned: StepOutcome[] = [];
@@ -112,7 +114,14 @@ class PipelineRun {
     log.info('provisioned', { steps: provisioned.map((s) => `${s.step}: ${s.action}`) });
 
     this.enter('plan');
-    const plan = await step('planBatches', 'plan: count pending images', config, artifact.version);
+    const plan = capBatches(await step('planBatches', 'plan: count pending images', config, artifact.version), warnings);
+    if (plan.objectsSeen === 0) {
+      warnings.push(
+        `sourceUris matched no objects (${config.sourceUris.join(', ')}): nothing to predict; check the pattern ` +
+          '(`*` matches any run of characters, "/" included)',
+      );
+    }
+    warnings.forEach((w) => log.warn(w));
     return {
       startedAt: this.startedAt, inferStartedAt: Date.now(), provisioned, warnings, artifact, model, plan,
       nextBatch: 0, predicted: 0, failed: 0, labelCounts: {},
@@ -142,7 +151,7 @@ class PipelineRun {
         this.batchesDone++;
         this.predicted += result.predicted;
         this.failed += result.failed;
-        for (const [label, n] of Object.entries(result.labelCounts)) labelCounts[label] = (labelCounts[label] ?? 0) + n;
+        addLabelCounts(labelCounts, result.labelCounts);
         this.reportProgress();
       });
       inFlight.set(batchIndex, done);
@@ -250,6 +259,34 @@ class PipelineRun {
       startedAt: new Date(this.startedAt).toISOString(),
       etaSeconds,
     };
+  }
+}
+
+/**
+ * At most this many batches per run. Only `batch.concurrency` (at most 64) are ever
+ * pending at once, far below Temporal's 2,000 pending activities; the cap keeps a tiny
+ * batch size over millions of objects from turning into millions of activities.
+ */
+export const MAX_BATCHES = 10_000;
+
+/** Fewer, larger batches when the configured size would make more than MAX_BATCHES. */
+export function capBatches(plan: BatchPlan, warnings: string[]): BatchPlan {
+  if (plan.batchCount <= MAX_BATCHES) return plan;
+  warnings.push(
+    `batch.size would make ${plan.batchCount} batches for ${plan.pending} images; capped at ${MAX_BATCHES} batches ` +
+      `of about ${Math.ceil(plan.pending / MAX_BATCHES)} images each (raise batch.size to choose the size yourself)`,
+  );
+  return { ...plan, batchCount: MAX_BATCHES };
+}
+
+/** Labels counted in the summary; the rest are summed under OTHER_LABELS so the summary stays small. */
+export const MAX_LABEL_COUNTS = 1000;
+export const OTHER_LABELS = '(other labels)';
+
+export function addLabelCounts(total: Record<string, number>, batch: Record<string, number>): void {
+  for (const [label, n] of Object.entries(batch)) {
+    const key = label in total || Object.keys(total).length < MAX_LABEL_COUNTS ? label : OTHER_LABELS;
+    total[key] = (total[key] ?? 0) + n;
   }
 }
 

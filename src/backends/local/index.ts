@@ -16,10 +16,10 @@ import type {
   ErrorRow, PlannedCall, PreflightReport, ResultRow, StepOutcome,
 } from '../backend';
 import { assertConnectionCanRead, findGrant, localServiceAccount, OBJECT_VIEWER } from './iam';
-import { classifyObjects, type Failure, type PendingObject, type Prediction } from './inference';
+import { classifyInRuns, type Failure, type PendingObject, type Prediction } from './inference';
 import { loadSession, signature, topK } from './runtime';
 import { BOOKKEEPING_DDL, errorsDdl, labelsDdl, objectTableDdl, resultsDdl, TOP_K_TYPE } from './schema';
-import { copyIfChanged, listObjects, md5Base64, patternRoot, pathToUri, uriToPath } from './storage';
+import { copyIfChanged, listObjects, md5Base64, objectPath, patternRoot, pathToUri, uriToPath } from './storage';
 import { quote, Warehouse, type Db } from './warehouse';
 
 export class LocalBackend implements Backend {
@@ -186,7 +186,7 @@ export class LocalBackend implements Backend {
     for (const object of listed) {
       const previous = known.get(object.uri);
       if (previous && previous.generation === object.generation) continue;
-      const md5 = await md5Base64(uriToPath(object.uri));
+      const md5 = await md5Base64(objectPath(object.uri));
       changed.push([object.uri, object.generation, object.contentType, BigInt(object.size), md5, object.updated.toISOString()]);
     }
     const listedUris = new Set(listed.map((o) => o.uri));
@@ -317,13 +317,16 @@ export class LocalBackend implements Backend {
         [modelVersion, BigInt(batchCount), BigInt(batchIndex)],
       );
     });
-    const { predictions, failures } = await classifyObjects(objects, model, {
+    const runs = classifyInRuns(objects, model, {
       preserveAspectRatio: this.config.model.preserveAspectRatio,
       onProgress: (imagesDone) => onProgress?.({ imagesDone }),
       signal,
     });
-    signal?.throwIfAborted();
-    await this.writeBatch(request, predictions, failures);
+    // Each run's rows land as they are ready: a worker lost mid-batch redoes only the rest.
+    for await (const { predictions, failures } of runs) {
+      signal?.throwIfAborted();
+      await this.writeBatch(request, predictions, failures);
+    }
     return this.countBatch(request);
   }
 
@@ -429,7 +432,7 @@ export class LocalBackend implements Backend {
     });
   }
 
-  /** One transaction per batch: a crash leaves all of the batch or none of it. */
+  /** One transaction per run of images: a crash leaves all of its rows or none of them. */
   private async writeBatch(request: BatchRequest, predictions: Prediction[], failures: Failure[]): Promise<void> {
     const { results } = this.config;
     const labels = await labelsFor(request.model);

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { decodeRgb8, ImageDecodeError, ImageResizeError, MAX_IMAGE_BYTES, resizeRgb8 } from '../../images';
 import type { ModelDescription } from '../backend';
 import { classify, loadSession } from './runtime';
-import { uriToPath } from './storage';
+import { objectPath, uriToPath } from './storage';
 
 /** Decoding runs this many images at once; sharp does the work on libuv threads. */
 const DECODE_PARALLELISM = 4;
@@ -30,20 +30,64 @@ export interface ClassifyOptions {
   signal?: AbortSignal;
 }
 
-/** Decodes, resizes and classifies; an image that cannot be decoded becomes a failure. */
-export async function classifyObjects(
+/** Images per ONNX Runtime run at most: bounds a batch's memory whatever batch.size is. */
+export const MAX_RUN_IMAGES = 64;
+
+export interface ClassifiedChunk {
+  predictions: Prediction[];
+  failures: Failure[];
+}
+
+/**
+ * Decodes, resizes and classifies in runs of at most MAX_RUN_IMAGES; an image that cannot
+ * be decoded becomes a failure. The next run's images are decoded while the current one
+ * infers, so the cores that ONNX Runtime leaves idle between operators are not wasted.
+ */
+export async function* classifyInRuns(
   objects: PendingObject[],
   model: ModelDescription,
   options: ClassifyOptions,
-): Promise<{ predictions: Prediction[]; failures: Failure[] }> {
+): AsyncGenerator<ClassifiedChunk> {
   const session = await loadSession(uriToPath(model.modelUri));
   const [height, width] = model.inputSize;
-  const pixelsPerImage = height * width * 3;
+  const runs = Math.ceil(objects.length / MAX_RUN_IMAGES);
+  const size = Math.ceil(objects.length / Math.max(runs, 1));
+  const chunks = Array.from({ length: runs }, (_, i) => objects.slice(i * size, (i + 1) * size));
+  let done = 0;
+  const progress = () => options.onProgress?.(++done);
+  const prepare = (chunk: PendingObject[]) => {
+    const prepared = preprocess(chunk, height, width, options, progress);
+    prepared.catch(() => undefined); // awaited below; this only keeps an early failure from being "unhandled"
+    return prepared;
+  };
+  let next = chunks.length > 0 ? prepare(chunks[0]!) : undefined;
+  for (let i = 0; i < chunks.length; i++) {
+    const { ready, failures } = await next!;
+    next = i + 1 < chunks.length ? prepare(chunks[i + 1]!) : undefined;
+    options.signal?.throwIfAborted();
+    if (ready.length === 0) {
+      yield { predictions: [], failures };
+      continue;
+    }
+    const pixelsPerImage = height * width * 3;
+    const batch = new Float32Array(ready.length * pixelsPerImage);
+    ready.forEach((x, j) => batch.set(x.pixels, j * pixelsPerImage));
+    const scores = await classify(session, model.inputName, model.outputName, batch, [ready.length, height, width, 3]);
+    yield { predictions: ready.map((x, j) => ({ object: x.object, scores: scores[j]! })), failures };
+  }
+}
+
+async function preprocess(
+  objects: PendingObject[],
+  height: number,
+  width: number,
+  options: ClassifyOptions,
+  onImage: () => void,
+): Promise<{ ready: { object: PendingObject; pixels: Float32Array }[]; failures: Failure[] }> {
   const tensors: (Float32Array | undefined)[] = new Array(objects.length);
   const failures: Failure[] = [];
   let next = 0;
-  let done = 0;
-  const preprocess = async () => {
+  const work = async () => {
     while (next < objects.length) {
       options.signal?.throwIfAborted();
       const index = next++;
@@ -51,27 +95,22 @@ export async function classifyObjects(
       try {
         tensors[index] = await loadImage(object, height, width, options.preserveAspectRatio);
       } catch (error) {
-        if (!(error instanceof ImageDecodeError || error instanceof ImageResizeError || isMissingFile(error))) throw error;
+        if (!(error instanceof ImageDecodeError || error instanceof ImageResizeError || isUnreadableFile(error))) throw error;
         const reason = (error as Error).message.split('\n')[0]!;
         failures.push({ object, error: `${reason} (${object.uri})` });
       }
-      options.onProgress?.(++done);
+      onImage();
     }
   };
-  await Promise.all(Array.from({ length: DECODE_PARALLELISM }, preprocess));
-  const ready = objects.flatMap((object, i) => (tensors[i] ? [{ object, pixels: tensors[i] }] : []));
-  if (ready.length === 0) return { predictions: [], failures };
-  const batch = new Float32Array(ready.length * pixelsPerImage);
-  ready.forEach((x, i) => batch.set(x.pixels, i * pixelsPerImage));
-  const scores = await classify(session, model.inputName, model.outputName, batch, [ready.length, height, width, 3]);
-  return { predictions: ready.map((x, i) => ({ object: x.object, scores: scores[i]! })), failures };
+  await Promise.all(Array.from({ length: DECODE_PARALLELISM }, work));
+  return { ready: objects.flatMap((object, i) => (tensors[i] ? [{ object, pixels: tensors[i] }] : [])), failures };
 }
 
 async function loadImage(object: PendingObject, height: number, width: number, preserveAspectRatio: boolean): Promise<Float32Array> {
   if (object.size > BigInt(MAX_IMAGE_BYTES)) {
     throw new ImageDecodeError(`image is ${object.size} bytes; DECODE_IMAGE accepts at most ${MAX_IMAGE_BYTES} bytes (10 MB)`);
   }
-  const resized = resizeRgb8(await decodeRgb8(await readFile(uriToPath(object.uri))), height, width, preserveAspectRatio);
+  const resized = resizeRgb8(await decodeRgb8(await readFile(objectPath(object.uri))), height, width, preserveAspectRatio);
   if (resized.height !== height || resized.width !== width) {
     throw new ImageResizeError(
       `resized to ${resized.height}x${resized.width} keeping the aspect ratio, but the model takes ${height}x${width}; set model.preserveAspectRatio: false`,
@@ -80,6 +119,12 @@ async function loadImage(object: PendingObject, height: number, width: number, p
   return resized.data;
 }
 
-function isMissingFile(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException)?.code === 'ENOENT';
+/** Gone since it was listed, unreadable, or a directory: that object fails, the batch goes on. */
+function isUnreadableFile(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM' || code === 'EISDIR') {
+    (error as Error).message = `cannot read the object: ${code}`;
+    return true;
+  }
+  return false;
 }

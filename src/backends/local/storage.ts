@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ErrorType, ObjinferError } from '../../errors';
 
 export interface ObjectMetadata {
   uri: string;
@@ -27,64 +28,130 @@ const CONTENT_TYPES: Record<string, string> = {
 
 /** The folder a pattern starts in: everything before its first wildcard. */
 export function patternRoot(uri: string): string {
-  const path = uriToPath(uri);
+  const path = patternToPath(uri);
   const staticPart = path.split(/[*?]/)[0]!;
   return staticPart.endsWith('/') ? staticPart.slice(0, -1) : dirname(staticPart);
 }
 
-export function uriToPath(uri: string): string {
+/** A source pattern (file:// URI with `*` and `?` wildcards) as a filesystem pattern. */
+function patternToPath(uri: string): string {
   return fileURLToPath(uri.replace(/\*/g, '%2A').replace(/\?/g, '%3F')).replace(/%2A/g, '*').replace(/%3F/g, '?');
 }
 
-export function pathToUri(path: string): string {
-  return pathToFileURL(path).href;
+/** A file:// URI this project wrote (model files, labels) as a path. */
+export function uriToPath(uri: string): string {
+  return fileURLToPath(uri);
+}
+
+/**
+ * An object's URI as the exact bytes of its path. File names are bytes on Linux: a name
+ * that is not UTF-8 comes back as a Buffer, so it still opens (a string would not).
+ */
+export function objectPath(uri: string): string | Buffer {
+  if (!uri.startsWith('file://')) throw new Error(`not a file:// URI: ${uri}`);
+  const bytes = Buffer.from(decodeURIComponentBytes(uri.slice('file://'.length)));
+  const text = bytes.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(bytes) ? text : bytes;
+}
+
+function decodeURIComponentBytes(encoded: string): number[] {
+  const out: number[] = [];
+  const raw = Buffer.from(encoded, 'utf8');
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === 0x25 && i + 2 < raw.length) {
+      out.push(parseInt(raw.subarray(i + 1, i + 3).toString('latin1'), 16));
+      i += 2;
+    } else out.push(raw[i]!);
+  }
+  return out;
+}
+
+/** A path as a file:// URI; a name that is not UTF-8 has every unusual byte percent-encoded. */
+export function pathToUri(path: string | Buffer): string {
+  if (typeof path === 'string') return pathToFileURL(path).href;
+  const text = path.toString('utf8');
+  if (Buffer.from(text, 'utf8').equals(path)) return pathToFileURL(text).href;
+  let out = 'file://';
+  for (const byte of path) {
+    const c = String.fromCharCode(byte);
+    out += /[A-Za-z0-9/._~-]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
 }
 
 function patternToRegExp(pattern: string): RegExp {
   const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${escaped}$`);
+  return new RegExp(`^${escaped}$`, 's');
 }
 
-async function* walk(dir: string): AsyncGenerator<string> {
+function unreadable(path: string | Buffer, error: NodeJS.ErrnoException): ObjinferError {
+  return new ObjinferError(
+    ErrorType.PermissionDenied,
+    `cannot list ${path.toString()}: permission denied (${error.code}); give the user the worker runs as read and execute permission on it`,
+  );
+}
+
+/** Every regular file under `dir`, as path bytes, in byte order. Directories named like images are walked, not listed. */
+async function* walk(dir: Buffer): AsyncGenerator<Buffer> {
   let entries;
   try {
-    entries = await readdir(dir, { withFileTypes: true });
+    entries = await readdir(dir, { withFileTypes: true, encoding: 'buffer' });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return;
+    if (code === 'EACCES' || code === 'EPERM') throw unreadable(dir, error as NodeJS.ErrnoException);
     throw error;
   }
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  entries.sort((a, b) => Buffer.compare(a.name, b.name));
   for (const entry of entries) {
-    const path = join(dir, entry.name);
+    const path = Buffer.concat([dir, SLASH, entry.name]);
     if (entry.isDirectory()) yield* walk(path);
     else if (entry.isFile()) yield path;
   }
 }
 
+const SLASH = Buffer.from('/');
+/** stat calls in flight while listing: enough to keep libuv's threads busy on 100 000 files. */
+const STAT_PARALLELISM = 32;
+
 /** Lists the objects matching any of the patterns, each once, in a stable order. */
 export async function listObjects(patterns: string[]): Promise<ObjectMetadata[]> {
-  const seen = new Map<string, ObjectMetadata>();
+  const matched = new Map<string, Buffer>();
   for (const pattern of patterns) {
-    const path = uriToPath(pattern);
-    const matcher = patternToRegExp(path);
-    for await (const file of walk(patternRoot(pattern))) {
-      if (!matcher.test(file)) continue;
+    const matcher = patternToRegExp(patternToPath(pattern));
+    for await (const file of walk(Buffer.from(patternRoot(pattern)))) {
+      if (!matcher.test(file.toString('utf8'))) continue;
       const uri = pathToUri(file);
-      if (seen.has(uri)) continue;
-      const info = await stat(file, { bigint: true });
-      seen.set(uri, {
-        uri,
-        generation: info.mtimeNs / 1000n,
-        contentType: CONTENT_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream',
-        size: Number(info.size),
-        updated: new Date(Number(info.mtimeMs)),
-      });
+      if (!matched.has(uri)) matched.set(uri, file);
     }
   }
-  return [...seen.values()];
+  const files = [...matched];
+  const listed: (ObjectMetadata | undefined)[] = new Array(files.length);
+  let next = 0;
+  const statNext = async () => {
+    while (next < files.length) {
+      const index = next++;
+      const [uri, file] = files[index]!;
+      const info = await stat(file, { bigint: true }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return undefined; // deleted since it was listed
+        if (error.code === 'EACCES' || error.code === 'EPERM') throw unreadable(file, error);
+        throw error;
+      });
+      if (!info) continue;
+      listed[index] = {
+        uri,
+        generation: info.mtimeNs / 1000n,
+        contentType: CONTENT_TYPES[extname(file.toString('latin1')).toLowerCase()] ?? 'application/octet-stream',
+        size: Number(info.size),
+        updated: new Date(Number(info.mtimeMs)),
+      };
+    }
+  };
+  await Promise.all(Array.from({ length: STAT_PARALLELISM }, statNext));
+  return listed.filter((o): o is ObjectMetadata => o !== undefined);
 }
 
-export async function md5Base64(path: string): Promise<string> {
+export async function md5Base64(path: string | Buffer): Promise<string> {
   return createHash('md5').update(await readFile(path)).digest('base64');
 }
 
