@@ -140,8 +140,8 @@ async function failureOf(taskQueue: string, config: Parameters<typeof startPipel
     waitForResult(client, (await startPipeline(client, config)).workflowId).then(() => new Error('the run succeeded'), (e: unknown) => e),
   );
   expect(error).toBeInstanceOf(WorkflowFailedError);
-  let cause = (error as WorkflowFailedError).cause;
-  while (cause?.cause) cause = cause.cause;
+  let cause: Error | undefined = (error as WorkflowFailedError).cause;
+  while (cause?.cause instanceof Error) cause = cause.cause;
   return cause as { type?: string; message: string };
 }
 

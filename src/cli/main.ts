@@ -244,10 +244,13 @@ export function buildProgram(): Command {
     .command('worker')
     .description('run a worker (scale out by starting more on the same task queue)')
     .option('-q, --task-queue <name>', 'task queue to poll', 'objinfer')
-    .action(async (options: { taskQueue: string }) => {
+    .option('--max-concurrent-activities <n>', 'steps and batches this worker runs at once', positiveInt, 8)
+    .action(async (options: { taskQueue: string; maxConcurrentActivities: number }) => {
       await withTemporal(async ({ target }) => {
         const connection = await connectWorker(target);
-        const worker = await createWorker({ connection, namespace: target.namespace, taskQueue: options.taskQueue });
+        const worker = await createWorker({
+          connection, namespace: target.namespace, taskQueue: options.taskQueue, maxConcurrentActivities: options.maxConcurrentActivities,
+        });
         console.error(`worker polling task queue ${options.taskQueue} on ${target.address} (Ctrl-C to stop)`);
         await worker.run();
         await connection.close();

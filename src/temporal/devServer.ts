@@ -119,7 +119,12 @@ export async function waitForServer(address: string, timeoutMs: number, exited?:
 async function stopProcess(child: ChildProcess, exited: Promise<number | null>): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill('SIGTERM');
-  const stopped = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
+  const grace = new AbortController(); // so the 10 s timer does not keep this process alive
+  const stopped = await Promise.race([
+    exited.then(() => true),
+    sleep(10_000, undefined, { signal: grace.signal }).then(() => false, () => true),
+  ]);
+  grace.abort();
   if (!stopped) child.kill('SIGKILL');
 }
 
