@@ -1,6 +1,6 @@
 # The two commands: `make demo` runs the local demo end to end; `make test` runs every test.
 # Each installs what it needs (node modules, the Temporal CLI) first.
-.PHONY: demo test build deps tools bench clean
+.PHONY: demo test build deps tools bench chaos clean
 
 deps: node_modules/.package-lock.json
 node_modules/.package-lock.json: package.json package-lock.json
@@ -25,6 +25,10 @@ test: build tools
 
 bench: build tools
 	npx tsx bench/run.ts
+
+# 50+ worker kills and one dev-server kill, then exactly-once checks (README "Reliability under faults").
+chaos: build tools
+	npx tsx test/chaos/chaos.ts
 
 clean:
 	rm -rf dist .objinfer/demo

@@ -43,6 +43,16 @@ test('the stack: postgres, schema set-up before the server, UI, and the objinfer
   }
 });
 
+test('least privilege: the worker runs as non-root without capabilities; ports answer on this host only', () => {
+  const { services } = composeConfig();
+  const worker = services['objinfer-worker']! as Record<string, unknown>;
+  expect(worker).toMatchObject({ user: 'node', cap_drop: ['ALL'], security_opt: ['no-new-privileges:true'], read_only: true });
+  // docker-compose v1 prints "ip:host:container/tcp"; v2 prints { host_ip, ... }.
+  const hostIp = (port: string | { host_ip?: string }) => (typeof port === 'string' ? port.split(':')[0] : port.host_ip);
+  const published = Object.values(services).flatMap((s) => ((s as { ports?: (string | { host_ip?: string })[] }).ports ?? []).map(hostIp));
+  expect(published).toEqual(['127.0.0.1', '127.0.0.1']);
+});
+
 test('the namespace set-up registers the search attributes the workflow upserts', () => {
   const script = readFileSync(join(PROJECT_ROOT, 'deploy', 'temporal', 'setup-namespace.sh'), 'utf8');
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_DEFINITIONS)) expect(script).toContain(`${name}=${type}`);

@@ -11,6 +11,7 @@ import { WorkflowFailedError, type Client, type Connection } from '@temporalio/c
 import { OAuth2Client } from 'google-auth-library';
 import { stringify } from 'yaml';
 import { GcpBackend } from '../src/backends/gcp';
+import { workflowIdFor } from '../src/workflows/contract';
 import { cleanupPipeline, startPipeline, waitForResult } from '../src/client';
 import { loadConfig, type PipelineConfig } from '../src/config';
 import { writeColorModel } from '../src/demo';
@@ -18,7 +19,7 @@ import { CORRUPT_JPEG, colorPixels, encodeImage } from '../src/demo/images';
 import type { ColorLabel } from '../src/models/colorClassifier';
 import { startFakeGcs, type FakeGcs } from './support/gcp/fakeGcs';
 import { GoogleStandIn, type StandInOptions } from './support/gcp/standIn';
-import { activityStarts, testClient, uniqueQueue, withWorker } from './support/pipeline';
+import { activityStarts, capturedLogs, historyText, testClient, uniqueQueue, withWorker } from './support/pipeline';
 
 const PROJECT = 'objinfer-test';
 let fakeGcs: FakeGcs;
@@ -148,6 +149,28 @@ test('the whole procedure: provisions, predicts every image once with its label,
   for (const bucket of [f.config.bucket, f.imageBucket]) {
     const viewers = f.standIn.policies.get(bucket)!.bindings.find((b) => b.role === 'roles/storage.objectViewer')!;
     expect(viewers.members).toEqual([member]);
+  }
+});
+
+test('security: the token never reaches history or logs, and the only grant is objectViewer on the two buckets', async () => {
+  const ok = await gcpFixture(['red', 'green'], {}, {}, ['broken.png']);
+  const logsBefore = capturedLogs.length;
+  const summary = await ok.run();
+  const denied = await gcpFixture(['red'], { missingPermissions: ['bigquery.jobs.create'] });
+  await failureOf(denied.run());
+  for (const workflowId of [summary.workflowId, workflowIdFor(denied.config.name)]) {
+    const { text } = await historyText(client, workflowId);
+    expect(text).not.toContain('stand-in-token');
+    expect(text).not.toMatch(/Bearer|authorization/i);
+  }
+  const logs = capturedLogs.slice(logsBefore).join('\n');
+  expect(logs.length).toBeGreaterThan(0);
+  expect(logs).not.toContain('stand-in-token');
+  // IAM writes: bucket policies only (never the project's), one role, one member.
+  const iamWrites = ok.standIn.requests.filter((r) => /setIamPolicy|PUT .*\/iam$/.test(r));
+  expect(iamWrites.sort()).toEqual([`PUT /storage/v1/b/${ok.config.bucket}/iam`, `PUT /storage/v1/b/${ok.imageBucket}/iam`].sort());
+  for (const bucket of [ok.config.bucket, ok.imageBucket]) {
+    expect(ok.standIn.policies.get(bucket)!.bindings.map((b) => [b.role, b.members.length])).toContainEqual(['roles/storage.objectViewer', 1]);
   }
 });
 

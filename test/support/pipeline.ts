@@ -16,6 +16,8 @@ import type { ColorLabel } from '../../src/models/colorClassifier';
 import { SERVER_FILE, WORKFLOW_BUNDLE, type TestServer } from './paths';
 
 let runtimeInstalled = false;
+/** Every log line the in-process workers wrote (INFO and up), for tests that check what logs hold. */
+export const capturedLogs: string[] = [];
 
 export function testServer(): TestServer {
   return JSON.parse(readFileSync(SERVER_FILE, 'utf8')) as TestServer;
@@ -34,7 +36,14 @@ export function uniqueQueue(prefix: string): string {
 export async function withWorker<T>(taskQueue: string, work: () => Promise<T>, backendFor: BackendFactory = realBackendFor): Promise<T> {
   if (!runtimeInstalled) {
     // Tests fail activities on purpose; their WARN logs would bury real failures.
-    Runtime.install({ logger: new DefaultLogger(process.env.OBJINFER_TEST_LOG === 'warn' ? 'WARN' : 'ERROR') });
+    const shown = process.env.OBJINFER_TEST_LOG === 'warn' ? ['WARN', 'ERROR'] : ['ERROR'];
+    Runtime.install({
+      logger: new DefaultLogger('INFO', (entry) => {
+        const line = `${entry.level} ${entry.message} ${JSON.stringify(entry.meta ?? {}, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`;
+        if (capturedLogs.length < 100_000) capturedLogs.push(line);
+        if (shown.includes(entry.level)) console.error(line);
+      }),
+    });
     runtimeInstalled = true;
   }
   const connection = await NativeConnection.connect({ address: testServer().address });
@@ -107,6 +116,27 @@ export interface AttemptRecord {
   activityType: string;
   attempt: number;
   lastFailureType?: string;
+}
+
+/**
+ * Everything a run's history holds as text, over all of its runs (continue-as-new):
+ * each payload decoded, failure messages and stack traces included.
+ */
+export async function historyText(client: Client, workflowId: string): Promise<{ text: string; payloadBytes: number }> {
+  const parts: string[] = [];
+  let payloadBytes = 0;
+  const visit = (value: unknown): void => {
+    if (value instanceof Uint8Array) {
+      payloadBytes += value.length;
+      parts.push(Buffer.from(value).toString('utf8'));
+    } else if (Array.isArray(value)) value.forEach(visit);
+    else if (value && typeof value === 'object') Object.values(value).forEach(visit);
+    else if (typeof value === 'string') parts.push(value);
+  };
+  for await (const run of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
+    visit((await client.workflow.getHandle(workflowId, run.runId).fetchHistory()).events);
+  }
+  return { text: parts.join('\n'), payloadBytes };
 }
 
 /** Every activity start in the run's history, with its attempt and the failure before it. */
