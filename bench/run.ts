@@ -1,127 +1,274 @@
 /**
- * Benchmarks (not part of the test gate): `make bench`.
- *  1. throughput: the whole pipeline vs a bare ONNX Runtime loop, same ResNet-50-shaped
- *     model and batch size (DESIGN §8: the pipeline should reach >= 90 %);
- *  2. incremental: a run over many objects, then a run with nothing new (no inference,
- *     seconds, whatever the table size), with the worker's peak memory.
- * Sizes: BENCH_IMAGES (default 96), BENCH_OBJECTS (default 10000).
+ * Benchmarks (not part of the test gate): `make bench`, or `BENCH=ceiling,pipeline make bench`.
+ * Each benchmark runs in a process of its own (so peak memory is its own), repeats
+ * BENCH_RUNS times (default 3) and reports the median. Results: bench/results/latest.json
+ * and latest.md, and the table on stdout.
+ *
+ *  ceiling      bare ONNX Runtime loop over pre-decoded, pre-resized tensors (ResNet-50-shaped, batch 16)
+ *  images       decode + resize alone, JPEG and PNG, 640x480 and 1920x1080 -> 224x224
+ *  pipeline     the whole inferencePipeline (dev server, worker process, DuckDB) over 200 and 2 000 JPEGs
+ *  incremental  a run with nothing new over 10 000 and 100 000 already-predicted objects
+ *  overhead     the pipeline with a trivial model: cost per batch and per image
+ *  scaleout     the pipeline with one and with two worker processes on one task queue
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { stringify } from 'yaml';
-import { createActivities } from '../src/activities';
 import { backendFor } from '../src/backends';
-import { startPipeline, waitForResult } from '../src/client';
-import { loadConfig, type PipelineConfig } from '../src/config';
+import { SESSION_OPTIONS } from '../src/backends/local/runtime';
+import { Warehouse } from '../src/backends/local/warehouse';
 import { writeColorModel } from '../src/demo';
-import { COLOR_LABELS, COLOR_PROTOTYPES } from '../src/models/colorClassifier';
-import { resnetOnnx, RESNET_INPUT } from '../src/models/resnet';
-import { writeWorkflowBundle } from '../src/temporal/bundleWorkflows';
-import { findTemporalCli, freePort, startDevServer } from '../src/temporal/devServer';
-import type { PipelineSummary } from '../src/workflows/contract';
+import { decodeRgb8, resizeRgb8 } from '../src/images';
+import { colorClassifierOnnx, colorLabelsFile } from '../src/models/colorClassifier';
+import { RESNET_INPUT } from '../src/models/resnet';
+import { BATCH, BenchCluster, firstPhotos, median, ownPeakRssMiB, peakRssMiB, photos, resnetModel, ROOT, RUNS, writeConfig } from './support';
 
-const ROOT = resolve(__dirname, '..', '.objinfer', 'bench');
-const BATCH = 16;
+type Row = { benchmark: string; result: string; figures: Record<string, number> };
 
-function writeConfig(dir: string, raw: Record<string, unknown>): PipelineConfig {
-  const file = join(dir, 'objinfer.yaml');
-  writeFileSync(file, stringify(raw));
-  return loadConfig(file);
+const BENCHMARKS: Record<string, () => Promise<Row[]>> = { ceiling, images, pipeline, incremental, overhead, scaleout };
+
+/** The bare loop: the same session settings as the worker, the same batch size, tensors made beforehand. */
+async function ceiling(): Promise<Row[]> {
+  const session = await ort.InferenceSession.create(resnetModel(), SESSION_OPTIONS);
+  const dir = await photos(BATCH);
+  const pixels = new Float32Array(BATCH * 224 * 224 * 3);
+  const files = readdirSync(dir).sort().slice(0, BATCH);
+  for (const [i, file] of files.entries()) {
+    pixels.set(resizeRgb8(await decodeRgb8(readFileSync(join(dir, file))), 224, 224, false).data, i * 224 * 224 * 3);
+  }
+  const tensor = new ort.Tensor('float32', pixels, [BATCH, 224, 224, 3]);
+  await session.run({ [RESNET_INPUT]: tensor }); // warm-up
+  const batches = Number(process.env.BENCH_CEILING_IMAGES ?? 192) / BATCH;
+  const rates: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const start = performance.now();
+    for (let b = 0; b < batches; b++) await session.run({ [RESNET_INPUT]: tensor });
+    rates.push((batches * BATCH) / ((performance.now() - start) / 1000));
+  }
+  const rate = median(rates);
+  return [{ benchmark: `ceiling: bare ONNX Runtime, ResNet-50-shaped, batch ${BATCH}`, result: `${rate.toFixed(1)} img/s (${(1000 / rate).toFixed(1)} ms/img), peak RSS ${ownPeakRssMiB().toFixed(0)} MiB`, figures: { imagesPerSecond: rate, peakRssMiB: ownPeakRssMiB() } }];
 }
 
-async function bareLoop(modelPath: string, images: number): Promise<number> {
-  const session = await ort.InferenceSession.create(modelPath);
-  const tensor = new ort.Tensor('float32', new Float32Array(BATCH * 224 * 224 * 3).fill(0.5), [BATCH, 224, 224, 3]);
-  await session.run({ [RESNET_INPUT]: tensor }); // warm-up
-  const runs = Math.ceil(images / BATCH);
-  const start = performance.now();
-  for (let i = 0; i < runs; i++) await session.run({ [RESNET_INPUT]: tensor });
-  await session.release();
-  return (runs * BATCH) / ((performance.now() - start) / 1000);
+/** Decoding and resizing alone, one image at a time. */
+async function images(): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const [width, height] of [[640, 480], [1920, 1080]] as const) {
+    for (const format of ['jpeg', 'png'] as const) {
+      const dir = await photos(8, width, height, format);
+      const bytes = readdirSync(dir).sort().slice(0, 8).map((f) => readFileSync(join(dir, f)));
+      const perImage: { decode: number; resize: number }[] = [];
+      for (let r = 0; r < RUNS; r++) {
+        let decode = 0;
+        let resize = 0;
+        for (const image of bytes) {
+          const t0 = performance.now();
+          const decoded = await decodeRgb8(image);
+          const t1 = performance.now();
+          resizeRgb8(decoded, 224, 224, false);
+          decode += t1 - t0;
+          resize += performance.now() - t1;
+        }
+        perImage.push({ decode: decode / bytes.length, resize: resize / bytes.length });
+      }
+      const decode = median(perImage.map((p) => p.decode));
+      const resize = median(perImage.map((p) => p.resize));
+      rows.push({
+        benchmark: `images: ${format.toUpperCase()} ${width}x${height} -> 224x224`,
+        result: `decode ${decode.toFixed(1)} ms + resize ${resize.toFixed(1)} ms = ${(1000 / (decode + resize)).toFixed(0)} img/s on one thread`,
+        figures: { decodeMs: decode, resizeMs: resize, imagesPerSecond: 1000 / (decode + resize) },
+      });
+    }
+  }
+  return rows;
+}
+
+/** The whole pipeline over N photos: infer-stage rate (median of runs) and the worker's peak memory. */
+async function pipeline(): Promise<Row[]> {
+  const sizes = (process.env.BENCH_PIPELINE_IMAGES ?? '200,2000').split(',').map(Number);
+  const dir = await photos(Math.max(...sizes));
+  const rows: Row[] = [];
+  for (const size of sizes) {
+    const cluster = await BenchCluster.start();
+    const [worker] = await cluster.startWorkers(1);
+    const rates: number[] = [];
+    const walls: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const config = writeConfig(`pipeline-${size}-${r}`, {
+        dataset: 'bench', sourceUris: firstPhotos(dir, size), model: { name: 'resnet', source: resnetModel() },
+        batch: { size: BATCH, concurrency: 2 },
+      });
+      const { summary, wallMs } = await cluster.run(config);
+      if (summary.predicted !== size) throw new Error(`pipeline predicted ${summary.predicted} of ${size}`);
+      rates.push(summary.predicted / (summary.inferDurationMs / 1000));
+      walls.push(wallMs);
+    }
+    const rss = peakRssMiB(worker!.pid!);
+    await cluster.stop();
+    const rate = median(rates);
+    rows.push({
+      benchmark: `pipeline: ${size} JPEG 640x480, batch ${BATCH}, concurrency 2, one worker process`,
+      result: `${rate.toFixed(1)} img/s in the infer stage, ${(median(walls) / 1000).toFixed(1)} s wall; worker peak RSS ${rss.toFixed(0)} MiB`,
+      figures: { images: size, imagesPerSecond: rate, wallSeconds: median(walls) / 1000, workerPeakRssMiB: rss },
+    });
+  }
+  return rows;
+}
+
+/** A run with nothing new: objects made as tiny files and marked predicted in the table (no inference to set up). */
+async function incremental(): Promise<Row[]> {
+  const sizes = (process.env.BENCH_OBJECTS ?? '10000,100000').split(',').map(Number);
+  const rows: Row[] = [];
+  const cluster = await BenchCluster.start();
+  const [worker] = await cluster.startWorkers(1);
+  const models = await writeColorModel(join(ROOT, 'colour-model'));
+  const png = await sharp({ create: { width: 2, height: 2, channels: 3, background: { r: 200, g: 30, b: 30 } } }).png().toBuffer();
+  for (const size of sizes) {
+    const dir = join(ROOT, `objects-${size}`);
+    mkdirSync(dir, { recursive: true });
+    if (readdirSync(dir).length !== size) for (let i = 0; i < size; i++) writeFileSync(join(dir, `o${String(i).padStart(6, '0')}.png`), png);
+    const config = writeConfig(`incremental-${size}`, { dataset: 'bench', sourceUris: [`${dir}/*.png`], model: { name: 'colors', source: models.model, labels: models.labels } });
+    await seedPredictions(config);
+    const walls: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const { summary, wallMs } = await cluster.run(config);
+      if (summary.predicted !== 0 || summary.alreadyDone !== size) throw new Error(`expected a no-op over ${size}, got ${JSON.stringify(summary)}`);
+      walls.push(wallMs);
+    }
+    rows.push({
+      benchmark: `incremental no-op: ${size} objects already predicted`,
+      result: `${(median(walls) / 1000).toFixed(2)} s wall, 0 batches`,
+      figures: { objects: size, wallSeconds: median(walls) / 1000 },
+    });
+  }
+  const rss = peakRssMiB(worker!.pid!);
+  await cluster.stop();
+  rows.push({ benchmark: 'incremental: worker peak RSS over those runs', result: `${rss.toFixed(0)} MiB`, figures: { workerPeakRssMiB: rss } });
+  return rows;
+}
+
+/** Provisions through the backend, then writes the rows a finished run would have written. */
+async function seedPredictions(config: ReturnType<typeof writeConfig>): Promise<void> {
+  const backend = backendFor(config);
+  await backend.ensureDataset();
+  const connection = await backend.ensureConnection();
+  await backend.ensureBucket();
+  await backend.grantObjectViewer(connection.serviceAccount);
+  const artifact = await backend.uploadModel();
+  await backend.ensureObjectTable();
+  await backend.ensureModel(artifact);
+  await backend.ensureResultTables(await backend.describeModel(artifact));
+  await new Warehouse(config.local.warehouse).use((db) =>
+    db.run(
+      `INSERT INTO bench.predictions SELECT uri, generation, $1, 'red', 1.0, [{'label': 'red', 'index': 0, 'score': 1.0}], NULL, 'seed', now() FROM bench.images`,
+      [artifact.version],
+    ),
+  );
+}
+
+/** A model that costs nothing: what is left is the pipeline's own cost per batch and per image. */
+async function overhead(): Promise<Row[]> {
+  const dir = join(ROOT, 'tiny');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'trivial.onnx'), colorClassifierOnnx(1));
+  writeFileSync(join(dir, 'trivial.labels.txt'), colorLabelsFile());
+  const images = 480;
+  const png = await sharp({ create: { width: 1, height: 1, channels: 3, background: { r: 20, g: 200, b: 20 } } }).png().toBuffer();
+  for (let i = 0; i < images; i++) writeFileSync(join(dir, `t${String(i).padStart(4, '0')}.png`), png);
+  const cluster = await BenchCluster.start();
+  await cluster.startWorkers(1);
+  const rows: Row[] = [];
+  for (const size of [1, 16, 480]) {
+    const perBatch: number[] = [];
+    const perImage: number[] = [];
+    const fixed: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const config = writeConfig(`overhead-${size}-${r}`, {
+        dataset: 'bench', sourceUris: [`${dir}/*.png`], model: { name: 'trivial', source: join(dir, 'trivial.onnx'), labels: join(dir, 'trivial.labels.txt') },
+        batch: { size, concurrency: 2 },
+      });
+      const { summary } = await cluster.run(config);
+      perBatch.push(summary.inferDurationMs / summary.batches);
+      perImage.push(summary.inferDurationMs / images);
+      fixed.push(summary.durationMs - summary.inferDurationMs);
+    }
+    rows.push({
+      benchmark: `overhead: trivial model, ${images} 1x1 PNGs, batch ${size}, concurrency 2`,
+      result: `${median(perBatch).toFixed(1)} ms per batch, ${median(perImage).toFixed(2)} ms per image; preflight+provision+plan ${median(fixed).toFixed(0)} ms`,
+      figures: { batchSize: size, msPerBatch: median(perBatch), msPerImage: median(perImage), fixedMs: median(fixed) },
+    });
+  }
+  await cluster.stop();
+  return rows;
+}
+
+/** One and two worker processes on one task queue (batches are shared between them). */
+async function scaleout(): Promise<Row[]> {
+  const size = Number(process.env.BENCH_SCALEOUT_IMAGES ?? 400);
+  const dir = await photos(size);
+  const rows: Row[] = [];
+  for (const workers of [1, 2]) {
+    const cluster = await BenchCluster.start();
+    await cluster.startWorkers(workers);
+    const rates: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const config = writeConfig(`scaleout-${workers}-${r}`, {
+        dataset: 'bench', sourceUris: firstPhotos(dir, size), model: { name: 'resnet', source: resnetModel() }, batch: { size: BATCH, concurrency: 2 * workers },
+      });
+      const { summary } = await cluster.run(config);
+      rates.push(summary.predicted / (summary.inferDurationMs / 1000));
+    }
+    await cluster.stop();
+    rows.push({
+      benchmark: `scale-out: ${size} JPEGs, ${workers} worker process${workers > 1 ? 'es' : ''} on one task queue, concurrency ${2 * workers}`,
+      result: `${median(rates).toFixed(1)} img/s`,
+      figures: { workers, imagesPerSecond: median(rates) },
+    });
+  }
+  return rows;
+}
+
+function markdown(rows: Row[], ceilingRate?: number): string {
+  const lines = ['| benchmark | result |', '| --- | --- |'];
+  for (const row of rows) {
+    const ratio = ceilingRate && row.benchmark.startsWith('pipeline:') ? ` = **${((100 * row.figures.imagesPerSecond!) / ceilingRate).toFixed(0)} % of the ceiling**` : '';
+    lines.push(`| ${row.benchmark} | ${row.result}${ratio} |`);
+  }
+  return lines.join('\n');
 }
 
 async function main(): Promise<void> {
-  const images = Number(process.env.BENCH_IMAGES ?? 96);
-  const objects = Number(process.env.BENCH_OBJECTS ?? 10_000);
-  rmSync(join(ROOT, 'run'), { recursive: true, force: true });
-  mkdirSync(join(ROOT, 'run'), { recursive: true });
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-
-  // Inputs: the model and photo-sized noisy JPEGs (decoding them costs what a photo costs).
-  const throughputDir = join(ROOT, 'throughput');
-  mkdirSync(join(throughputDir, 'images'), { recursive: true });
-  const modelPath = join(ROOT, 'resnet50-shaped.onnx');
-  if (!existsSync(modelPath)) writeFileSync(modelPath, resnetOnnx());
-  for (let i = 0; i < images; i++) {
-    const file = join(throughputDir, 'images', `photo-${String(i).padStart(5, '0')}.jpg`);
-    if (existsSync(file)) continue;
-    await sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 90, g: 120, b: 150 }, noise: { type: 'gaussian', mean: 128, sigma: 40 } } })
-      .jpeg({ quality: 90 })
-      .toFile(file);
+  const child = process.argv.indexOf('--child');
+  if (child >= 0) {
+    const name = process.argv[child + 1]!;
+    try {
+      process.stdout.write(`${JSON.stringify(await BENCHMARKS[name]!())}\n`);
+    } finally {
+      await BenchCluster.stopAll();
+    }
+    return;
   }
-  const incrementalDir = join(ROOT, 'incremental');
-  mkdirSync(join(incrementalDir, 'images'), { recursive: true });
-  const { model: colourModel, labels: colourLabels } = await writeColorModel(join(incrementalDir, 'models'));
-  for (let i = 0; i < objects; i++) {
-    const file = join(incrementalDir, 'images', `${String(i).padStart(6, '0')}.png`);
-    if (existsSync(file)) continue;
-    const [r, g, b] = COLOR_PROTOTYPES[COLOR_LABELS[i % COLOR_LABELS.length]!].map((c) => c * 215 + 20);
-    await sharp({ create: { width: 24, height: 24, channels: 3, background: { r: r!, g: g!, b: b! } } }).png().toFile(file);
+  const selected = (process.env.BENCH ?? Object.keys(BENCHMARKS).join(',')).split(',');
+  const rows: Row[] = [];
+  for (const name of selected) {
+    if (!BENCHMARKS[name]) throw new Error(`unknown benchmark ${name}; choose from ${Object.keys(BENCHMARKS).join(', ')}`);
+    console.error(`bench: ${name} ...`);
+    const run = spawnSync('npx', ['tsx', __filename, '--child', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
+    if (run.status !== 0) throw new Error(`benchmark ${name} failed (exit ${run.status})`);
+    const produced = JSON.parse(run.stdout.trim().split('\n').pop()!) as Row[];
+    for (const row of produced) console.error(`  ${row.benchmark}: ${row.result}`);
+    rows.push(...produced);
   }
-
-  const cliPath = findTemporalCli();
-  if (!cliPath) throw new Error('no Temporal CLI: run `make tools`');
-  const bundle = join(ROOT, 'run', 'workflow-bundle.js');
-  const [server] = await Promise.all([
-    startDevServer({ cliPath, port: await freePort(), uiPort: await freePort(), dbFile: join(ROOT, 'run', 'temporal.db'), logFile: join(ROOT, 'run', 'temporal.log') }),
-    writeWorkflowBundle(bundle),
-  ]);
-  const nativeConnection = await NativeConnection.connect({ address: server.address });
-  const connection = await Connection.connect({ address: server.address });
-  const client = new Client({ connection });
-  const worker = await Worker.create({ connection: nativeConnection, taskQueue: 'bench', workflowBundle: { codePath: bundle }, activities: createActivities(backendFor) });
-  let peakRss = 0;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
-  const run = async (config: PipelineConfig): Promise<{ summary: PipelineSummary; wallMs: number }> => {
-    const start = performance.now();
-    const { workflowId } = await startPipeline(client, config);
-    const summary = await waitForResult(client, workflowId);
-    return { summary, wallMs: performance.now() - start };
-  };
-
-  const rows: string[] = [];
-  await worker.runUntil(async () => {
-    const bare = await bareLoop(modelPath, images);
-    const pipelineConfig = writeConfig(throughputDir, {
-      name: 'bench-throughput', dataset: 'bench', bucket: 'bench-models', objectTable: 'photos', sourceUris: ['images/*.jpg'],
-      model: { name: 'resnet', source: modelPath }, batch: { size: BATCH, concurrency: 2 },
-      local: { warehouse: join(ROOT, 'run', 'throughput.duckdb'), storage: join(ROOT, 'run', 'storage') }, temporal: { taskQueue: 'bench' },
-    });
-    const { summary } = await run(pipelineConfig);
-    const pipelineRate = summary.predicted / (summary.inferDurationMs / 1000);
-    rows.push(`| throughput, ResNet-50-shaped, ${images} JPEG 640x480, batch ${BATCH} | bare ORT loop ${bare.toFixed(1)} img/s; pipeline infer stage ${pipelineRate.toFixed(1)} img/s = **${((100 * pipelineRate) / bare).toFixed(0)} %** |`);
-
-    const incrementalConfig = writeConfig(incrementalDir, {
-      name: 'bench-incremental', dataset: 'bench', bucket: 'bench-models', objectTable: 'many', sourceUris: ['images/*.png'],
-      model: { name: 'colors', source: colourModel, labels: colourLabels }, batch: { size: 500, concurrency: 2 },
-      local: { warehouse: join(ROOT, 'run', 'incremental.duckdb'), storage: join(ROOT, 'run', 'storage') }, temporal: { taskQueue: 'bench' },
-    });
-    const first = await run(incrementalConfig);
-    const again = await run(incrementalConfig);
-    const seen = first.summary.objectsSeen; // the folder may hold more than BENCH_OBJECTS from earlier runs
-    rows.push(`| first run over ${seen} objects (colour model, batch 500) | ${(first.wallMs / 1000).toFixed(1)} s wall, ${first.summary.predicted} predicted, ${first.summary.batches} batches |`);
-    rows.push(`| re-run with nothing new over ${seen} objects | ${(again.wallMs / 1000).toFixed(1)} s wall, ${again.summary.predicted} predicted, ${again.summary.batches} batches |`);
-  });
-  clearInterval(sampler);
-  rows.push(`| worker process peak RSS (model sessions, DuckDB, Temporal) | ${(peakRss / 2 ** 20).toFixed(0)} MiB |`);
-  console.log(['| benchmark | result |', '| --- | --- |', ...rows].join('\n'));
-  await connection.close();
-  await nativeConnection.close();
-  await server.stop();
+  const ceilingRate = rows.find((r) => r.benchmark.startsWith('ceiling'))?.figures.imagesPerSecond;
+  const table = markdown(rows, ceilingRate);
+  const out = resolve(__dirname, 'results');
+  mkdirSync(out, { recursive: true });
+  const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
+  writeFileSync(join(out, 'latest.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, runs: RUNS, rows }, null, 2)}\n`);
+  writeFileSync(join(out, 'latest.md'), `Measured ${new Date().toISOString().slice(0, 10)} on ${machine.cpus} cores (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}; median of ${RUNS} runs.\n\n${table}\n`);
+  console.log(table);
 }
 
 main().catch((error) => {

@@ -3,7 +3,8 @@
  * and the CLI reading results while a worker writes them.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { loadConfig } from '../src/config';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
@@ -29,8 +30,8 @@ function cliEnv(fixture: Fixture) {
   return { ...process.env, TEMPORAL_ADDRESS: testServer().address, OBJINFER_HOME: join(fixture.dir, 'state') };
 }
 
-function startWorkerProcess(fixture: Fixture, taskQueue: string): ChildProcess {
-  const child = spawn(CLI, ['worker', '--task-queue', taskQueue], { env: cliEnv(fixture), stdio: ['ignore', 'ignore', 'pipe'] });
+function startWorkerProcess(fixture: Fixture, taskQueue: string, extraArgs: string[] = []): ChildProcess {
+  const child = spawn(CLI, ['worker', '--task-queue', taskQueue, ...extraArgs], { env: cliEnv(fixture), stdio: ['ignore', 'ignore', 'pipe'] });
   workers.push(child);
   return child;
 }
@@ -127,4 +128,27 @@ test('cancelling a run stops its batches and writes nothing more', async () => {
   expect(afterCancel).toBeLessThan(count);
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   expect((history.events ?? []).some((e) => e.activityTaskCancelRequestedEventAttributes)).toBe(true);
+}, 180_000);
+
+test('two worker processes on one task queue share the batches; every row is still written once', async () => {
+  const taskQueue = uniqueQueue('scale-out');
+  const count = 24;
+  const fixture = await slowFixture(taskQueue, count, 2); // 12 batches, two at a time
+  await writeFile(fixture.configFile, (await readFile(fixture.configFile, 'utf8')).replace('concurrency: 1', 'concurrency: 2'));
+  // One activity at a time each: while one worker runs a batch, only the other can take the next.
+  const workers = [startWorkerProcess(fixture, taskQueue, ['--max-concurrent-activities', '1']), startWorkerProcess(fixture, taskQueue, ['--max-concurrent-activities', '1'])];
+  const { workflowId } = await startPipeline(client, loadConfig(fixture.configFile));
+  const summary = await waitForResult(client, workflowId);
+  expect(summary).toMatchObject({ predicted: count, failed: 0, batches: 12 });
+
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const batchEvents = new Set((history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'predictBatch').map((e) => String(e.eventId)));
+  const identities = (history.events ?? [])
+    .filter((e) => e.activityTaskStartedEventAttributes && batchEvents.has(String(e.activityTaskStartedEventAttributes.scheduledEventId)))
+    .map((e) => e.activityTaskStartedEventAttributes!.identity);
+  expect(identities).toHaveLength(12);
+  expect(new Set(identities)).toEqual(new Set(workers.map((w) => expect.stringMatching(new RegExp(`^${w.pid}@`)))));
+  const rows = await query<{ uri: string; n: bigint }>(fixture.config, 'SELECT uri, count(*) AS n FROM objinfer_test.predictions GROUP BY uri');
+  expect(rows).toHaveLength(count);
+  expect(rows.every((r) => Number(r.n) === 1)).toBe(true);
 }, 180_000);

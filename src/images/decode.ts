@@ -2,6 +2,10 @@ import sharp, { type OutputInfo } from 'sharp';
 import { decodeBmp, type Rgb8 } from './bmp';
 import { ImageDecodeError, type RgbImage } from './types';
 
+// One libvips thread per image: callers decode several images at once, each on one core,
+// rather than each decode spreading over every core.
+sharp.concurrency(1);
+
 /** BigQuery's ML.DECODE_IMAGE refuses inputs larger than 10 MB. */
 export const MAX_IMAGE_BYTES = 10 * 1024 * 1024;
 

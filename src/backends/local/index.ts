@@ -16,7 +16,7 @@ import type {
   ErrorRow, PlannedCall, PreflightReport, ResultRow, StepOutcome,
 } from '../backend';
 import { assertConnectionCanRead, findGrant, localServiceAccount, OBJECT_VIEWER } from './iam';
-import { classifyInRuns, type Failure, type PendingObject, type Prediction } from './inference';
+import { classifyInRuns, runCount, type Failure, type PendingObject, type Prediction } from './inference';
 import { loadSession, signature, topK } from './runtime';
 import { BOOKKEEPING_DDL, errorsDdl, labelsDdl, objectTableDdl, resultsDdl, TOP_K_TYPE } from './schema';
 import { copyIfChanged, listObjects, md5Base64, objectPath, patternRoot, pathToUri, uriToPath } from './storage';
@@ -323,11 +323,15 @@ export class LocalBackend implements Backend {
       signal,
     });
     // Each run's rows land as they are ready: a worker lost mid-batch redoes only the rest.
+    // The last run's write also counts the batch, saving the warehouse one more open.
+    const last = runCount(objects.length) - 1;
+    let index = 0;
     for await (const { predictions, failures } of runs) {
       signal?.throwIfAborted();
-      await this.writeBatch(request, predictions, failures);
+      const result = await this.writeBatch(request, predictions, failures, index++ === last);
+      if (result) return result;
     }
-    return this.countBatch(request);
+    return this.use((db) => this.countBatch(db, request));
   }
 
   async describePlan(): Promise<PlannedCall[]> {
@@ -433,48 +437,53 @@ export class LocalBackend implements Backend {
   }
 
   /** One transaction per run of images: a crash leaves all of its rows or none of them. */
-  private async writeBatch(request: BatchRequest, predictions: Prediction[], failures: Failure[]): Promise<void> {
-    const { results } = this.config;
+  private async writeBatch(request: BatchRequest, predictions: Prediction[], failures: Failure[], thenCount: true): Promise<BatchResult>;
+  private async writeBatch(request: BatchRequest, predictions: Prediction[], failures: Failure[], thenCount: boolean): Promise<BatchResult | undefined>;
+  private async writeBatch(request: BatchRequest, predictions: Prediction[], failures: Failure[], thenCount: boolean): Promise<BatchResult | undefined> {
     const labels = await labelsFor(request.model);
     const now = new Date().toISOString();
-    await this.transaction(async (db) => {
-      await db.insertRows(
-        `INSERT OR IGNORE INTO ${this.table(results.table)}`,
-        ['', '', '', '', '', `::${TOP_K_TYPE}`, '::FLOAT[]', '', '::TIMESTAMPTZ'],
-        predictions.map(({ object, scores }) => {
-          const best = topK(scores, labels, results.topK);
-          return [
-            object.uri, object.generation, request.modelVersion, best[0]!.label, best[0]!.score,
-            listValue(best.map((b) => structValue({ label: b.label, index: b.index, score: b.score }))),
-            results.keepProbabilities ? listValue(Array.from(scores)) : null,
-            request.runId, now,
-          ];
-        }),
-      );
-      await db.insertRows(
-        `INSERT OR IGNORE INTO ${this.table(results.errorsTable)}`,
-        ['', '', '', '', '', '::TIMESTAMPTZ'],
-        failures.map(({ object, error }) => [object.uri, object.generation, request.modelVersion, error, request.runId, now]),
-      );
+    return this.use(async (db) => {
+      await db.transaction(() => this.insertRows(db, request, predictions, failures, labels, now));
+      return thenCount ? this.countBatch(db, request) : undefined;
     });
   }
 
+  private async insertRows(db: Db, request: BatchRequest, predictions: Prediction[], failures: Failure[], labels: string[], now: string): Promise<void> {
+    const { results } = this.config;
+    await db.insertRows(
+      `INSERT OR IGNORE INTO ${this.table(results.table)}`,
+      ['', '', '', '', '', `::${TOP_K_TYPE}`, '::FLOAT[]', '', '::TIMESTAMPTZ'],
+      predictions.map(({ object, scores }) => {
+        const best = topK(scores, labels, results.topK);
+        return [
+          object.uri, object.generation, request.modelVersion, best[0]!.label, best[0]!.score,
+          listValue(best.map((b) => structValue({ label: b.label, index: b.index, score: b.score }))),
+          results.keepProbabilities ? listValue(Array.from(scores)) : null,
+          request.runId, now,
+        ];
+      }),
+    );
+    await db.insertRows(
+      `INSERT OR IGNORE INTO ${this.table(results.errorsTable)}`,
+      ['', '', '', '', '', '::TIMESTAMPTZ'],
+      failures.map(({ object, error }) => [object.uri, object.generation, request.modelVersion, error, request.runId, now]),
+    );
+  }
+
   /** Counts from the tables, so a retried batch reports what its run wrote, not what this attempt did. */
-  private async countBatch(request: BatchRequest): Promise<BatchResult> {
+  private async countBatch(db: Db, request: BatchRequest): Promise<BatchResult> {
     const { results } = this.config;
     const args = [request.modelVersion, BigInt(request.batchCount), BigInt(request.batchIndex), request.runId];
-    return this.use(async (db) => {
-      const where = `WHERE r.model_version = $1 AND ${this.batchPredicate('r')} AND r.run_id = $4`;
-      const labelRows = await db.all<{ label: string; n: bigint }>(`SELECT label, count(*) AS n FROM ${this.table(results.table)} r ${where} GROUP BY label`, args);
-      const failed = await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM ${this.table(results.errorsTable)} r ${where}`, args);
-      const labelCounts = Object.fromEntries(labelRows.map((r) => [r.label, Number(r.n)]));
-      return {
-        batchIndex: request.batchIndex,
-        predicted: Object.values(labelCounts).reduce((a, b) => a + b, 0),
-        failed: Number(failed?.n ?? 0),
-        labelCounts,
-      };
-    });
+    const where = `WHERE r.model_version = $1 AND ${this.batchPredicate('r')} AND r.run_id = $4`;
+    const labelRows = await db.all<{ label: string; n: bigint }>(`SELECT label, count(*) AS n FROM ${this.table(results.table)} r ${where} GROUP BY label`, args);
+    const failed = await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM ${this.table(results.errorsTable)} r ${where}`, args);
+    const labelCounts = Object.fromEntries(labelRows.map((r) => [r.label, Number(r.n)]));
+    return {
+      batchIndex: request.batchIndex,
+      predicted: Object.values(labelCounts).reduce((a, b) => a + b, 0),
+      failed: Number(failed?.n ?? 0),
+      labelCounts,
+    };
   }
 }
 

@@ -1,12 +1,13 @@
 /** Batch inference on the worker: read, decode and resize images, then one ONNX Runtime run. */
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { decodeRgb8, ImageDecodeError, ImageResizeError, MAX_IMAGE_BYTES, resizeRgb8 } from '../../images';
 import type { ModelDescription } from '../backend';
-import { classify, loadSession } from './runtime';
+import { classify, cpuTurn, loadSession } from './runtime';
 import { objectPath, uriToPath } from './storage';
 
-/** Decoding runs this many images at once; sharp does the work on libuv threads. */
-const DECODE_PARALLELISM = 4;
+/** Images decoded at once, each on one thread (see images/decode.ts): every core, in its turn. */
+const DECODE_PARALLELISM = availableParallelism();
 
 export interface PendingObject {
   uri: string;
@@ -33,6 +34,11 @@ export interface ClassifyOptions {
 /** Images per ONNX Runtime run at most: bounds a batch's memory whatever batch.size is. */
 export const MAX_RUN_IMAGES = 64;
 
+/** How many inference runs a batch of `images` takes. */
+export function runCount(images: number): number {
+  return Math.ceil(images / MAX_RUN_IMAGES);
+}
+
 export interface ClassifiedChunk {
   predictions: Prediction[];
   failures: Failure[];
@@ -40,8 +46,8 @@ export interface ClassifiedChunk {
 
 /**
  * Decodes, resizes and classifies in runs of at most MAX_RUN_IMAGES; an image that cannot
- * be decoded becomes a failure. The next run's images are decoded while the current one
- * infers, so the cores that ONNX Runtime leaves idle between operators are not wasted.
+ * be decoded becomes a failure. The next run's files are read while the current one
+ * infers; decoding and inference take turns on the CPU (see cpuTurn).
  */
 export async function* classifyInRuns(
   objects: PendingObject[],
@@ -50,7 +56,7 @@ export async function* classifyInRuns(
 ): AsyncGenerator<ClassifiedChunk> {
   const session = await loadSession(uriToPath(model.modelUri));
   const [height, width] = model.inputSize;
-  const runs = Math.ceil(objects.length / MAX_RUN_IMAGES);
+  const runs = runCount(objects.length);
   const size = Math.ceil(objects.length / Math.max(runs, 1));
   const chunks = Array.from({ length: runs }, (_, i) => objects.slice(i * size, (i + 1) * size));
   let done = 0;
@@ -77,6 +83,7 @@ export async function* classifyInRuns(
   }
 }
 
+/** Reads a run's files (I/O, outside the CPU turn), then decodes and resizes them in one turn. */
 async function preprocess(
   objects: PendingObject[],
   height: number,
@@ -84,33 +91,47 @@ async function preprocess(
   options: ClassifyOptions,
   onImage: () => void,
 ): Promise<{ ready: { object: PendingObject; pixels: Float32Array }[]; failures: Failure[] }> {
-  const tensors: (Float32Array | undefined)[] = new Array(objects.length);
   const failures: Failure[] = [];
-  let next = 0;
-  const work = async () => {
-    while (next < objects.length) {
-      options.signal?.throwIfAborted();
-      const index = next++;
-      const object = objects[index]!;
-      try {
-        tensors[index] = await loadImage(object, height, width, options.preserveAspectRatio);
-      } catch (error) {
-        if (!(error instanceof ImageDecodeError || error instanceof ImageResizeError || isUnreadableFile(error))) throw error;
-        const reason = (error as Error).message.split('\n')[0]!;
-        failures.push({ object, error: `${reason} (${object.uri})` });
-      }
-      onImage();
-    }
+  const fail = (object: PendingObject, error: unknown): undefined => {
+    if (!(error instanceof ImageDecodeError || error instanceof ImageResizeError || isUnreadableFile(error))) throw error;
+    const reason = (error as Error).message.split('\n')[0]!;
+    failures.push({ object, error: `${reason} (${object.uri})` });
+    onImage();
+    return undefined;
   };
-  await Promise.all(Array.from({ length: DECODE_PARALLELISM }, work));
+  const bytes = await Promise.all(objects.map((object) => readObject(object).catch((error: unknown) => fail(object, error))));
+  options.signal?.throwIfAborted();
+  const tensors: (Float32Array | undefined)[] = new Array(objects.length);
+  await cpuTurn(async () => {
+    let next = 0;
+    const work = async () => {
+      while (next < objects.length) {
+        options.signal?.throwIfAborted();
+        const index = next++;
+        const image = bytes[index];
+        if (!image) continue; // could not be read: already a failure
+        try {
+          tensors[index] = await toTensor(image, height, width, options.preserveAspectRatio);
+          onImage();
+        } catch (error) {
+          fail(objects[index]!, error);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: DECODE_PARALLELISM }, work));
+  });
   return { ready: objects.flatMap((object, i) => (tensors[i] ? [{ object, pixels: tensors[i] }] : [])), failures };
 }
 
-async function loadImage(object: PendingObject, height: number, width: number, preserveAspectRatio: boolean): Promise<Float32Array> {
+async function readObject(object: PendingObject): Promise<Buffer> {
   if (object.size > BigInt(MAX_IMAGE_BYTES)) {
     throw new ImageDecodeError(`image is ${object.size} bytes; DECODE_IMAGE accepts at most ${MAX_IMAGE_BYTES} bytes (10 MB)`);
   }
-  const resized = resizeRgb8(await decodeRgb8(await readFile(objectPath(object.uri))), height, width, preserveAspectRatio);
+  return readFile(objectPath(object.uri));
+}
+
+async function toTensor(bytes: Buffer, height: number, width: number, preserveAspectRatio: boolean): Promise<Float32Array> {
+  const resized = resizeRgb8(await decodeRgb8(bytes), height, width, preserveAspectRatio);
   if (resized.height !== height || resized.width !== width) {
     throw new ImageResizeError(
       `resized to ${resized.height}x${resized.width} keeping the aspect ratio, but the model takes ${height}x${width}; set model.preserveAspectRatio: false`,
