@@ -13,7 +13,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
@@ -26,30 +26,42 @@ import { colorClassifierOnnx, colorLabelsFile } from '../src/models/colorClassif
 import { RESNET_INPUT } from '../src/models/resnet';
 import { BATCH, BenchCluster, firstPhotos, median, ownPeakRssMiB, peakRssMiB, photos, resnetModel, ROOT, RUNS, writeConfig } from './support';
 
-type Row = { benchmark: string; result: string; figures: Record<string, number> };
+type Row = { group: string; benchmark: string; result: string; figures: Record<string, number> };
 
 const BENCHMARKS: Record<string, () => Promise<Row[]>> = { ceiling, images, pipeline, incremental, overhead, scaleout };
 
-/** The bare loop: the same session settings as the worker, the same batch size, tensors made beforehand. */
-async function ceiling(): Promise<Row[]> {
+/**
+ * The bare loop: the same session settings as the worker, the same batch size, input
+ * tensors decoded and resized beforehand. It cycles through several distinct batches and
+ * makes a new tensor per run, as the pipeline does, so no input stays warm in the cache.
+ */
+async function bareLoop(): Promise<{ measure(images: number): Promise<number> }> {
   const session = await ort.InferenceSession.create(resnetModel(), SESSION_OPTIONS);
-  const dir = await photos(BATCH);
-  const pixels = new Float32Array(BATCH * 224 * 224 * 3);
-  const files = readdirSync(dir).sort().slice(0, BATCH);
+  const distinct = 3;
+  const dir = await photos(BATCH * distinct);
+  const files = readdirSync(dir).sort().slice(0, BATCH * distinct);
+  const batches = Array.from({ length: distinct }, () => new Float32Array(BATCH * 224 * 224 * 3));
   for (const [i, file] of files.entries()) {
-    pixels.set(resizeRgb8(await decodeRgb8(readFileSync(join(dir, file))), 224, 224, false).data, i * 224 * 224 * 3);
+    resizeRgb8(await decodeRgb8(readFileSync(join(dir, file))), 224, 224, false, batches[Math.floor(i / BATCH)]!.subarray((i % BATCH) * 224 * 224 * 3));
   }
-  const tensor = new ort.Tensor('float32', pixels, [BATCH, 224, 224, 3]);
-  await session.run({ [RESNET_INPUT]: tensor }); // warm-up
-  const batches = Number(process.env.BENCH_CEILING_IMAGES ?? 192) / BATCH;
+  const run = (b: number) => session.run({ [RESNET_INPUT]: new ort.Tensor('float32', batches[b % distinct]!, [BATCH, 224, 224, 3]) });
+  await run(0); // warm-up
+  return {
+    async measure(images: number) {
+      const runs = Math.max(1, Math.round(images / BATCH));
+      const start = performance.now();
+      for (let b = 0; b < runs; b++) await run(b);
+      return (runs * BATCH) / ((performance.now() - start) / 1000);
+    },
+  };
+}
+
+async function ceiling(): Promise<Row[]> {
+  const loop = await bareLoop();
   const rates: number[] = [];
-  for (let r = 0; r < RUNS; r++) {
-    const start = performance.now();
-    for (let b = 0; b < batches; b++) await session.run({ [RESNET_INPUT]: tensor });
-    rates.push((batches * BATCH) / ((performance.now() - start) / 1000));
-  }
+  for (let r = 0; r < RUNS; r++) rates.push(await loop.measure(Number(process.env.BENCH_CEILING_IMAGES ?? 384)));
   const rate = median(rates);
-  return [{ benchmark: `ceiling: bare ONNX Runtime, ResNet-50-shaped, batch ${BATCH}`, result: `${rate.toFixed(1)} img/s (${(1000 / rate).toFixed(1)} ms/img), peak RSS ${ownPeakRssMiB().toFixed(0)} MiB`, figures: { imagesPerSecond: rate, peakRssMiB: ownPeakRssMiB() } }];
+  return [{ group: 'ceiling', benchmark: `ceiling: bare ONNX Runtime, ResNet-50-shaped, batch ${BATCH}`, result: `${rate.toFixed(1)} img/s (${(1000 / rate).toFixed(1)} ms/img), peak RSS ${ownPeakRssMiB().toFixed(0)} MiB`, figures: { imagesPerSecond: rate, peakRssMiB: ownPeakRssMiB() } }];
 }
 
 /** Decoding and resizing alone, one image at a time. */
@@ -76,6 +88,7 @@ async function images(): Promise<Row[]> {
       const decode = median(perImage.map((p) => p.decode));
       const resize = median(perImage.map((p) => p.resize));
       rows.push({
+        group: 'images',
         benchmark: `images: ${format.toUpperCase()} ${width}x${height} -> 224x224`,
         result: `decode ${decode.toFixed(1)} ms + resize ${resize.toFixed(1)} ms = ${(1000 / (decode + resize)).toFixed(0)} img/s on one thread`,
         figures: { decodeMs: decode, resizeMs: resize, imagesPerSecond: 1000 / (decode + resize) },
@@ -85,33 +98,43 @@ async function images(): Promise<Row[]> {
   return rows;
 }
 
-/** The whole pipeline over N photos: infer-stage rate (median of runs) and the worker's peak memory. */
+/**
+ * The whole pipeline over N photos, each run next to a bare-loop measurement taken just
+ * before it (this machine's speed drifts by several per cent over minutes): infer-stage
+ * rate, its ratio to the bare loop (medians over runs), and the worker's peak memory.
+ */
 async function pipeline(): Promise<Row[]> {
   const sizes = (process.env.BENCH_PIPELINE_IMAGES ?? '200,2000').split(',').map(Number);
   const dir = await photos(Math.max(...sizes));
+  const loop = await bareLoop();
   const rows: Row[] = [];
   for (const size of sizes) {
     const cluster = await BenchCluster.start();
     const [worker] = await cluster.startWorkers(1);
     const rates: number[] = [];
+    const ratios: number[] = [];
     const walls: number[] = [];
     for (let r = 0; r < RUNS; r++) {
+      const bare = await loop.measure(Math.min(size, 384));
       const config = writeConfig(`pipeline-${size}-${r}`, {
         dataset: 'bench', sourceUris: firstPhotos(dir, size), model: { name: 'resnet', source: resnetModel() },
         batch: { size: BATCH, concurrency: 2 },
       });
       const { summary, wallMs } = await cluster.run(config);
       if (summary.predicted !== size) throw new Error(`pipeline predicted ${summary.predicted} of ${size}`);
-      rates.push(summary.predicted / (summary.inferDurationMs / 1000));
+      const rate = summary.predicted / (summary.inferDurationMs / 1000);
+      rates.push(rate);
+      ratios.push(rate / bare);
       walls.push(wallMs);
     }
     const rss = peakRssMiB(worker!.pid!);
     await cluster.stop();
     const rate = median(rates);
     rows.push({
+      group: 'pipeline',
       benchmark: `pipeline: ${size} JPEG 640x480, batch ${BATCH}, concurrency 2, one worker process`,
-      result: `${rate.toFixed(1)} img/s in the infer stage, ${(median(walls) / 1000).toFixed(1)} s wall; worker peak RSS ${rss.toFixed(0)} MiB`,
-      figures: { images: size, imagesPerSecond: rate, wallSeconds: median(walls) / 1000, workerPeakRssMiB: rss },
+      result: `${rate.toFixed(1)} img/s in the infer stage = **${(100 * median(ratios)).toFixed(0)} % of the bare loop** run just before (${ratios.map((x) => `${(100 * x).toFixed(0)} %`).join(', ')}); ${(median(walls) / 1000).toFixed(1)} s wall; worker peak RSS ${rss.toFixed(0)} MiB`,
+      figures: { images: size, imagesPerSecond: rate, ratioToCeiling: median(ratios), wallSeconds: median(walls) / 1000, workerPeakRssMiB: rss },
     });
   }
   return rows;
@@ -138,6 +161,7 @@ async function incremental(): Promise<Row[]> {
       walls.push(wallMs);
     }
     rows.push({
+      group: 'incremental',
       benchmark: `incremental no-op: ${size} objects already predicted`,
       result: `${(median(walls) / 1000).toFixed(2)} s wall, 0 batches`,
       figures: { objects: size, wallSeconds: median(walls) / 1000 },
@@ -145,7 +169,7 @@ async function incremental(): Promise<Row[]> {
   }
   const rss = peakRssMiB(worker!.pid!);
   await cluster.stop();
-  rows.push({ benchmark: 'incremental: worker peak RSS over those runs', result: `${rss.toFixed(0)} MiB`, figures: { workerPeakRssMiB: rss } });
+  rows.push({ group: 'incremental', benchmark: 'incremental: worker peak RSS over those runs', result: `${rss.toFixed(0)} MiB`, figures: { workerPeakRssMiB: rss } });
   return rows;
 }
 
@@ -195,6 +219,7 @@ async function overhead(): Promise<Row[]> {
       fixed.push(summary.durationMs - summary.inferDurationMs);
     }
     rows.push({
+      group: 'overhead',
       benchmark: `overhead: trivial model, ${images} 1x1 PNGs, batch ${size}, concurrency 2`,
       result: `${median(perBatch).toFixed(1)} ms per batch, ${median(perImage).toFixed(2)} ms per image; preflight+provision+plan ${median(fixed).toFixed(0)} ms`,
       figures: { batchSize: size, msPerBatch: median(perBatch), msPerImage: median(perImage), fixedMs: median(fixed) },
@@ -222,6 +247,7 @@ async function scaleout(): Promise<Row[]> {
     }
     await cluster.stop();
     rows.push({
+      group: 'scaleout',
       benchmark: `scale-out: ${size} JPEGs, ${workers} worker process${workers > 1 ? 'es' : ''} on one task queue, concurrency ${2 * workers}`,
       result: `${median(rates).toFixed(1)} img/s`,
       figures: { workers, imagesPerSecond: median(rates) },
@@ -230,13 +256,15 @@ async function scaleout(): Promise<Row[]> {
   return rows;
 }
 
-function markdown(rows: Row[], ceilingRate?: number): string {
-  const lines = ['| benchmark | result |', '| --- | --- |'];
-  for (const row of rows) {
-    const ratio = ceilingRate && row.benchmark.startsWith('pipeline:') ? ` = **${((100 * row.figures.imagesPerSecond!) / ceilingRate).toFixed(0)} % of the ceiling**` : '';
-    lines.push(`| ${row.benchmark} | ${row.result}${ratio} |`);
-  }
-  return lines.join('\n');
+function markdown(rows: Row[]): string {
+  return ['| benchmark | result |', '| --- | --- |', ...rows.map((row) => `| ${row.benchmark} | ${row.result} |`)].join('\n');
+}
+
+/** A partial run (BENCH=...) replaces its own groups in latest.json and keeps the others. */
+function merge(previous: Row[], fresh: Row[]): Row[] {
+  const order = Object.keys(BENCHMARKS);
+  const replaced = new Set(fresh.map((r) => r.group));
+  return [...previous.filter((r) => !replaced.has(r.group)), ...fresh].sort((a, b) => order.indexOf(a.group) - order.indexOf(b.group));
 }
 
 async function main(): Promise<void> {
@@ -261,12 +289,13 @@ async function main(): Promise<void> {
     for (const row of produced) console.error(`  ${row.benchmark}: ${row.result}`);
     rows.push(...produced);
   }
-  const ceilingRate = rows.find((r) => r.benchmark.startsWith('ceiling'))?.figures.imagesPerSecond;
-  const table = markdown(rows, ceilingRate);
   const out = resolve(__dirname, 'results');
   mkdirSync(out, { recursive: true });
+  const previous = existsSync(join(out, 'latest.json')) ? (JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as { rows: Row[] }).rows.filter((r) => r.group) : [];
+  const all = merge(previous, rows);
+  const table = markdown(all);
   const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
-  writeFileSync(join(out, 'latest.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, runs: RUNS, rows }, null, 2)}\n`);
+  writeFileSync(join(out, 'latest.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, runs: RUNS, rows: all }, null, 2)}\n`);
   writeFileSync(join(out, 'latest.md'), `Measured ${new Date().toISOString().slice(0, 10)} on ${machine.cpus} cores (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}; median of ${RUNS} runs.\n\n${table}\n`);
   console.log(table);
 }

@@ -206,6 +206,7 @@ describe('bad config: a non-zero exit before any side effect, naming the field a
     ['a wrong type', { batch: { size: 'ten' } }, /batch\.size: .*expected number/i],
     ['a negative batch size', { batch: { size: -4 } }, /batch\.size: must be at least 1 image/],
     ['too many batches at once', { batch: { concurrency: 5000 } }, /batch\.concurrency: must be at most 64 batches at once/],
+    ['a batch too large for one activity', { batch: { size: 20_000 } }, /batch\.size: must be at most 10000 images/],
     ['SQL in a dataset name', { dataset: 'd; DROP TABLE x' }, /dataset: /],
     ['a quote in a table name', { results: { table: 'p"--' } }, /results\.table: /],
     ['a backtick in a model name', { model: { name: 'm`x', source: 'models/color-classifier.onnx' } }, /model\.name: /],

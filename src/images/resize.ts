@@ -74,10 +74,11 @@ export function resizeImage(
 /**
  * DECODE_IMAGE then RESIZE_IMAGE from 8-bit pixels, reading each sample as `pixel / 255`
  * through a table: the same numbers as resizeImage(decodeImage(...)), without building
- * the full-resolution float image (most of the cost for photos).
+ * the full-resolution float image (most of the cost for photos). With `into`, the pixels are
+ * written there when they fit.
  */
-export function resizeRgb8(image: Rgb8Image, height: number, width: number, preserveAspectRatio: boolean): RgbImage {
-  return resizeFrom(image, image.pixels, height, width, preserveAspectRatio, UNIT_FLOAT);
+export function resizeRgb8(image: Rgb8Image, height: number, width: number, preserveAspectRatio: boolean, into?: Float32Array): RgbImage {
+  return resizeFrom(image, image.pixels, height, width, preserveAspectRatio, UNIT_FLOAT, into);
 }
 
 function resizeFrom(
@@ -87,11 +88,14 @@ function resizeFrom(
   width: number,
   preserveAspectRatio: boolean,
   table?: Float32Array,
+  into?: Float32Array,
 ): RgbImage {
   const size = resizedSize(image, height, width, preserveAspectRatio);
   const ys = axisWeights(image.height, size.height);
   const xs = axisWeights(image.width, size.width);
-  const out = new Float32Array(size.height * size.width * 3);
+  const length = size.height * size.width * 3;
+  // `into` lets a caller write straight into its batch tensor (no per-image array, no copy).
+  const out = into && into.length >= length ? into.subarray(0, length) : new Float32Array(length);
   // Two loops, one per source type, so that each stays monomorphic (a shared accessor
   // closure made resizing several times slower).
   if (table) resizeBytes(src as Uint8Array, table, image.width, ys, xs, size.width, out);

@@ -16,6 +16,7 @@ import type {
   ErrorRow, PlannedCall, PreflightReport, ResultRow, StepOutcome,
 } from '../backend';
 import { assertConnectionCanRead, findGrant, localServiceAccount, OBJECT_VIEWER } from './iam';
+import { cpuTurn } from './runtime';
 import { classifyInRuns, runCount, type Failure, type PendingObject, type Prediction } from './inference';
 import { loadSession, signature, topK } from './runtime';
 import { BOOKKEEPING_DDL, errorsDdl, labelsDdl, objectTableDdl, resultsDdl, TOP_K_TYPE } from './schema';
@@ -178,7 +179,7 @@ export class LocalBackend implements Backend {
     const known = await this.use(async (db) => {
       for (const bucket of this.imageBuckets) await assertConnectionCanRead(db, bucket, this.serviceAccount, this.propagationDelayMs);
       await db.run(objectTableDdl(dataset, objectTable));
-      const rows = await db.all<{ uri: string; generation: bigint; md5_hash: string }>(`SELECT uri, generation, md5_hash FROM ${table}`);
+      const rows = await db.all<{ uri: string; generation: bigint }>(`SELECT uri, generation FROM ${table}`);
       return new Map(rows.map((r) => [r.uri, r]));
     });
     const listed = await listObjects(sourceUris);
@@ -309,14 +310,15 @@ export class LocalBackend implements Backend {
 
   async predictBatch(request: BatchRequest, onProgress?: (progress: BatchProgress) => void, signal?: AbortSignal): Promise<BatchResult> {
     const { modelVersion, batchIndex, batchCount, runId, model } = request;
-    const objects = await this.use(async (db) => {
+    // Warehouse work takes its CPU turn too (see cpuTurn): beside an inference run it would stall it.
+    const objects = await cpuTurn(() => this.use(async (db) => {
       for (const bucket of this.imageBuckets) await assertConnectionCanRead(db, bucket, this.serviceAccount, this.propagationDelayMs);
       return db.all<PendingObject & Record<string, unknown>>(
         `SELECT o.uri, o.generation, o.size FROM ${this.table(this.config.objectTable)} o
          WHERE ${this.batchPredicate('o')} AND ${this.pendingPredicate('o', '$1')} ORDER BY o.uri`,
         [modelVersion, BigInt(batchCount), BigInt(batchIndex)],
       );
-    });
+    }));
     const runs = classifyInRuns(objects, model, {
       preserveAspectRatio: this.config.model.preserveAspectRatio,
       onProgress: (imagesDone) => onProgress?.({ imagesDone }),
@@ -331,7 +333,7 @@ export class LocalBackend implements Backend {
       const result = await this.writeBatch(request, predictions, failures, index++ === last);
       if (result) return result;
     }
-    return this.use((db) => this.countBatch(db, request));
+    return cpuTurn(() => this.use((db) => this.countBatch(db, request)));
   }
 
   async describePlan(): Promise<PlannedCall[]> {
@@ -442,10 +444,10 @@ export class LocalBackend implements Backend {
   private async writeBatch(request: BatchRequest, predictions: Prediction[], failures: Failure[], thenCount: boolean): Promise<BatchResult | undefined> {
     const labels = await labelsFor(request.model);
     const now = new Date().toISOString();
-    return this.use(async (db) => {
+    return cpuTurn(() => this.use(async (db) => {
       await db.transaction(() => this.insertRows(db, request, predictions, failures, labels, now));
       return thenCount ? this.countBatch(db, request) : undefined;
-    });
+    }));
   }
 
   private async insertRows(db: Db, request: BatchRequest, predictions: Prediction[], failures: Failure[], labels: string[], now: string): Promise<void> {

@@ -68,29 +68,29 @@ export async function* classifyInRuns(
   };
   let next = chunks.length > 0 ? prepare(chunks[0]!) : undefined;
   for (let i = 0; i < chunks.length; i++) {
-    const { ready, failures } = await next!;
+    const { ready, pixels, failures } = await next!;
     next = i + 1 < chunks.length ? prepare(chunks[i + 1]!) : undefined;
     options.signal?.throwIfAborted();
     if (ready.length === 0) {
       yield { predictions: [], failures };
       continue;
     }
-    const pixelsPerImage = height * width * 3;
-    const batch = new Float32Array(ready.length * pixelsPerImage);
-    ready.forEach((x, j) => batch.set(x.pixels, j * pixelsPerImage));
-    const scores = await classify(session, model.inputName, model.outputName, batch, [ready.length, height, width, 3]);
-    yield { predictions: ready.map((x, j) => ({ object: x.object, scores: scores[j]! })), failures };
+    const scores = await classify(session, model.inputName, model.outputName, pixels, [ready.length, height, width, 3]);
+    yield { predictions: ready.map((object, j) => ({ object, scores: scores[j]! })), failures };
   }
 }
 
-/** Reads a run's files (I/O, outside the CPU turn), then decodes and resizes them in one turn. */
+/**
+ * Reads a run's files (I/O, outside the CPU turn), then decodes and resizes them in one turn,
+ * straight into the run's input tensor: the images that decoded, in order, packed at the front.
+ */
 async function preprocess(
   objects: PendingObject[],
   height: number,
   width: number,
   options: ClassifyOptions,
   onImage: () => void,
-): Promise<{ ready: { object: PendingObject; pixels: Float32Array }[]; failures: Failure[] }> {
+): Promise<{ ready: PendingObject[]; pixels: Float32Array; failures: Failure[] }> {
   const failures: Failure[] = [];
   const fail = (object: PendingObject, error: unknown): undefined => {
     if (!(error instanceof ImageDecodeError || error instanceof ImageResizeError || isUnreadableFile(error))) throw error;
@@ -101,7 +101,9 @@ async function preprocess(
   };
   const bytes = await Promise.all(objects.map((object) => readObject(object).catch((error: unknown) => fail(object, error))));
   options.signal?.throwIfAborted();
-  const tensors: (Float32Array | undefined)[] = new Array(objects.length);
+  const perImage = height * width * 3;
+  const pixels = new Float32Array(objects.length * perImage);
+  const decoded = new Array<boolean>(objects.length).fill(false);
   await cpuTurn(async () => {
     let next = 0;
     const work = async () => {
@@ -111,7 +113,8 @@ async function preprocess(
         const image = bytes[index];
         if (!image) continue; // could not be read: already a failure
         try {
-          tensors[index] = await toTensor(image, height, width, options.preserveAspectRatio);
+          await decodeInto(image, height, width, options.preserveAspectRatio, pixels.subarray(index * perImage, (index + 1) * perImage));
+          decoded[index] = true;
           onImage();
         } catch (error) {
           fail(objects[index]!, error);
@@ -120,7 +123,14 @@ async function preprocess(
     };
     await Promise.all(Array.from({ length: DECODE_PARALLELISM }, work));
   });
-  return { ready: objects.flatMap((object, i) => (tensors[i] ? [{ object, pixels: tensors[i] }] : [])), failures };
+  // Close the gaps that failed images left, so the tensor holds only decoded images.
+  const ready: PendingObject[] = [];
+  objects.forEach((object, index) => {
+    if (!decoded[index]) return;
+    if (ready.length !== index) pixels.copyWithin(ready.length * perImage, index * perImage, (index + 1) * perImage);
+    ready.push(object);
+  });
+  return { ready, pixels: pixels.subarray(0, ready.length * perImage), failures };
 }
 
 async function readObject(object: PendingObject): Promise<Buffer> {
@@ -130,14 +140,13 @@ async function readObject(object: PendingObject): Promise<Buffer> {
   return readFile(objectPath(object.uri));
 }
 
-async function toTensor(bytes: Buffer, height: number, width: number, preserveAspectRatio: boolean): Promise<Float32Array> {
-  const resized = resizeRgb8(await decodeRgb8(bytes), height, width, preserveAspectRatio);
+async function decodeInto(bytes: Buffer, height: number, width: number, preserveAspectRatio: boolean, into: Float32Array): Promise<void> {
+  const resized = resizeRgb8(await decodeRgb8(bytes), height, width, preserveAspectRatio, into);
   if (resized.height !== height || resized.width !== width) {
     throw new ImageResizeError(
       `resized to ${resized.height}x${resized.width} keeping the aspect ratio, but the model takes ${height}x${width}; set model.preserveAspectRatio: false`,
     );
   }
-  return resized.data;
 }
 
 /** Gone since it was listed, unreadable, or a directory: that object fails, the batch goes on. */
