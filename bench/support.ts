@@ -31,7 +31,8 @@ export function ownPeakRssMiB(): number {
 /** Another process's peak resident memory (the kernel's high-water mark), in MiB. */
 export function peakRssMiB(pid: number): number {
   const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(match?.[1] ?? 0) / 1024;
+  if (!match) throw new Error(`no VmHWM for process ${pid}`);
+  return Number(match[1]) / 1024;
 }
 
 export function resnetModel(): string {

@@ -4,10 +4,11 @@
  * threshold keeps every run's history small.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
 import sharp from 'sharp';
+import { peakRssMiB } from '../bench/support';
 import { startPipeline, waitForResult } from '../src/client';
 import { COLOR_LABELS, COLOR_PROTOTYPES } from '../src/models/colorClassifier';
 import { CLI, SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS } from './support/paths';
@@ -25,12 +26,6 @@ afterAll(async () => {
   worker?.kill('SIGKILL');
   await connection.close();
 });
-
-/** Peak resident memory of a process, from the kernel's high-water mark. */
-function peakRssMiB(pid: number): number {
-  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(match![1]) / 1024;
-}
 
 test(`${OBJECTS} objects: one row each, bounded worker memory, small histories (continue-as-new)`, async () => {
   const taskQueue = uniqueQueue('scale');

@@ -309,7 +309,7 @@ export class LocalBackend implements Backend {
   }
 
   async predictBatch(request: BatchRequest, onProgress?: (progress: BatchProgress) => void, signal?: AbortSignal): Promise<BatchResult> {
-    const { modelVersion, batchIndex, batchCount, runId, model } = request;
+    const { modelVersion, batchIndex, batchCount, model } = request;
     // Warehouse work takes its CPU turn too (see cpuTurn): beside an inference run it would stall it.
     const objects = await cpuTurn(() => this.use(async (db) => {
       for (const bucket of this.imageBuckets) await assertConnectionCanRead(db, bucket, this.serviceAccount, this.propagationDelayMs);
@@ -439,8 +439,6 @@ export class LocalBackend implements Backend {
   }
 
   /** One transaction per run of images: a crash leaves all of its rows or none of them. */
-  private async writeBatch(request: BatchRequest, predictions: Prediction[], failures: Failure[], thenCount: true): Promise<BatchResult>;
-  private async writeBatch(request: BatchRequest, predictions: Prediction[], failures: Failure[], thenCount: boolean): Promise<BatchResult | undefined>;
   private async writeBatch(request: BatchRequest, predictions: Prediction[], failures: Failure[], thenCount: boolean): Promise<BatchResult | undefined> {
     const labels = await labelsFor(request.model);
     const now = new Date().toISOString();
