@@ -4,8 +4,8 @@
 
 deps: node_modules/.package-lock.json
 node_modules/.package-lock.json: package.json package-lock.json
-	# `npm ci` refuses lock files that list only this platform's optional binaries; install keeps the lock as is.
-	npm install --no-audit --no-fund
+	# The lock lists every platform's optional binaries, so `npm ci` installs exactly it and never rewrites it.
+	npm ci --no-audit --no-fund
 	@touch $@
 
 tools:
@@ -19,6 +19,8 @@ demo: build tools
 
 test: build tools
 	./scripts/setup-test-deps.sh
+	# The BigQuery emulator the gcp tests run every statement on: built once into ~/.cache/objinfer.
+	./scripts/setup-bigquery-emulator.sh >/dev/null
 	npm run typecheck
 	# The Google clients load a module dynamically, which jest's VM contexts allow only with this flag.
 	NODE_OPTIONS=--experimental-vm-modules npx jest

@@ -17,7 +17,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { backendFor } from '../src/backends';
+import { createBackend } from '../src/backends';
 import { SESSION_OPTIONS } from '../src/backends/local/runtime';
 import { Warehouse } from '../src/backends/local/warehouse';
 import { writeColorModel } from '../src/demo';
@@ -175,7 +175,7 @@ async function incremental(): Promise<Row[]> {
 
 /** Provisions through the backend, then writes the rows a finished run would have written. */
 async function seedPredictions(config: ReturnType<typeof writeConfig>): Promise<void> {
-  const backend = backendFor(config);
+  const backend = createBackend(config);
   await backend.ensureDataset();
   const connection = await backend.ensureConnection();
   await backend.ensureBucket();

@@ -6,9 +6,10 @@ import { Client, Connection } from '@temporalio/client';
 import sharp from 'sharp';
 import { stringify } from 'yaml';
 import { startPipeline, waitForResult } from '../src/client';
-import { loadConfig, type PipelineConfig } from '../src/config';
+import { loadConfig, type RunSpec } from '../src/config';
 import { resnetOnnx } from '../src/models/resnet';
-import { findTemporalCli, freePort, startDevServer, type DevServer } from '../src/temporal/devServer';
+import { findTemporalCli, startDevServer, type DevServer } from '../src/temporal/devServer';
+import { freePorts } from '../test/support/ports';
 import type { PipelineSummary } from '../src/workflows/contract';
 
 export const ROOT = resolve(__dirname, '..', '.objinfer', 'bench');
@@ -65,7 +66,7 @@ export function firstPhotos(dir: string, count: number): string[] {
 }
 
 /** A config whose warehouse starts empty: every benchmark run does its work from scratch. */
-export function writeConfig(name: string, raw: Record<string, unknown>): PipelineConfig {
+export function writeConfig(name: string, raw: Record<string, unknown>): RunSpec {
   rmSync(join(ROOT, 'run', `${name}.duckdb`), { force: true });
   rmSync(join(ROOT, 'run', `${name}.duckdb.wal`), { force: true });
   const dir = join(ROOT, 'configs');
@@ -96,7 +97,7 @@ export class BenchCluster {
     const run = join(ROOT, 'run');
     mkdirSync(run, { recursive: true });
     const server = await startDevServer({
-      cliPath, port: await freePort(), uiPort: await freePort(),
+      cliPath, ...(([port, uiPort]) => ({ port: port!, uiPort: uiPort! }))(await freePorts(2)),
       dbFile: join(run, `temporal-${process.pid}.db`), logFile: join(run, 'temporal.log'),
     });
     const connection = await Connection.connect({ address: server.address });
@@ -136,7 +137,7 @@ export class BenchCluster {
     }
   }
 
-  async run(config: PipelineConfig): Promise<{ summary: PipelineSummary; wallMs: number }> {
+  async run(config: RunSpec): Promise<{ summary: PipelineSummary; wallMs: number }> {
     const start = performance.now();
     const { workflowId } = await startPipeline(this.client, config);
     const summary = await waitForResult(this.client, workflowId);

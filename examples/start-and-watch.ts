@@ -14,9 +14,9 @@ async function main(configFile: string): Promise<void> {
   try {
     const { workflowId, attached } = await startPipeline(temporal.client, config, { searchAttributes: temporal.searchAttributes });
     console.log(`${attached ? 'attached to' : 'started'} ${workflowId}`);
-    const summary = await waitForResult(temporal.client, workflowId, (p) =>
-      console.log(`${p.stage}: ${p.imagesDone}/${p.imagesTotal} images, ${p.batchesDone}/${p.batchesTotal} batches`),
-    );
+    const summary = await waitForResult(temporal.client, workflowId, {
+      onProgress: (p) => console.log(`${p.stage}: ${p.imagesDone}/${p.imagesTotal} images, ${p.batchesDone}/${p.batchesTotal} batches`),
+    });
     console.log(`done: ${summary.predicted} predicted, ${summary.failed} failed, ${summary.alreadyDone} already done`);
   } catch (error) {
     console.error(`failed: ${failureMessage(error)}`);

@@ -1,25 +1,41 @@
 /**
- * The client API for scripts (and the CLI, which is built on it): start or attach to a
- * pipeline run, read its progress, wait for its summary, cancel it.
+ * The client API for scripts, and what the CLI is built on: start or attach to a
+ * pipeline run, watch it (riding out Temporal outages), read its status and why it waits,
+ * cancel it, clean up after it, and read what it wrote.
  * Connect with `connectTemporal()` (TEMPORAL_ADDRESS / envconfig profiles, or a dev server).
  */
-import { WorkflowFailedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { describeConfig, type PipelineConfig } from './config';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  type Client,
+  type WorkflowExecutionDescription,
+  type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import { openResults } from './backends';
+import type { ErrorRow, PlannedCall, ResultFilter, ResultRow } from './backends/port';
+import { createBackend } from './backends';
+import { describeSpec, specKey, type RunSpec } from './config';
+import { cleanupPipeline as cleanupWorkflow, inferencePipeline } from './workflows';
+import {
+  Ids,
   progressQuery,
-  SearchAttributes,
-  WORKFLOW_TYPE,
-  workflowIdFor,
+  SPEC_MEMO_KEY,
+  type BatchProgress,
   type PipelineInput,
   type PipelineProgress,
   type PipelineSummary,
+  type StepOutcome,
 } from './workflows/contract';
-import type { StepOutcome } from './backends/backend';
-import type { cleanupPipeline as cleanupWorkflow, inferencePipeline } from './workflows';
+import { searchAttributesFor } from './workflows/searchAttributes';
 
 export { connectTemporal, workflowUiUrl, type Connected } from './temporal/connection';
-export { loadConfig, parseConfig, ConfigError, type PipelineConfig } from './config';
-export { workflowIdFor, type PipelineProgress, type PipelineSummary } from './workflows/contract';
+export { loadConfig, parseConfig, ConfigError, type RunSpec } from './config';
+export { Ids, type PipelineProgress, type PipelineSummary } from './workflows/contract';
+export type { ErrorRow, ResultFilter, ResultRow } from './backends/port';
 export {
   createSchedule,
   updateSchedule,
@@ -27,62 +43,84 @@ export {
   triggerSchedule,
   backfillSchedule,
   listSchedules,
-  scheduleIdFor,
   ScheduleSpecError,
   type ScheduleRequest,
   type ScheduleReport,
 } from './schedules';
 
-export type PipelineHandle = WorkflowHandleWithFirstExecutionRunId<typeof inferencePipeline>;
-
 export interface StartedPipeline {
-  handle: PipelineHandle;
+  handle: WorkflowHandleWithFirstExecutionRunId<typeof inferencePipeline>;
   workflowId: string;
-  /** True when the pipeline was already running and this call attached to it. */
+  /** True when the pipeline was already running (started by anyone, a schedule too) and this call attached to it. */
   attached: boolean;
 }
 
+/** A run the user named that does not exist. */
+export class NoSuchRun extends Error {
+  override readonly name = 'NoSuchRun';
+}
+
 /**
- * Starts `inferencePipeline` for the config, or attaches to the run of the same pipeline
- * that is still going (one workflow ID per pipeline name, conflict policy USE_EXISTING).
+ * Starts `inferencePipeline` for the spec, or attaches to the run of the same pipeline
+ * that is going, whoever started it (one workflow ID per pipeline, conflict policy USE_EXISTING).
  */
-export async function startPipeline(
-  client: Client,
-  config: PipelineConfig,
-  options: { searchAttributes?: boolean } = {},
-): Promise<StartedPipeline> {
-  const workflowId = workflowIdFor(config.name);
-  const running = await isRunning(client, workflowId);
-  const input: PipelineInput = { config, searchAttributes: options.searchAttributes ?? false };
-  const handle = await client.workflow.start<typeof inferencePipeline>(WORKFLOW_TYPE, {
-    taskQueue: config.temporal.taskQueue,
+export async function startPipeline(client: Client, spec: RunSpec, options: { searchAttributes?: boolean } = {}): Promise<StartedPipeline> {
+  const workflowId = Ids.pipeline(spec.name);
+  const input: PipelineInput = { spec, specKey: specKey(spec), searchAttributes: options.searchAttributes ?? false };
+  const attached = await isRunning(client, workflowId);
+  const handle = await client.workflow.start(inferencePipeline, {
+    taskQueue: spec.temporal.taskQueue,
     workflowId,
     args: [input],
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    memo: { config: describeConfig(config) },
-    staticSummary: `objinfer ${config.name}: ${config.model.name} over ${config.sourceUris.join(', ')}`,
-    staticDetails: Object.entries(describeConfig(config)).map(([k, v]) => `**${k}**: ${v}`).join('\n'),
-    typedSearchAttributes: options.searchAttributes
-      ? [
-          { key: SearchAttributes.backend, value: config.backend },
-          { key: SearchAttributes.dataset, value: `${config.project}.${config.dataset}` },
-          { key: SearchAttributes.model, value: config.model.name },
-          { key: SearchAttributes.stage, value: 'preflight' },
-          { key: SearchAttributes.imagesDone, value: 0 },
-        ]
-      : undefined,
+    memo: { config: describeSpec(spec), [SPEC_MEMO_KEY]: spec },
+    staticSummary: `objinfer ${spec.name}: ${spec.model.name} over ${spec.sourceUris.join(', ')}`,
+    staticDetails: Object.entries(describeSpec(spec))
+      .map(([k, v]) => `**${k}**: ${v}`)
+      .join('\n'),
+    typedSearchAttributes: options.searchAttributes ? searchAttributesFor(spec) : undefined,
   });
-  return { handle, workflowId, attached: running };
+  return { handle, workflowId, attached };
 }
 
 async function isRunning(client: Client, workflowId: string): Promise<boolean> {
+  const description = await client.workflow.getHandle(workflowId).describe().catch(() => undefined);
+  return description?.status.name === 'RUNNING';
+}
+
+export interface RunStatus {
+  workflowId: string;
+  runId: string;
+  status: string;
+  startTime: Date;
+  closeTime?: Date;
+  description: WorkflowExecutionDescription;
+}
+
+/** The newest run of a pipeline (by name or workflow ID), whoever started it. */
+export async function pipelineStatus(client: Client, nameOrId: string): Promise<RunStatus> {
+  const workflowId = Ids.pipelineFromUserInput(nameOrId);
   try {
     const description = await client.workflow.getHandle(workflowId).describe();
-    return description.status.name === 'RUNNING';
-  } catch {
-    return false;
+    return {
+      workflowId,
+      runId: description.runId,
+      status: description.status.name,
+      startTime: description.startTime,
+      closeTime: description.closeTime,
+      description,
+    };
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) throw new NoSuchRun(`no run of pipeline ${nameOrId} (workflow ID ${workflowId})`);
+    throw error;
   }
+}
+
+/** The newest objinfer run of any pipeline. */
+export async function newestRun(client: Client): Promise<string | undefined> {
+  for await (const execution of client.workflow.list({ query: `WorkflowType = '${inferencePipeline.name}'` })) return execution.workflowId;
+  return undefined;
 }
 
 export async function getProgress(client: Client, workflowId: string): Promise<PipelineProgress> {
@@ -90,36 +128,106 @@ export async function getProgress(client: Client, workflowId: string): Promise<P
 }
 
 /**
- * Waits for the run to finish, calling `onProgress` every `intervalMs` while it goes.
- * Follows continue-as-new to the final run. Throws WorkflowFailedError on failure.
+ * Why the run is not moving, when it waits: a step's own report (a warehouse locked by
+ * another process, IAM propagating) or the failure its retries are working through.
  */
-export async function waitForResult(
-  client: Client,
-  workflowId: string,
-  onProgress?: (progress: PipelineProgress) => void,
-  intervalMs = 500,
-): Promise<PipelineSummary> {
-  const handle = client.workflow.getHandle<typeof inferencePipeline>(workflowId);
-  const result = handle.result();
-  let finished = false;
-  void result.finally(() => (finished = true)).catch(() => undefined);
-  if (onProgress) {
-    void (async () => {
-      while (!finished) {
-        try {
-          onProgress(await handle.query(progressQuery));
-        } catch {
-          // Between runs (continue-as-new) or before the first workflow task: try again.
-        }
-        await new Promise((r) => setTimeout(r, intervalMs));
-      }
-    })();
+export async function waitingReason(client: Client, workflowId: string): Promise<string | undefined> {
+  const description = await client.workflow.getHandle(workflowId).describe();
+  const stuck = description.raw.pendingWorkflowTask;
+  if (stuck && (stuck.attempt ?? 1) > 1) return `the workflow task keeps failing (attempt ${stuck.attempt}): ${await lastWorkflowTaskFailure(client, workflowId, description.runId)}`;
+  for (const activity of description.raw.pendingActivities ?? []) {
+    const details = activity.heartbeatDetails?.payloads?.[0];
+    const progress = details ? (defaultPayloadConverter.fromPayload(details) as BatchProgress | undefined) : undefined;
+    const step = activity.activityType?.name ?? 'a step';
+    if (progress?.waiting) return `${step}: ${progress.waiting}`;
+    const failure = activity.lastFailure?.message;
+    if ((activity.attempt ?? 1) > 1 && failure) return `${step} retrying (attempt ${activity.attempt}): ${failure.split('\n')[0]}`;
   }
-  return result;
+  return undefined;
 }
 
-export async function cancelPipeline(client: Client, workflowId: string): Promise<void> {
+/** The message of the newest WorkflowTaskFailed event (a bug, or workflow code a worker cannot run). */
+async function lastWorkflowTaskFailure(client: Client, workflowId: string, runId: string): Promise<string> {
+  const { history } = await client.workflowService.getWorkflowExecutionHistoryReverse({
+    namespace: client.options.namespace,
+    execution: { workflowId, runId },
+    maximumPageSize: 20,
+  });
+  const failed = history?.events?.find((e) => e.workflowTaskFailedEventAttributes)?.workflowTaskFailedEventAttributes;
+  return failed?.failure?.message?.split('\n')[0] ?? 'see the run in the Temporal UI';
+}
+
+/** The gRPC failures of a server that is away for a while (restarting, network down). */
+export function isTemporalUnavailable(error: unknown): boolean {
+  const text = `${(error as Error)?.message ?? ''} ${String((error as { cause?: unknown })?.cause ?? '')}`;
+  return /\b14 UNAVAILABLE\b|\bUNAVAILABLE\b|ECONNREFUSED|Channel has been shut down|\b4 DEADLINE_EXCEEDED\b|Connection dropped|transport error/i.test(text);
+}
+
+export interface WaitOptions {
+  onProgress?: (progress: PipelineProgress) => void;
+  /** Why the run waits, every few seconds while it does (undefined when it moves again). */
+  onWaiting?: (reason: string | undefined) => void;
+  /** Temporal is unreachable: what failed and when the next try is. */
+  onReconnecting?: (reason: string, retryInMs: number) => void;
+  intervalMs?: number;
+  /** How long to keep trying while Temporal is unreachable (default 10 minutes). */
+  reconnectForMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Waits for the run to finish, reporting progress while it goes. Follows continue-as-new
+ * to the final run. While Temporal is unreachable it waits and tries again with backoff
+ * (the run goes on on the server). Throws WorkflowFailedError when the run failed.
+ */
+export async function waitForResult(client: Client, workflowId: string, options: WaitOptions = {}): Promise<PipelineSummary> {
+  const handle = client.workflow.getHandle<typeof inferencePipeline>(workflowId);
+  const stop = new AbortController();
+  options.signal?.addEventListener('abort', () => stop.abort());
+  const watching = options.onProgress || options.onWaiting ? watch(client, workflowId, options, stop.signal) : Promise.resolve();
+  try {
+    let delay = 1000;
+    let unreachableSince: number | undefined;
+    for (;;) {
+      try {
+        const result = await handle.result();
+        return result;
+      } catch (error) {
+        if (!isTemporalUnavailable(error) || stop.signal.aborted) throw error;
+        unreachableSince ??= Date.now();
+        if (Date.now() - unreachableSince > (options.reconnectForMs ?? 600_000)) throw error;
+        options.onReconnecting?.((error as Error).message.split('\n')[0]!, delay);
+        await sleep(delay, undefined, { signal: stop.signal }).catch(() => undefined);
+        delay = Math.min(delay * 2, 15_000);
+      }
+    }
+  } finally {
+    stop.abort();
+    await watching;
+  }
+}
+
+async function watch(client: Client, workflowId: string, options: WaitOptions, signal: AbortSignal): Promise<void> {
+  let polls = 0;
+  while (!signal.aborted) {
+    try {
+      options.onProgress?.(await getProgress(client, workflowId));
+      if (options.onWaiting && polls++ % 4 === 0) options.onWaiting(await waitingReason(client, workflowId));
+    } catch {
+      // Between runs (continue-as-new), before the first workflow task, or Temporal away: the wait loop reports that.
+    }
+    await sleep(options.intervalMs ?? 500, undefined, { signal }).catch(() => undefined);
+  }
+}
+
+export type CancelOutcome = 'cancel requested' | 'not running';
+
+/** Asks a running pipeline to stop (its batches stop, its BigQuery jobs are cancelled). */
+export async function cancelPipeline(client: Client, nameOrId: string): Promise<{ workflowId: string; outcome: CancelOutcome }> {
+  const { workflowId, status } = await pipelineStatus(client, nameOrId);
+  if (status !== 'RUNNING') return { workflowId, outcome: 'not running' };
   await client.workflow.getHandle(workflowId).cancel();
+  return { workflowId, outcome: 'cancel requested' };
 }
 
 /**
@@ -127,14 +235,64 @@ export async function cancelPipeline(client: Client, workflowId: string): Promis
  * `deleteData` also removes results and errors, and the dataset, connection and bucket
  * when objinfer created them.
  */
-export async function cleanupPipeline(client: Client, config: PipelineConfig, options: { deleteData: boolean }): Promise<StepOutcome[]> {
-  return client.workflow.execute<typeof cleanupWorkflow>('cleanupPipeline', {
-    taskQueue: config.temporal.taskQueue,
-    workflowId: `${workflowIdFor(config.name)}-cleanup`,
-    args: [{ config, deleteData: options.deleteData }],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    staticSummary: `objinfer cleanup of ${config.name}${options.deleteData ? ' (with data)' : ''}`,
-  });
+export async function cleanupPipeline(client: Client, spec: RunSpec, options: { deleteData: boolean }): Promise<StepOutcome[]> {
+  const workflowId = Ids.cleanup(spec.name);
+  const start = () =>
+    client.workflow.execute(cleanupWorkflow, {
+      taskQueue: spec.temporal.taskQueue,
+      workflowId,
+      args: [{ spec, specKey: specKey(spec), deleteData: options.deleteData }],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      memo: { [SPEC_MEMO_KEY]: spec },
+      staticSummary: `objinfer cleanup of ${spec.name}${options.deleteData ? ' (with data)' : ''}`,
+    });
+  try {
+    return await start();
+  } catch (error) {
+    if (error instanceof WorkflowExecutionAlreadyStartedError) return client.workflow.getHandle(workflowId).result();
+    throw error;
+  }
+}
+
+export interface Pollers {
+  /** Workers that polled the task queue for workflow tasks in the last two minutes. */
+  workflowPollers: number;
+  activityPollers: number;
+}
+
+/** Whether any worker polls the task queue: a run or a schedule's slot only moves when one does. */
+export async function workersPolling(client: Client, taskQueue: string): Promise<Pollers> {
+  const { enums } = temporal.api;
+  const recent = (pollers: { lastAccessTime?: { seconds?: unknown } | null }[] | null | undefined) =>
+    (pollers ?? []).filter((p) => Date.now() / 1000 - Number(p.lastAccessTime?.seconds ?? 0) < 120).length;
+  const ask = (taskQueueType: temporal.api.enums.v1.TaskQueueType) =>
+    client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: taskQueue, kind: enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL }, taskQueueType });
+  const [workflows, activities] = await Promise.all([ask(enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW), ask(enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)]);
+  return { workflowPollers: recent(workflows.pollers), activityPollers: recent(activities.pollers) };
+}
+
+/** What to tell someone whose run or schedule will wait for a worker, or undefined when one polls. */
+export async function noWorkerWarning(client: Client, taskQueue: string): Promise<string | undefined> {
+  const pollers = await workersPolling(client, taskQueue).catch(() => undefined);
+  if (!pollers || (pollers.workflowPollers > 0 && pollers.activityPollers > 0)) return undefined;
+  return (
+    `no worker polls task queue ${taskQueue}: runs wait (stage "-") until one does. ` +
+    `Start one with \`objinfer worker --task-queue ${taskQueue}\` and keep it running (docs/operations.md "Keep a worker running": systemd or compose)`
+  );
+}
+
+/** Newest first; readable while a worker writes. */
+export function readResults(spec: RunSpec, filter: ResultFilter = {}): Promise<ResultRow[]> {
+  return openResults(spec).readResults(filter);
+}
+
+export function readErrors(spec: RunSpec, filter: ResultFilter = {}): Promise<ErrorRow[]> {
+  return openResults(spec).readErrors(filter);
+}
+
+/** Every statement and API call a run would make, in order, changing nothing. */
+export function describePlan(spec: RunSpec): Promise<PlannedCall[]> {
+  return createBackend(spec).describePlan();
 }
 
 /** The root cause of a failed run, as one readable line. */

@@ -1,15 +1,20 @@
 /**
- * The one config schema, shared by the CLI and the worker: a YAML or JSON file, with
- * paths resolved against the file's folder, then flags and OBJINFER_* environment
- * variables on top. Everything is checked here, before any side effect, and every
- * message names the field and what to do.
+ * The one config schema, and the run spec it resolves to at the edge.
+ *
+ * A config is a YAML or JSON file, with paths relative to the file's folder, then flags and
+ * OBJINFER_* environment variables on top. `loadConfig` checks everything before any side
+ * effect, lists every problem at once (each naming its field and what to do), and returns a
+ * `RunSpec`: plain, serialisable data with every path absolute, every duration in
+ * milliseconds and every derived name filled in. Workflows hold the spec; workers receive it
+ * once per pipeline (see src/activities), never per step.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { pathToFileURL, fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { msToNumber, type Duration } from '@temporalio/common/lib/time';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { parseDuration } from './duration';
 
 /** BigQuery dataset, table and model names: letters, digits, underscores. */
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,1023}$/;
@@ -19,15 +24,25 @@ const CONNECTION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const BUCKET = /^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$/;
 /** Google Cloud project IDs. */
 const PROJECT_ID = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
-/** Pipeline names become workflow IDs. */
+/** Pipeline names become workflow and schedule IDs. */
 const PIPELINE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 
 const identifier = (what: string) =>
   z.string().regex(IDENTIFIER, `${what} must start with a letter or underscore and contain only letters, digits and underscores`);
 
+/** A duration in the Temporal SDK's format ("30s", "10m", "1.5h", "1d"), as milliseconds. */
+export function durationMs(text: string): number | undefined {
+  try {
+    const ms = msToNumber(text as Duration);
+    return Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const duration = z
   .string()
-  .refine((text) => parseDuration(text) !== undefined, 'must be a duration such as "30s", "10m" or "1h"');
+  .refine((text) => durationMs(text) !== undefined, 'must be a duration such as "30s", "10m", "1.5h" or "1d" (the Temporal SDK format)');
 
 const ModelSchema = z
   .object({
@@ -35,10 +50,10 @@ const ModelSchema = z
     type: z.enum(['ONNX', 'TENSORFLOW']).default('ONNX'),
     source: z.string().min(1, 'give a path to the model file (ONNX) or SavedModel folder, or a gs:// URI'),
     labels: z.string().min(1).optional(),
-    inputSize: z
-      .union([z.number().int().positive(), z.tuple([z.number().int().positive(), z.number().int().positive()])])
-      .optional(),
+    inputSize: z.union([z.number().int().positive(), z.tuple([z.number().int().positive(), z.number().int().positive()])]).optional(),
     preserveAspectRatio: z.boolean().default(false),
+    /** The output to read scores from, when the model has several. */
+    output: z.string().min(1).optional(),
   })
   .strict();
 
@@ -65,12 +80,17 @@ export const ConfigSchema = z
       .prefault({}),
     batch: z
       .object({
-        size: z.number().int().min(1, 'must be at least 1 image').max(10_000, 'must be at most 10000 images (a batch is one activity and one BigQuery job)').default(64),
+        size: z
+          .number()
+          .int()
+          .min(1, 'must be at least 1 image')
+          .max(10_000, 'must be at most 10000 images (a batch is one activity and one BigQuery job)')
+          .default(64),
         concurrency: z
           .number()
           .int()
           .min(1, 'must be at least 1')
-          .max(64, 'must be at most 64 batches at once (well below Temporal\'s 2,000 pending activities per run)')
+          .max(64, "must be at most 64 batches at once (well below Temporal's 2,000 pending activities per run)")
           .default(2),
         heartbeatTimeout: duration.default('30s'),
       })
@@ -84,6 +104,8 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** Re-attempt images whose earlier failure was recorded as permanent. */
+    retryFailed: z.boolean().default(false),
     /** gcp only: an Enterprise reservation and a QUERY assignment for the project (imported models need one). */
     reservation: z
       .object({
@@ -102,7 +124,7 @@ export const ConfigSchema = z
       .prefault({}),
     temporal: z
       .object({
-        taskQueue: z.string().regex(/^[A-Za-z0-9_.-]{1,200}$/).default('objinfer'),
+        taskQueue: z.string().regex(/^[A-Za-z0-9_.-]{1,200}$/, 'a task queue name uses letters, digits, ".", "_" and "-"').default('objinfer'),
       })
       .strict()
       .prefault({}),
@@ -111,118 +133,206 @@ export const ConfigSchema = z
 
 type ParsedConfig = z.output<typeof ConfigSchema>;
 
-/** A validated config with every path absolute: what workflows and activities receive. */
-export interface PipelineConfig extends Omit<ParsedConfig, 'name' | 'project' | 'results' | 'model'> {
+export interface ModelSpec {
   name: string;
-  project: string;
-  model: Omit<ParsedConfig['model'], 'inputSize'> & { inputSize?: [number, number] };
-  results: ParsedConfig['results'] & { errorsTable: string };
+  type: 'ONNX' | 'TENSORFLOW';
+  /** Absolute path, or gs:// URI (gcp). */
+  source: string;
+  labels?: string;
+  inputSize?: [number, number];
+  preserveAspectRatio: boolean;
+  output?: string;
 }
 
+/**
+ * A pipeline, resolved: what workflows, activities and backends receive. Serialisable;
+ * paths absolute; durations in milliseconds; derived names filled in.
+ */
+export interface RunSpec {
+  /** The pipeline's name: its workflow and schedule IDs are made from it. */
+  name: string;
+  backend: 'local' | 'gcp';
+  project: string;
+  location: string;
+  dataset: string;
+  connection: string;
+  bucket: string;
+  objectTable: string;
+  sourceUris: string[];
+  model: ModelSpec;
+  results: { table: string; errorsTable: string; labelsTable: string; topK: number; keepProbabilities: boolean };
+  batch: { size: number; concurrency: number; heartbeatTimeoutMs: number };
+  iam: { propagationTimeoutMs: number; simulatedPropagationDelayMs: number };
+  retryFailed: boolean;
+  reservation?: { name: string; slots: number; edition: 'ENTERPRISE' | 'ENTERPRISE_PLUS' };
+  local: { warehouse: string; storage: string };
+  temporal: { taskQueue: string };
+}
+
+export interface ConfigProblem {
+  field: string;
+  problem: string;
+}
+
+/** A config that cannot run: every problem found, each naming its field. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
-  constructor(
-    readonly field: string,
-    readonly problem: string,
-  ) {
-    super(`${field ? `${field}: ` : ''}${problem}`);
+  readonly problems: ConfigProblem[];
+
+  constructor(problems: ConfigProblem[] | ConfigProblem) {
+    const list = Array.isArray(problems) ? problems : [problems];
+    super(list.map((p) => `${p.field ? `${p.field}: ` : ''}${p.problem}`).join('; '));
+    this.problems = list;
+  }
+
+  /** The first problem's field. */
+  get field(): string {
+    return this.problems[0]?.field ?? '';
+  }
+
+  get problem(): string {
+    return this.problems[0]?.problem ?? '';
   }
 }
 
+export interface LoadOptions {
+  /**
+   * Check that model, labels and image folders exist here. Off when the files are read on
+   * another machine (a worker elsewhere, e.g. under compose): its preflight checks them.
+   */
+  checkFiles?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
 /** Reads and validates a config file; `overrides` (from flags) win over the file. */
-export function loadConfig(file: string, overrides: Record<string, unknown> = {}, env = process.env): PipelineConfig {
+export function loadConfig(file: string, overrides: Record<string, unknown> = {}, options: LoadOptions = {}): RunSpec {
   const path = resolve(file);
-  if (!existsSync(path)) throw new ConfigError('--config', `file not found: ${path}`);
+  if (!existsSync(path)) throw new ConfigError({ field: '--config', problem: `file not found: ${path}` });
   let raw: unknown;
   try {
     raw = parseYaml(readFileSync(path, 'utf8'));
   } catch (error) {
-    throw new ConfigError('--config', `${path} is not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}`);
+    throw new ConfigError({ field: '--config', problem: `${path} is not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}` });
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new ConfigError('--config', `${path} must hold a mapping of settings (see README "Config reference")`);
+    throw new ConfigError({ field: '--config', problem: `${path} must hold a mapping of settings (see docs/reference.md "Config")` });
   }
-  return parseConfig(deepMerge(raw as Record<string, unknown>, envOverrides(env), overrides), dirname(path));
+  const merged = deepMerge(raw as Record<string, unknown>, envOverrides(options.env ?? process.env), overrides);
+  return parseConfig(merged, dirname(path), options);
 }
 
 /** Validates an in-memory config; relative paths are resolved against `baseDir`. */
-export function parseConfig(raw: unknown, baseDir: string): PipelineConfig {
+export function parseConfig(raw: unknown, baseDir: string, options: LoadOptions = {}): RunSpec {
   const result = ConfigSchema.safeParse(raw);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const field = issue.path.join('.');
-    const problem =
-      issue.code === 'unrecognized_keys'
-        ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; check the spelling against README "Config reference"`
-        : issue.message;
-    const keyPath = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]].join('.') : field;
-    throw new ConfigError(keyPath || '(top level)', problem);
-  }
-  return resolveConfig(result.data, baseDir);
+  if (!result.success) throw new ConfigError(result.error.issues.map(describeIssue));
+  return resolveSpec(result.data, baseDir, options.checkFiles ?? true);
 }
 
-function resolveConfig(parsed: ParsedConfig, baseDir: string): PipelineConfig {
-  const at = (path: string) => (isAbsolute(path) ? path : resolve(baseDir, path));
-  const backend = parsed.backend;
-  if (backend === 'gcp' && !parsed.project) {
-    throw new ConfigError('project', 'the gcp backend needs the Google Cloud project ID to run in');
+function describeIssue(issue: z.core.$ZodIssue): ConfigProblem {
+  if (issue.code === 'unrecognized_keys') {
+    return {
+      field: [...issue.path, issue.keys[0]].join('.'),
+      problem: `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; check the spelling against docs/reference.md "Config"`,
+    };
   }
-  const sourceUris = parsed.sourceUris.map((uri, index) => resolveSourceUri(uri, backend, baseDir, `sourceUris.${index}`));
-  const inputSize = parsed.model.inputSize;
-  const model = {
+  return { field: issue.path.join('.') || '(top level)', problem: issue.message };
+}
+
+function resolveSpec(parsed: ParsedConfig, baseDir: string, checkFiles: boolean): RunSpec {
+  const problems: ConfigProblem[] = [];
+  const problem = (field: string, text: string) => problems.push({ field, problem: text });
+  const at = (path: string) => (isAbsolute(path) ? path : resolve(baseDir, path));
+  const inCloud = (path: string) => path.startsWith('gs://');
+  const { backend } = parsed;
+
+  if (backend === 'gcp' && !parsed.project) problem('project', 'the gcp backend needs the Google Cloud project ID to run in');
+  const sourceUris = parsed.sourceUris.map((uri, index) => {
+    try {
+      return resolveSourceUri(uri, backend, baseDir, checkFiles);
+    } catch (error) {
+      problem(`sourceUris.${index}`, (error as Error).message);
+      return uri;
+    }
+  });
+  const { inputSize } = parsed.model;
+  const model: ModelSpec = {
     ...parsed.model,
-    source: parsed.model.source.startsWith('gs://') ? parsed.model.source : at(parsed.model.source),
-    labels: parsed.model.labels && (parsed.model.labels.startsWith('gs://') ? parsed.model.labels : at(parsed.model.labels)),
-    inputSize: typeof inputSize === 'number' ? ([inputSize, inputSize] as [number, number]) : inputSize,
+    source: inCloud(parsed.model.source) ? parsed.model.source : at(parsed.model.source),
+    labels: parsed.model.labels && (inCloud(parsed.model.labels) ? parsed.model.labels : at(parsed.model.labels)),
+    inputSize: typeof inputSize === 'number' ? [inputSize, inputSize] : inputSize,
   };
   if (backend === 'local') {
-    if (model.source.startsWith('gs://')) throw new ConfigError('model.source', 'the local backend reads the model from a local ONNX file, not gs://');
+    if (inCloud(model.source)) problem('model.source', 'the local backend reads the model from a local ONNX file, not gs://');
     if (model.type !== 'ONNX') {
-      throw new ConfigError('model.type', 'the local backend runs ONNX models; convert a SavedModel with tf2onnx (see README "Your own model")');
+      problem('model.type', 'the local backend runs ONNX models; convert a SavedModel with tf2onnx (see docs/guide.md "Your own model")');
     }
-    requireFile(model.source, 'model.source', 'point it at an .onnx file (the demo model is made by `objinfer demo`)');
+    if (model.labels && inCloud(model.labels)) problem('model.labels', 'the local backend reads labels from a local file, not gs://');
   }
-  if (backend === 'gcp' && !model.source.startsWith('gs://')) {
-    requireFile(model.source, 'model.source', 'point it at a SavedModel folder (saved_model.pb + variables/) or an .onnx file, or at its gs:// location');
+  if (backend === 'gcp' && model.type === 'TENSORFLOW' && inCloud(model.source) && !model.source.endsWith('/')) {
+    model.source = `${model.source}/`; // a SavedModel folder: "gs://b/m" must not also match "gs://b/m2/"
   }
-  if (model.labels && !model.labels.startsWith('gs://')) {
-    requireFile(model.labels, 'model.labels', 'point it at a text file with one label per line, or remove the field');
+  if (checkFiles) {
+    const hint = backend === 'local'
+      ? 'point it at an .onnx file (the demo model is made by `objinfer demo`)'
+      : 'point it at a SavedModel folder (saved_model.pb + variables/) or an .onnx file, or at its gs:// location';
+    if (!inCloud(model.source) && !existsSync(model.source)) problem('model.source', `file not found: ${model.source}; ${hint}`);
+    if (model.labels && !inCloud(model.labels) && !existsSync(model.labels)) {
+      problem('model.labels', `file not found: ${model.labels}; point it at a text file with one label per line, or remove the field`);
+    }
   }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const errorsTable = parsed.results.errorsTable ?? `${parsed.results.table}_errors`;
   return {
-    ...parsed,
     name: parsed.name ?? `${parsed.dataset}.${parsed.objectTable}`.replace(/_/g, '-'),
+    backend,
     project: parsed.project ?? 'local',
+    location: parsed.location,
+    dataset: parsed.dataset,
+    connection: parsed.connection,
+    bucket: parsed.bucket,
+    objectTable: parsed.objectTable,
     sourceUris,
     model,
-    results: { ...parsed.results, errorsTable: parsed.results.errorsTable ?? `${parsed.results.table}_errors` },
+    results: {
+      table: parsed.results.table,
+      errorsTable,
+      labelsTable: `${model.name}_labels`,
+      topK: parsed.results.topK,
+      keepProbabilities: parsed.results.keepProbabilities,
+    },
+    batch: { size: parsed.batch.size, concurrency: parsed.batch.concurrency, heartbeatTimeoutMs: durationMs(parsed.batch.heartbeatTimeout)! },
+    iam: {
+      propagationTimeoutMs: durationMs(parsed.iam.propagationTimeout)!,
+      simulatedPropagationDelayMs: durationMs(parsed.iam.simulatedPropagationDelay)!,
+    },
+    retryFailed: parsed.retryFailed,
+    ...(parsed.reservation ? { reservation: parsed.reservation } : {}),
     local: { warehouse: at(parsed.local.warehouse), storage: at(parsed.local.storage) },
+    temporal: { taskQueue: parsed.temporal.taskQueue },
   };
 }
 
-function resolveSourceUri(uri: string, backend: 'local' | 'gcp', baseDir: string, field: string): string {
+function resolveSourceUri(uri: string, backend: 'local' | 'gcp', baseDir: string, checkFiles: boolean): string {
   if (backend === 'gcp') {
     if (!/^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}\/.+/.test(uri)) {
-      throw new ConfigError(field, `"${uri}" is not a gs://BUCKET/PATH pattern; the gcp backend reads images from Cloud Storage`);
+      throw new Error(`"${uri}" is not a gs://BUCKET/PATH pattern; the gcp backend reads images from Cloud Storage`);
     }
     return uri;
   }
   if (uri.startsWith('gs://')) {
-    throw new ConfigError(field, `"${uri}" is in Cloud Storage; the local backend reads file:// URIs or paths (use backend: gcp for gs://)`);
+    throw new Error(`"${uri}" is in Cloud Storage; the local backend reads file:// URIs or paths (use backend: gcp for gs://)`);
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri) && !uri.startsWith('file://')) {
-    throw new ConfigError(field, `"${uri}" has a scheme the local backend cannot read; use a file:// URI or a path`);
+    throw new Error(`"${uri}" has a scheme the local backend cannot read; use a file:// URI or a path`);
   }
   const path = uri.startsWith('file://') ? fileURLToPath(uri.replace(/\*/g, '%2A')).replace(/%2A/g, '*') : resolve(baseDir, uri);
   const staticPart = path.split(/[*?[]/)[0]!;
   const root = staticPart.endsWith('/') ? staticPart : dirname(staticPart);
-  if (!existsSync(root) || !statSync(root).isDirectory()) {
-    throw new ConfigError(field, `folder not found: ${root}; point the pattern at an existing folder of images`);
+  if (checkFiles && (!existsSync(root) || !statSync(root).isDirectory())) {
+    throw new Error(`folder not found: ${root}; point the pattern at an existing folder of images`);
   }
   return pathToFileURL(path).href.replace(/%2A/g, '*').replace(/%3F/g, '?');
-}
-
-function requireFile(path: string, field: string, hint: string): void {
-  if (!existsSync(path)) throw new ConfigError(field, `file not found: ${path}; ${hint}`);
 }
 
 /** OBJINFER_BATCH_SIZE=8 sets batch.size, OBJINFER_MODEL_SOURCE sets model.source, and so on. */
@@ -257,8 +367,7 @@ function deepMerge(...layers: Record<string, unknown>[]): Record<string, unknown
   for (const layer of layers) {
     for (const [key, value] of Object.entries(layer)) {
       const current = out[key];
-      out[key] =
-        isPlainObject(value) && isPlainObject(current) ? deepMerge(current, value) : value;
+      out[key] = isPlainObject(value) && isPlainObject(current) ? deepMerge(current, value) : value;
     }
   }
   return out;
@@ -268,15 +377,20 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** The config in a few words, for the workflow memo and the CLI. */
-export function describeConfig(config: PipelineConfig): Record<string, string> {
+/** The spec in a few words, for the workflow memo and the CLI. */
+export function describeSpec(spec: RunSpec): Record<string, string> {
   return {
-    backend: config.backend,
-    dataset: `${config.project}.${config.dataset}`,
-    objectTable: config.objectTable,
-    sourceUris: config.sourceUris.join(', '),
-    model: `${config.model.name} (${config.model.type})`,
-    results: `${config.dataset}.${config.results.table}`,
-    batch: `${config.batch.size} images x ${config.batch.concurrency} at a time`,
+    backend: spec.backend,
+    dataset: `${spec.project}.${spec.dataset}`,
+    objectTable: spec.objectTable,
+    sourceUris: spec.sourceUris.join(', '),
+    model: `${spec.model.name} (${spec.model.type})`,
+    results: `${spec.dataset}.${spec.results.table}`,
+    batch: `${spec.batch.size} images x ${spec.batch.concurrency} at a time`,
   };
+}
+
+/** The key workers cache a spec's backend under: a hash of the spec, made at the edge. */
+export function specKey(spec: RunSpec): string {
+  return createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
 }

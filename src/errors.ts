@@ -12,6 +12,8 @@ export const ErrorType = {
   ModelShapeMismatch: 'ModelShapeMismatch',
   ModelInvalid: 'ModelInvalid',
   WarehouseBusy: 'WarehouseBusy',
+  /** Google refused the request or statement as it stands (a retry would be refused the same way). */
+  Refused: 'Refused',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 
@@ -24,6 +26,7 @@ export const NON_RETRYABLE_ERROR_TYPES: ErrorType[] = [
   ErrorType.NotFound,
   ErrorType.ModelShapeMismatch,
   ErrorType.ModelInvalid,
+  ErrorType.Refused,
 ];
 
 /** An error a backend raises on purpose; activities turn it into an ApplicationFailure. */

@@ -12,15 +12,10 @@ import {
   type ScheduleOverlapPolicy,
   type ScheduleSpec,
 } from '@temporalio/client';
-import { describeConfig, type PipelineConfig } from './config';
-import { parseDuration } from './duration';
-import {
-  SearchAttributes,
-  WORKFLOW_TYPE,
-  workflowIdFor,
-  type PipelineInput,
-  type PipelineSummary,
-} from './workflows/contract';
+import { describeSpec as describeRunSpec, durationMs, specKey, type RunSpec } from './config';
+import { scheduledPipeline } from './workflows';
+import { Ids, SPEC_MEMO_KEY, type PipelineInput, type PipelineSummary, type ScheduledOutcome } from './workflows/contract';
+import { searchAttributesFor } from './workflows/searchAttributes';
 
 export const OVERLAP_POLICIES = { skip: 'SKIP', 'buffer-one': 'BUFFER_ONE', 'allow-all': 'ALLOW_ALL' } as const satisfies Record<string, ScheduleOverlapPolicy>;
 export type OverlapName = keyof typeof OVERLAP_POLICIES;
@@ -46,10 +41,6 @@ export class ScheduleSpecError extends Error {
   }
 }
 
-export function scheduleIdFor(pipelineName: string): string {
-  return `objinfer-${pipelineName}`;
-}
-
 const CRON_SHORTHAND = /^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$/;
 const CRON_FIELD = /^[0-9A-Za-z*?,/#LW-]+$/;
 
@@ -66,8 +57,8 @@ export function validateScheduleRequest(request: ScheduleRequest): void {
     }
   }
   for (const [field, value] of [['--every', request.every], ['--jitter', request.jitter], ['--catchup-window', request.catchupWindow]] as const) {
-    if (value !== undefined && !parseDuration(value)) {
-      throw new ScheduleSpecError(field, `"${value}" is not a positive duration such as "30s", "15m" or "1h"`);
+    if (value !== undefined && !durationMs(value)) {
+      throw new ScheduleSpecError(field, `"${value}" is not a positive duration such as "30s", "15m", "1h" or "1d"`);
     }
   }
   if (request.timezone !== undefined) {
@@ -84,42 +75,37 @@ export function validateScheduleRequest(request: ScheduleRequest): void {
 
 function specOf(request: ScheduleRequest): ScheduleSpec {
   return {
-    ...(request.cron !== undefined ? { cronExpressions: [request.cron] } : { intervals: [{ every: parseDuration(request.every!)! }] }),
-    ...(request.jitter ? { jitter: parseDuration(request.jitter)! } : {}),
+    ...(request.cron !== undefined ? { cronExpressions: [request.cron] } : { intervals: [{ every: durationMs(request.every!)! }] }),
+    ...(request.jitter ? { jitter: durationMs(request.jitter)! } : {}),
     ...(request.timezone ? { timezone: request.timezone } : {}),
   };
 }
 
 /** Same config and same spec give the same fingerprint: how `create` knows it has nothing to do. */
-function fingerprint(config: PipelineConfig, request: ScheduleRequest): string {
+function fingerprint(config: RunSpec, request: ScheduleRequest): string {
   const { note: _note, ...spec } = request;
   return createHash('sha256').update(JSON.stringify({ config, spec: { overlap: 'skip', ...spec } })).digest('hex').slice(0, 16);
 }
 
-function scheduleOptions(config: PipelineConfig, request: ScheduleRequest, searchAttributes: boolean) {
-  const input: PipelineInput = { config, searchAttributes };
+function scheduleOptions(config: RunSpec, request: ScheduleRequest, searchAttributes: boolean) {
+  const input: PipelineInput = { spec: config, specKey: specKey(config), searchAttributes };
   return {
     spec: specOf(request),
     action: {
       type: 'startWorkflow' as const,
-      workflowType: WORKFLOW_TYPE,
-      workflowId: workflowIdFor(config.name),
+      // A slot runs the pipeline as a child under its own ID: one run per pipeline, whoever starts it.
+      workflowType: scheduledPipeline,
+      workflowId: Ids.scheduledRun(config.name),
       taskQueue: config.temporal.taskQueue,
-      args: [input],
+      args: [input] as [PipelineInput],
       // The fingerprint rides on the action, which `update` replaces (a schedule's own memo is fixed).
-      memo: { config: describeConfig(config), objinferFingerprint: fingerprint(config, request), objinferSpec: specText(request) },
+      memo: { config: describeRunSpec(config), objinferFingerprint: fingerprint(config, request), objinferScheduleSpec: specText(request), [SPEC_MEMO_KEY]: config },
       staticSummary: `objinfer ${config.name} (scheduled): ${config.model.name} over ${config.sourceUris.join(', ')}`,
-      typedSearchAttributes: searchAttributes
-        ? [
-            { key: SearchAttributes.backend, value: config.backend },
-            { key: SearchAttributes.dataset, value: `${config.project}.${config.dataset}` },
-            { key: SearchAttributes.model, value: config.model.name },
-          ]
-        : undefined,
+      typedSearchAttributes: searchAttributes ? searchAttributesFor(config) : undefined,
     },
     policies: {
       overlap: OVERLAP_POLICIES[request.overlap ?? 'skip'],
-      catchupWindow: request.catchupWindow ? parseDuration(request.catchupWindow)! : undefined,
+      catchupWindow: request.catchupWindow ? durationMs(request.catchupWindow)! : undefined,
     },
     memo: { pipeline: config.name },
   };
@@ -133,12 +119,12 @@ export type CreateOutcome = 'created' | 'unchanged';
  */
 export async function createSchedule(
   client: Client,
-  config: PipelineConfig,
+  config: RunSpec,
   request: ScheduleRequest,
   options: { searchAttributes?: boolean } = {},
 ): Promise<{ scheduleId: string; outcome: CreateOutcome }> {
   validateScheduleRequest(request);
-  const scheduleId = scheduleIdFor(config.name);
+  const scheduleId = Ids.schedule(config.name);
   const built = scheduleOptions(config, request, options.searchAttributes ?? false);
   try {
     await client.schedule.create({ scheduleId, ...built, state: { note: request.note } });
@@ -154,12 +140,12 @@ export async function createSchedule(
 
 export async function updateSchedule(
   client: Client,
-  config: PipelineConfig,
+  config: RunSpec,
   request: ScheduleRequest,
   options: { searchAttributes?: boolean } = {},
 ): Promise<string> {
   validateScheduleRequest(request);
-  const scheduleId = scheduleIdFor(config.name);
+  const scheduleId = Ids.schedule(config.name);
   const built = scheduleOptions(config, request, options.searchAttributes ?? false);
   try {
     await client.schedule.getHandle(scheduleId).update((previous) => ({
@@ -192,6 +178,8 @@ export interface RecentRun {
   workflowId: string;
   scheduledAt: Date;
   status: string;
+  /** What the slot did: predicted images, or stood aside for a run already going. */
+  outcome?: 'ran' | 'stood aside';
   summary?: Pick<PipelineSummary, 'predicted' | 'failed' | 'alreadyDone' | 'objectsSeen'>;
 }
 
@@ -214,11 +202,13 @@ export async function describeSchedule(client: Client, scheduleId: string): Prom
       const started = action.action.workflow;
       const run = client.workflow.getHandle(started.workflowId, started.firstExecutionRunId);
       const status = (await run.describe()).status.name;
-      const summary = status === 'COMPLETED' ? ((await run.result()) as PipelineSummary) : undefined;
+      const outcome = status === 'COMPLETED' ? ((await run.result()) as ScheduledOutcome) : undefined;
+      const summary = outcome?.ran ? outcome.summary : undefined;
       return {
         workflowId: started.workflowId,
         scheduledAt: action.scheduledAt,
         status,
+        outcome: outcome ? (outcome.ran ? 'ran' : 'stood aside') : undefined,
         summary: summary && { predicted: summary.predicted, failed: summary.failed, alreadyDone: summary.alreadyDone, objectsSeen: summary.objectsSeen },
       };
     }),
@@ -248,7 +238,7 @@ function specText(request: ScheduleRequest): string {
 }
 
 function describeSpec(description: ScheduleDescription): string {
-  const written = description.action.type === 'startWorkflow' ? description.action.memo?.objinferSpec : undefined;
+  const written = description.action.type === 'startWorkflow' ? description.action.memo?.objinferScheduleSpec : undefined;
   if (typeof written === 'string') return written;
   const { spec } = description;
   const parts: string[] = [];
@@ -261,7 +251,7 @@ function describeSpec(description: ScheduleDescription): string {
 export async function listSchedules(client: Client): Promise<{ scheduleId: string; paused: boolean; next?: Date }[]> {
   const out: { scheduleId: string; paused: boolean; next?: Date }[] = [];
   for await (const schedule of client.schedule.list()) {
-    if (!schedule.scheduleId.startsWith('objinfer-')) continue;
+    if (!Ids.isObjinfer(schedule.scheduleId)) continue;
     out.push({ scheduleId: schedule.scheduleId, paused: schedule.state.paused, next: schedule.info.nextActionTimes[0] });
   }
   return out;

@@ -1,18 +1,18 @@
 /**
- * The objinfer worker: polls a task queue and runs inferencePipeline and its
- * activities. Scale out by starting more workers on the same task queue.
+ * The objinfer worker: polls a task queue and runs the workflows and their activities.
+ * Scale out by starting more workers on the same task queue.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
-import { createActivities } from './activities';
-import { backendFor as defaultBackendFor, type BackendFactory } from './backends';
+import { BackendRegistry, createActivities } from './activities';
 
 export interface WorkerSettings {
   connection: NativeConnection;
   namespace?: string;
   taskQueue: string;
-  backendFor?: BackendFactory;
+  /** Backends per pipeline; pass one to share it or to supply a backend factory (tests). */
+  backends?: BackendRegistry;
   /** Batches one worker runs at once; each batch already uses every core for inference. */
   maxConcurrentActivities?: number;
 }
@@ -33,7 +33,7 @@ export async function createWorker(settings: WorkerSettings): Promise<Worker> {
     namespace: settings.namespace ?? 'default',
     taskQueue: settings.taskQueue,
     ...workflowSource(),
-    activities: createActivities(settings.backendFor ?? defaultBackendFor),
+    activities: createActivities(settings.backends ?? new BackendRegistry()),
     maxConcurrentActivityTaskExecutions: settings.maxConcurrentActivities ?? 8,
   });
 }

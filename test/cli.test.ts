@@ -62,9 +62,9 @@ test('an unreachable Temporal names the address and exits 3', () => {
   expect(result.stderr).toMatch(/cannot reach Temporal at 127\.0\.0\.1:1/);
 });
 
-test('results --format rejects an unknown format', () => {
+test('results -o rejects an unknown format with exit 2', () => {
   const dir = workspace(base);
-  const result = runCli(['results', '--format', 'xml'], dir);
-  expect(result.status).not.toBe(0);
-  expect(result.stderr).toMatch(/Allowed choices are table, json, csv/);
+  const result = runCli(['results', '-o', 'xml'], dir);
+  expect(result.status).toBe(2);
+  expect(result.stderr).toMatch(/Allowed choices are table, json, jsonl, csv/);
 });

@@ -55,7 +55,7 @@ test('least privilege: the worker runs as non-root without capabilities; ports a
 
 test('the namespace set-up registers the search attributes the workflow upserts', () => {
   const script = readFileSync(join(PROJECT_ROOT, 'deploy', 'temporal', 'setup-namespace.sh'), 'utf8');
-  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_DEFINITIONS)) expect(script).toContain(`${name}=${type}`);
+  for (const [name, type] of SEARCH_ATTRIBUTE_DEFINITIONS) expect(script).toContain(`${name}=${type}`);
 });
 
 test('the worker image is multi-stage, runs as non-root, and keeps production dependencies only', () => {

@@ -35,8 +35,9 @@ test('a minimal config gets defaults and absolute paths', () => {
   expect(config.backend).toBe('local');
   expect(config.model.source).toBe(join(dir, 'model.onnx'));
   expect(config.sourceUris).toEqual([`file://${join(dir, 'images')}/*.png`]);
-  expect(config.results).toEqual({ table: 'predictions', errorsTable: 'predictions_errors', topK: 5, keepProbabilities: false });
-  expect(config.batch).toEqual({ size: 64, concurrency: 2, heartbeatTimeout: '30s' });
+  expect(config.results).toEqual({ table: 'predictions', errorsTable: 'predictions_errors', labelsTable: 'resnet_labels', topK: 5, keepProbabilities: false });
+  expect(config.batch).toEqual({ size: 64, concurrency: 2, heartbeatTimeoutMs: 30_000 });
+  expect(config.iam).toEqual({ propagationTimeoutMs: 600_000, simulatedPropagationDelayMs: 0 });
   expect(config.name).toBe('my-dataset.images');
 });
 
@@ -75,7 +76,7 @@ test('files are YAML, relative to their folder, and env overrides win', () => {
   const dir = workspace();
   const file = join(dir, 'objinfer.yaml');
   writeFileSync(file, 'dataset: d\nbucket: my-bucket\nobjectTable: t\nsourceUris: [images/*]\nmodel: {name: m, source: model.onnx}\nbatch: {size: 16}\n');
-  const config = loadConfig(file, {}, { OBJINFER_BATCH_SIZE: '3' });
+  const config = loadConfig(file, {}, { env: { OBJINFER_BATCH_SIZE: '3' } });
   expect(config.batch.size).toBe(3);
   expect(config.model.source).toBe(join(dir, 'model.onnx'));
 });

@@ -92,7 +92,7 @@ test('the CLI reads results while a worker is writing them', async () => {
 
   const readsWhileRunning: number[] = [];
   while ((await status(workflowId)) === 'RUNNING') {
-    const read = spawnSync(CLI, ['results', '--config', fixture.configFile, '--format', 'json', '--limit', '1000'], {
+    const read = spawnSync(CLI, ['results', '--config', fixture.configFile, '-o', 'json', '--limit', '1000'], {
       env: cliEnv(fixture),
       encoding: 'utf8',
       timeout: 60_000,

@@ -6,12 +6,12 @@ import { existsSync, readdirSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
-import { backendFor as realBackendFor } from '../src/backends';
+import { createBackend as realBackendFor } from '../src/backends';
 import { spawnSync } from 'node:child_process';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import { cleanupPipeline, startPipeline, waitForResult, workflowIdFor } from '../src/client';
-import { SearchAttributes } from '../src/workflows/contract';
+import { cleanupPipeline, startPipeline, waitForResult } from '../src/client';
+import { Ids, SearchAttributes } from '../src/workflows/contract';
 import { COLOR_LABELS, type ColorLabel } from '../src/models/colorClassifier';
 import { CLI } from './support/paths';
 import { activityStarts, makeFixture, query, uniqueQueue, withWorker, testClient, testServer } from './support/pipeline';
@@ -77,7 +77,7 @@ test('a second run with nothing new infers nothing; two new files are exactly wh
   const before = await query(fixture.config, 'SELECT * FROM objinfer_test.predictions ORDER BY uri');
 
   const second = await run();
-  expect(second).toMatchObject({ objectsSeen: 6, predicted: 0, failed: 0, alreadyDone: 6, batches: 0 });
+  expect(second).toMatchObject({ objectsSeen: 6, predicted: 0, failed: 0, alreadyDone: 5, failedBefore: 1, batches: 0 });
   const starts = await activityStarts(client, second.workflowId);
   expect(starts.filter((s) => s.activityType === 'predictBatch')).toHaveLength(0);
   expect(await query(fixture.config, 'SELECT * FROM objinfer_test.predictions ORDER BY uri')).toEqual(before);
@@ -85,7 +85,7 @@ test('a second run with nothing new infers nothing; two new files are exactly wh
 
   const added = [await fixture.addImage('yellow', 'png'), await fixture.addImage('cyan', 'bmp')];
   const third = await run();
-  expect(third).toMatchObject({ objectsSeen: 8, predicted: 2, failed: 0, alreadyDone: 6 });
+  expect(third).toMatchObject({ objectsSeen: 8, predicted: 2, failed: 0, alreadyDone: 5, failedBefore: 1 });
   const newRows = await query<{ uri: string; label: string }>(
     fixture.config,
     `SELECT uri, label FROM objinfer_test.predictions WHERE run_id = '${third.runId}' ORDER BY uri`,
@@ -164,7 +164,7 @@ test('a permission error that is not propagation fails at once, without retries'
   const root = cause.cause as { type?: string; message: string };
   expect(root.type).toBe('PermissionDenied');
   expect(root.message).toMatch(/does not have storage\.objects\.get access/);
-  const history = await client.workflow.getHandle(workflowIdFor(fixture.config.name)).fetchHistory();
+  const history = await client.workflow.getHandle(Ids.pipeline(fixture.config.name)).fetchHistory();
   const failedAttempts = (history.events ?? []).filter((e) => e.activityTaskFailedEventAttributes);
   expect(failedAttempts).toHaveLength(1);
   expect(failedAttempts[0]!.activityTaskFailedEventAttributes!.retryState).toBe(
@@ -196,14 +196,14 @@ test('an image deleted after listing goes to the errors table and the rest are p
   await backend.ensureModel(artifact);
   const model = await backend.describeModel(artifact);
   await backend.ensureResultTables(model);
-  const plan = await backend.planBatches(artifact.version);
+  const plan = await backend.planBatches(artifact.version, 'r1');
   expect(plan).toMatchObject({ pending: 3, batchCount: 1 });
   const victim = readdirSync(fixture.imagesDir).find((f) => f.startsWith('green'))!;
   await unlink(join(fixture.imagesDir, victim));
-  const result = await backend.predictBatch({ modelVersion: artifact.version, model, batchIndex: 0, batchCount: 1, runId: 'r1' });
+  const result = await backend.predictBatch({ modelVersion: artifact.version, model, slice: { index: 0, count: 1 }, runId: 'r1' });
   expect(result).toMatchObject({ predicted: 2, failed: 1, labelCounts: { red: 1, blue: 1 } });
   // Run twice: the same answer, nothing written again.
-  const again = await backend.predictBatch({ modelVersion: artifact.version, model, batchIndex: 0, batchCount: 1, runId: 'r1' });
+  const again = await backend.predictBatch({ modelVersion: artifact.version, model, slice: { index: 0, count: 1 }, runId: 'r1' });
   expect(again).toEqual(result);
   const count = await query<{ n: bigint }>(fixture.config, 'SELECT count(*) AS n FROM objinfer_test.predictions');
   expect(Number(count[0]!.n)).toBe(2);
@@ -218,11 +218,13 @@ test('the run is findable by its search attributes (also with objinfer list), wi
     // Current details are answered by a query, so ask while the worker is up.
     return { summary: result, metadata: await client.workflow.getHandle(workflowId).query<{ currentDetails?: string }>('__temporal_workflow_metadata') };
   });
-  expect(metadata.currentDetails).toBe(`**done**: 3 predicted, 0 failed, 0 already done (model version ${summary.modelVersion})`);
+  expect(metadata.currentDetails).toBe(`**done**: 3 predicted, 0 failed, 0 already done (prediction version ${summary.modelVersion})`);
   const description = await client.workflow.getHandle(summary.workflowId).describe();
   const attributes = description.typedSearchAttributes;
   expect(attributes.get(SearchAttributes.backend)).toBe('local');
-  expect(attributes.get(SearchAttributes.dataset)).toBe('local.objinfer_test');
+  expect(attributes.get(SearchAttributes.dataset)).toBe('objinfer_test');
+  expect(attributes.get(SearchAttributes.project)).toBe('local');
+  expect(attributes.get(SearchAttributes.pipeline)).toBe(fixture.config.name);
   expect(attributes.get(SearchAttributes.model)).toBe('color_classifier');
   expect(attributes.get(SearchAttributes.stage)).toBe('done');
   expect(attributes.get(SearchAttributes.imagesDone)).toBe(3);
@@ -245,7 +247,7 @@ test('the run is findable by its search attributes (also with objinfer list), wi
   });
   expect(list.status).toBe(0);
   expect(list.stdout).toContain(summary.workflowId);
-  expect(list.stdout).toMatch(new RegExp(`${summary.workflowId}\\s+COMPLETED\\s+done\\s+3\\s+color_classifier`));
+  expect(list.stdout).toMatch(new RegExp(`${summary.workflowId}\\s+COMPLETED\\s+done\\s+3\\s+objinfer_test\\s+color_classifier`));
 });
 
 test('a long run continues as new when Temporal suggests it, and still writes every row once', async () => {

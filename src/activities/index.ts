@@ -1,22 +1,26 @@
 /**
- * Activities: one per step of the procedure, each a thin call into the Backend port.
+ * Activities: one per step of the procedure, each a thin call into the backend ports.
  * They turn backend errors into ApplicationFailures whose type the workflow's retry
- * policies name, and report progress through heartbeats.
+ * policies name, heartbeat while they work, and pass on why a step is waiting.
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { BackendFactory, BatchRequest, ModelArtifact, ModelDescription } from '../backends/backend';
-import type { PipelineConfig } from '../config';
+import type { Backend } from '../backends/port';
+import { listeningForWaits } from '../backends/waiting';
 import { ObjinferError } from '../errors';
+import type { BatchProgress, BatchRequest, ModelArtifact, ModelDescription, PipelineRef } from '../workflows/contract';
+import { BackendRegistry } from './backends';
+
+export { BackendRegistry } from './backends';
 
 /**
  * Runs a step while heartbeating, so a worker that dies mid-step is noticed within the
- * heartbeat timeout (not the 5-minute start-to-close bound) and the step retried elsewhere.
+ * heartbeat timeout (not the start-to-close bound) and the step retried elsewhere.
  */
-async function classified<T>(work: (heartbeat: (details: unknown) => void) => Promise<T>): Promise<T> {
+async function classified<T>(work: (heartbeat: (details: BatchProgress) => void) => Promise<T>): Promise<T> {
   const context = Context.current();
-  let last: unknown;
-  const heartbeat = (details: unknown) => {
+  let last: BatchProgress = {};
+  const heartbeat = (details: BatchProgress) => {
     last = details;
     context.heartbeat(details);
   };
@@ -24,7 +28,7 @@ async function classified<T>(work: (heartbeat: (details: unknown) => void) => Pr
   const timeout = context.info.heartbeatTimeoutMs;
   const beat = timeout ? setInterval(() => context.heartbeat(last), Math.max(100, timeout / 3)) : undefined;
   try {
-    return await work(heartbeat);
+    return await listeningForWaits((why) => heartbeat({ ...last, waiting: why }), () => work(heartbeat));
   } catch (error) {
     if (error instanceof ObjinferError) {
       throw ApplicationFailure.create({ type: error.type, message: error.message, nonRetryable: !error.retryable });
@@ -35,29 +39,30 @@ async function classified<T>(work: (heartbeat: (details: unknown) => void) => Pr
   }
 }
 
-export function createActivities(backendFor: BackendFactory) {
+export function createActivities(backends: BackendRegistry = new BackendRegistry()) {
+  const on = <T>(ref: PipelineRef, work: (backend: Backend) => Promise<T>): Promise<T> => classified(async () => work(await backends.get(ref)));
   return {
-    preflight: (config: PipelineConfig) => classified(() => backendFor(config).preflight()),
-    ensureDataset: (config: PipelineConfig) => classified(() => backendFor(config).ensureDataset()),
-    ensureReservation: (config: PipelineConfig) => classified(() => backendFor(config).ensureReservation()),
-    ensureConnection: (config: PipelineConfig) => classified(() => backendFor(config).ensureConnection()),
-    ensureBucket: (config: PipelineConfig) => classified(() => backendFor(config).ensureBucket()),
-    grantObjectViewer: (config: PipelineConfig, serviceAccount: string) =>
-      classified(() => backendFor(config).grantObjectViewer(serviceAccount)),
-    uploadModel: (config: PipelineConfig) => classified(() => backendFor(config).uploadModel()),
-    ensureObjectTable: (config: PipelineConfig) => classified(() => backendFor(config).ensureObjectTable()),
-    ensureModel: (config: PipelineConfig, artifact: ModelArtifact) => classified(() => backendFor(config).ensureModel(artifact)),
-    describeModel: (config: PipelineConfig, artifact: ModelArtifact) => classified(() => backendFor(config).describeModel(artifact)),
-    ensureResultTables: (config: PipelineConfig, model: ModelDescription) =>
-      classified(() => backendFor(config).ensureResultTables(model)),
-    planBatches: (config: PipelineConfig, modelVersion: string) => classified(() => backendFor(config).planBatches(modelVersion)),
-    predictBatch: (config: PipelineConfig, request: BatchRequest) =>
-      classified((heartbeat) => {
+    preflight: (ref: PipelineRef) => on(ref, (b) => b.preflight()),
+    ensureDataset: (ref: PipelineRef) => on(ref, (b) => b.ensureDataset()),
+    ensureReservation: (ref: PipelineRef) => on(ref, (b) => b.ensureReservation()),
+    ensureConnection: (ref: PipelineRef) => on(ref, (b) => b.ensureConnection()),
+    ensureBucket: (ref: PipelineRef) => on(ref, (b) => b.ensureBucket()),
+    grantObjectViewer: (ref: PipelineRef, serviceAccount: string) => on(ref, (b) => b.grantObjectViewer(serviceAccount)),
+    uploadModel: (ref: PipelineRef) => on(ref, (b) => b.uploadModel()),
+    ensureObjectTable: (ref: PipelineRef) => on(ref, (b) => b.ensureObjectTable()),
+    ensureModel: (ref: PipelineRef, artifact: ModelArtifact) => on(ref, (b) => b.ensureModel(artifact)),
+    describeModel: (ref: PipelineRef, artifact: ModelArtifact) => on(ref, (b) => b.describeModel(artifact)),
+    ensureResultTables: (ref: PipelineRef, model: ModelDescription) => on(ref, (b) => b.ensureResultTables(model)),
+    planBatches: (ref: PipelineRef, modelVersion: string, runId: string) => on(ref, (b) => b.planBatches(modelVersion, runId)),
+    predictBatch: (ref: PipelineRef, request: BatchRequest) =>
+      classified(async (heartbeat) => {
         heartbeat({ imagesDone: 0 });
+        const backend = await backends.get(ref);
         // Heartbeats carry progress (or the job ID) and bring cancellation in; the signal stops the batch.
-        return backendFor(config).predictBatch(request, heartbeat, Context.current().cancellationSignal);
+        return backend.predictBatch(request, heartbeat, Context.current().cancellationSignal);
       }),
-    cleanup: (config: PipelineConfig, deleteData: boolean) => classified(() => backendFor(config).cleanup({ deleteData })),
+    recordUnprocessable: (ref: PipelineRef, request: BatchRequest, reason: string) => on(ref, (b) => b.recordUnprocessable(request, reason)),
+    cleanup: (ref: PipelineRef, deleteData: boolean) => on(ref, (b) => b.cleanup({ deleteData })),
   };
 }
 

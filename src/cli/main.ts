@@ -1,215 +1,343 @@
 /**
- * The objinfer command line. Every command validates its input before touching
- * anything, prints one readable line and a hint on error, and exits non-zero.
+ * The objinfer command line. Every command validates its input before touching anything,
+ * prints one readable line and a hint on error, and exits with a documented code
+ * (see `Exit`): 0 ok, 1 the run failed, 2 bad input, 3 Temporal unreachable, 4 cancelled,
+ * 130/143 interrupted while watching.
  */
-import { join } from 'node:path';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { Command, Option } from 'commander';
-import { backendFor } from '../backends';
-import { ConfigError, loadConfig, type PipelineConfig } from '../config';
-import { ScheduleSpecError } from '../schedules';
-import { findConfig, positiveInt, UsageError, withTemporal } from './common';
-import { addScheduleCommands } from './schedule';
+import { readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { CancelledFailure, TerminatedFailure } from '@temporalio/common';
+import { Command, CommanderError, Option } from 'commander';
+import {
+  cancelPipeline,
+  cleanupPipeline,
+  describePlan,
+  failureMessage,
+  getProgress,
+  isTemporalUnavailable,
+  newestRun,
+  noWorkerWarning,
+  NoSuchRun,
+  pipelineStatus,
+  readErrors,
+  readResults,
+  waitForResult,
+  waitingReason,
+} from '../client';
+import { BackendRegistry } from '../activities';
+import { ConfigError, loadConfig } from '../config';
 import { prepareDemo } from '../demo';
 import { ObjinferError } from '../errors';
-import { cancelPipeline, cleanupPipeline, failureMessage, getProgress, startPipeline, waitForResult } from '../client';
-import {
-  connectWorker,
-  forgetDevServerPid,
-  readDevServerPid,
-  resolveTarget,
-  startLocalDevServer,
-  stateDir,
-  TemporalUnreachable,
-  workflowUiUrl,
-  type TemporalTarget,
-} from '../temporal/connection';
+import { ScheduleSpecError } from '../schedules';
+import { connectWorker, forgetDevServer, readDevServerRecord, resolveTarget, startLocalDevServer, stateDir, TemporalUnreachable, workflowUiUrl } from '../temporal/connection';
 import { stopDetached } from '../temporal/devServer';
 import { createWorker } from '../worker';
-import { SearchAttributes, WORKFLOW_TYPE, workflowIdFor, type PipelineSummary } from '../workflows/contract';
-import { csv, progressLine, summaryText, table } from './output';
+import { inferencePipeline } from '../workflows';
+import { Ids, SearchAttributes, Stage, type PipelineSummary } from '../workflows/contract';
+import { Exit, findConfig, isoTime, outputOption, port, positiveInt, score, UsageError, withTemporal } from './common';
+import { installLogging } from './logging';
+import { printable, progressLine, render, renderOne, summaryRecord, summaryText, table, terminalWidth, type Format, type Row } from './output';
 import { ProgressView } from './progress';
+import { exitCodeOf, Interrupted, runPipeline, whileWorking } from './run';
+import { addScheduleCommands } from './schedule';
 
-/** Starts (or attaches to) the pipeline, runs a worker in this process unless told not to, and waits. */
-async function runPipeline(config: PipelineConfig, options: { worker: boolean }): Promise<PipelineSummary> {
-  backendFor(config); // an unavailable backend fails here, before a server or run is started
-  return withTemporal(async (temporal) => {
-    const { client, target } = temporal;
-    return whileWorking(options.worker, target, config.temporal.taskQueue, async () => {
-      const started = await startPipeline(client, config, { searchAttributes: temporal.searchAttributes });
-      const url = workflowUiUrl(target, started.workflowId);
-      console.error(`${started.attached ? 'attached to the running' : 'started'} pipeline ${config.name} (workflow ${started.workflowId})${url ? `\n  watch it: ${url}` : ''}`);
-      if (!options.worker) console.error('  (no worker in this process: `objinfer worker` must be running)');
-      const view = new ProgressView();
-      try {
-        const summary = await waitForResult(client, started.workflowId, (p) => view.update(p));
-        view.complete(summary);
-        return summary;
-      } finally {
-        view.stop();
-      }
-    });
-  });
-}
+const VERSION = (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 
-/** Runs `work` while a worker in this process polls the task queue (when `withWorker`), then stops it. */
-async function whileWorking<T>(withWorker: boolean, target: TemporalTarget, taskQueue: string, work: () => Promise<T>): Promise<T> {
-  if (!withWorker) return work();
-  const connection = await connectWorker(target);
-  try {
-    const worker = await createWorker({ connection, namespace: target.namespace, taskQueue });
-    return await worker.runUntil(work());
-  } finally {
-    await connection.close();
+function printSummary(summary: PipelineSummary, format: Format): void {
+  process.stdout.write(renderOne(summaryRecord(summary), format, () => summaryText(summary)));
+  if (summary.failed > 0 && format === 'table') {
+    console.error(`objinfer: warning: ${summary.failed} image(s) failed in this run; see why with \`objinfer results --errors\``);
   }
 }
 
-function printSummary(summary: PipelineSummary): void {
-  console.log(summaryText(summary));
+interface ResultFlags {
+  config?: string;
+  limit: number;
+  all?: boolean;
+  errors?: boolean;
+  label?: string;
+  minScore?: number;
+  maxScore?: number;
+  run?: string;
+  since?: Date;
+  output: Format;
 }
 
-async function printResults(config: PipelineConfig, limit: number, format: string, errors: boolean): Promise<void> {
-  const backend = backendFor(config);
-  const rows: Record<string, string>[] = errors
-    ? (await backend.readErrors(limit)).map((r) => ({ uri: r.uri, error: r.error, model_version: r.modelVersion, failed_at: r.failedAt }))
-    : (await backend.readResults(limit)).map((r) => ({
-        uri: r.uri,
-        label: r.label,
-        score: r.score.toFixed(4),
-        top_k: r.topK.map((t) => `${t.label}:${t.score.toFixed(3)}`).join(' '),
-        model_version: r.modelVersion,
-        predicted_at: r.predictedAt,
-      }));
-  if (format === 'json') console.log(JSON.stringify(rows, null, 2));
-  else if (format === 'csv') console.log(csv(rows));
-  else console.log(table(rows));
+function resultRows(rows: Awaited<ReturnType<typeof readResults>>): Row[] {
+  return rows.map((r) => ({
+    uri: r.uri,
+    generation: r.generation,
+    label: r.label,
+    score: r.score,
+    top_k: r.topK.map((t) => ({ label: t.label, index: t.index, score: t.score })),
+    model_version: r.modelVersion,
+    run_id: r.runId,
+    predicted_at: r.predictedAt,
+  }));
+}
+
+function errorRows(rows: Awaited<ReturnType<typeof readErrors>>): Row[] {
+  return rows.map((r) => ({
+    uri: r.uri,
+    generation: r.generation,
+    error: r.error,
+    kind: r.kind,
+    model_version: r.modelVersion,
+    run_id: r.runId,
+    failed_at: r.failedAt,
+  }));
+}
+
+/** A table for people: scores rounded, top-k as "label 0.912" pairs. */
+function resultTable(rows: Row[]): Row[] {
+  return rows.map((r) => ({
+    uri: r.uri,
+    label: r.label,
+    score: (r.score as number).toFixed(4),
+    top_k: (r.top_k as { label: string; score: number }[]).map((t) => `${t.label} ${t.score.toFixed(3)}`).join(' | '),
+    predicted_at: r.predicted_at,
+  }));
+}
+
+async function printResults(flags: ResultFlags): Promise<void> {
+  const spec = findConfig(flags.config, { checkFiles: false });
+  const filter = {
+    limit: flags.all ? undefined : flags.limit,
+    label: flags.label,
+    minScore: flags.minScore,
+    maxScore: flags.maxScore,
+    runId: flags.run,
+    since: flags.since,
+  };
+  if (flags.errors) {
+    const rows = errorRows(await readErrors(spec, filter));
+    process.stdout.write(render(rows, flags.output, { columns: flags.output === 'table' ? ['uri', 'kind', 'error', 'failed_at'] : undefined }));
+    return;
+  }
+  const rows = resultRows(await readResults(spec, filter));
+  process.stdout.write(flags.output === 'table' ? render(resultTable(rows), 'table') : render(rows, flags.output));
+}
+
+/** The demo's predictions for a terminal: names relative to the images folder, one screen at most. */
+async function printDemoResults(configFile: string, imagesDir: string, shown: number): Promise<void> {
+  const spec = loadConfig(configFile);
+  const rows = await readResults(spec, { limit: 1000 });
+  const width = terminalWidth() ?? 100;
+  const name = (uri: string) => relative(imagesDir, decodeURIComponent(uri.replace(/^file:\/\//, '')));
+  const compact = rows.slice(0, shown).map((r) => ({
+    image: name(r.uri),
+    label: r.label,
+    score: r.score.toFixed(3),
+    'top 3': r.topK.map((t) => `${t.label} ${t.score.toFixed(2)}`).join(', '),
+  }));
+  console.log(`\npredictions (${Math.min(shown, rows.length)} of ${rows.length}, newest first):`);
+  console.log(table(compact, { maxWidth: width }));
+  if (rows.length > shown) console.log(`... ${rows.length - shown} more: objinfer results --config ${configFile} --all`);
+  const errors = await readErrors(spec, { limit: 5 });
+  if (errors.length) {
+    console.log('\nimages that could not be classified:');
+    console.log(table(errors.map((e) => ({ image: name(e.uri), error: e.error })), { maxWidth: width }));
+  }
+}
+
+/** A visibility query from `list` filters; values are quoted, so they cannot change the query. */
+export function listQuery(filters: { stage?: string; backend?: string; dataset?: string; model?: string; status?: string }): string {
+  const quoted = (value: string) => `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  const clauses = [`WorkflowType = ${quoted(inferencePipeline.name)}`];
+  const [project, dataset] = filters.dataset?.includes('.') ? filters.dataset.split('.', 2) : [undefined, filters.dataset];
+  const byAttribute: [string | undefined, string][] = [
+    [filters.stage, SearchAttributes.stage.name],
+    [filters.backend, SearchAttributes.backend.name],
+    [project, SearchAttributes.project.name],
+    [dataset, SearchAttributes.dataset.name],
+    [filters.model, SearchAttributes.model.name],
+  ];
+  for (const [value, name] of byAttribute) if (value) clauses.push(`${name} = ${quoted(value)}`);
+  if (filters.status) {
+    const status = filters.status
+      .split('-')
+      .map((w) => w[0]!.toUpperCase() + w.slice(1))
+      .join('');
+    clauses.push(`ExecutionStatus = ${quoted(status)}`); // continued-as-new -> ContinuedAsNew
+  }
+  return clauses.join(' AND ');
+}
+
+/** Status of a run as an exit code: what a script waiting on `objinfer status` needs. */
+function exitCodeOfStatus(status: string): number {
+  if (status === 'FAILED' || status === 'TIMED_OUT') return Exit.failed;
+  if (status === 'CANCELED' || status === 'TERMINATED') return Exit.cancelled;
+  return Exit.ok;
+}
+
+async function showStatus(client: Client, nameOrId: string | undefined, options: { watch?: boolean; output: Format }, uiBase: ReturnType<typeof resolveTarget>): Promise<number> {
+  const name = nameOrId ?? (await newestRun(client));
+  if (!name) throw new UsageError('no objinfer runs found', 'start one with `objinfer run --config FILE` or `objinfer demo`');
+  const status = await pipelineStatus(client, name);
+  const record: Row = { workflowId: status.workflowId, status: status.status, startTime: status.startTime.toISOString(), closeTime: status.closeTime?.toISOString() };
+  const lines = [`${status.workflowId}: ${status.status} (started ${status.startTime.toISOString()})`];
+  const url = workflowUiUrl(uiBase, status.workflowId);
+  if (url) lines.push(`  ${url}`);
+  if (status.status === 'RUNNING') {
+    if (options.watch) {
+      if (options.output === 'table') console.log(lines.join('\n'));
+      const view = new ProgressView(process.stdout);
+      const summary = await waitForResult(client, status.workflowId, { onProgress: (p) => view.update(p), onWaiting: (w) => view.waiting(w) }).finally(() => view.stop());
+      printSummary(summary, options.output);
+      return exitCodeOf(summary);
+    }
+    const progress = await getProgress(client, status.workflowId).catch(() => undefined);
+    const waiting = await waitingReason(client, status.workflowId).catch(() => undefined);
+    const taskQueue = status.description.taskQueue;
+    const noWorker = await noWorkerWarning(client, taskQueue);
+    record.progress = progress ? (progress as unknown as Row) : null;
+    record.waiting = waiting ?? noWorker ?? null;
+    lines.push(`  ${progress ? progressLine(progress) : 'not started by a worker yet'}`);
+    if (waiting) lines.push(`  waiting: ${printable(waiting)}`);
+    if (noWorker) lines.push(`  ${noWorker}`);
+  } else if (status.status === 'COMPLETED') {
+    const summary = (await client.workflow.getHandle(status.workflowId).result()) as PipelineSummary;
+    record.summary = summaryRecord(summary);
+    lines.push(summaryText(summary));
+  } else if (status.status === 'FAILED' || status.status === 'TIMED_OUT') {
+    const failure = await client.workflow
+      .getHandle(status.workflowId)
+      .result()
+      .then(() => '', failureMessage);
+    record.failure = failure;
+    lines.push(`  failure: ${printable(failure)}`);
+  } else if (status.status === 'CANCELED') {
+    lines.push('  the run was cancelled (`objinfer cancel`); finished batches are kept; run it again to go on');
+  }
+  process.stdout.write(renderOne(record, options.output, () => lines.join('\n')));
+  return exitCodeOfStatus(status.status);
 }
 
 export function buildProgram(): Command {
   const program = new Command('objinfer')
     .description('Image classification over object tables, as a durable Temporal pipeline')
-    .showHelpAfterError('(run `objinfer --help` for usage)');
+    .version(VERSION, '-V, --version')
+    .option('-v, --verbose', 'show the Temporal SDK\'s log lines (one per event)')
+    .showHelpAfterError('(run `objinfer --help` for usage)')
+    .exitOverride();
+  program.hook('preAction', (_root, command) => {
+    installLogging(command.name() === 'worker' ? 'service' : program.opts<{ verbose?: boolean }>().verbose ? 'verbose' : 'quiet');
+  });
 
   program
     .command('demo')
     .description('generate a model and images, then run the whole pipeline on them locally')
     .option('--fresh', 'start over: delete the demo folder (images, warehouse) first')
     .option('--images-per-label <n>', 'images generated for each of the 8 colours', positiveInt, 3)
-    .action(async (options: { fresh?: boolean; imagesPerLabel: number }) => {
+    .option('--port <port>', "port of objinfer's Temporal dev server (default 7233)", port)
+    .option('--ui-port <port>', 'port of its web UI (default 8233, or --port + 1000)', port)
+    .action(async (options: { fresh?: boolean; imagesPerLabel: number; port?: number; uiPort?: number }) => {
       const demo = await prepareDemo(join(stateDir(), 'demo'), { fresh: options.fresh, perLabel: options.imagesPerLabel });
       console.error(`demo inputs in ${demo.dir}: ${demo.images.length} images (one corrupt), config ${demo.configFile}`);
-      const config = loadConfig(demo.configFile);
-      const summary = await runPipeline(config, { worker: true });
-      printSummary(summary);
-      console.log('\npredictions (newest first):');
-      await printResults(config, 100, 'table', false);
-      if (summary.failed > 0) {
-        console.log('\nimages that could not be classified:');
-        await printResults(config, 100, 'table', true);
-      }
-      const url = workflowUiUrl(resolveTarget(), workflowIdFor(config.name));
+      const spec = loadConfig(demo.configFile);
+      const target = { port: options.port, uiPort: options.uiPort };
+      const summary = await runPipeline(spec, { worker: true, target });
+      printSummary(summary, 'table');
+      await printDemoResults(demo.configFile, join(demo.dir, 'images'), 12);
+      const url = workflowUiUrl(resolveTarget(process.env, options.port ? target : {}), Ids.pipeline(spec.name));
       if (url) console.log(`\nTemporal UI for this run: ${url}`);
       console.log(`Run it again: only new or changed images are classified. Config: ${demo.configFile}`);
     });
 
   program
     .command('run')
-    .description('run the pipeline for a config file (attaches if it is already running)')
+    .description('run the pipeline for a config file (attaches if the pipeline is already running, whoever started it)')
     .requiredOption('-c, --config <file>', 'pipeline config (YAML or JSON)')
     .option('--no-worker', 'do not run a worker in this process (use `objinfer worker` elsewhere)')
-    .action(async (options: { config: string; worker: boolean }) => {
-      const config = loadConfig(options.config);
-      const summary = await runPipeline(config, { worker: options.worker });
-      printSummary(summary);
+    .option('--retry-failed', 'also try again the images whose earlier failure was recorded as permanent')
+    .addOption(outputOption())
+    .action(async (options: { config: string; worker: boolean; retryFailed?: boolean; output: Format }) => {
+      const overrides = options.retryFailed ? { retryFailed: true } : {};
+      const spec = loadConfig(options.config, overrides, { checkFiles: options.worker });
+      const summary = await runPipeline(spec, { worker: options.worker });
+      printSummary(summary, options.output);
+      process.exitCode = exitCodeOf(summary);
+      if (process.exitCode !== Exit.ok) console.error(`objinfer: no image was predicted: all ${summary.failed} failed (see why: objinfer results --errors --config ${options.config})`);
     });
 
   program
     .command('status [run]')
-    .description('show a run: its stage and progress, or its summary when finished (RUN: pipeline name or workflow ID)')
+    .description("show a pipeline's newest run, whoever started it: stage and progress, or its summary (RUN: pipeline name or workflow ID)")
     .option('-c, --config <file>', 'take the pipeline name from this config')
     .option('-w, --watch', 'keep showing progress until the run ends')
-    .action(async (run: string | undefined, options: { config?: string; watch?: boolean }) => {
+    .addOption(outputOption())
+    .action(async (run: string | undefined, options: { config?: string; watch?: boolean; output: Format }) => {
+      const name = run ?? (options.config ? loadConfig(options.config, {}, { checkFiles: false }).name : undefined);
       await withTemporal(async ({ client, target }) => {
-        let workflowId = run && (run.startsWith('objinfer-') ? run : workflowIdFor(run));
-        if (!workflowId && options.config) workflowId = workflowIdFor(loadConfig(options.config).name);
-        if (!workflowId) {
-          for await (const execution of client.workflow.list({ query: `WorkflowType = '${WORKFLOW_TYPE}'` })) {
-            workflowId = execution.workflowId;
-            break;
-          }
-        }
-        if (!workflowId) throw new UsageError('no objinfer runs found', 'start one with `objinfer run --config FILE` or `objinfer demo`');
-        const description = await client.workflow.getHandle(workflowId).describe().catch(() => {
-          throw new UsageError(`no run with workflow ID ${workflowId}`, 'check the name with `temporal workflow list` or the UI');
-        });
-        console.log(`${workflowId}: ${description.status.name} (started ${description.startTime.toISOString()})`);
-        const url = workflowUiUrl(target, workflowId);
-        if (url) console.log(`  ${url}`);
-        if (description.status.name === 'RUNNING') {
-          if (options.watch) {
-            const view = new ProgressView(process.stdout);
-            const summary = await waitForResult(client, workflowId, (p) => view.update(p)).finally(() => view.stop());
-            printSummary(summary);
-          } else {
-            console.log(`  ${progressLine(await getProgress(client, workflowId))}`);
-          }
-        } else if (description.status.name === 'COMPLETED') {
-          printSummary(await client.workflow.getHandle(workflowId).result());
-        } else if (description.status.name === 'FAILED') {
-          await client.workflow.getHandle(workflowId).result().catch((error) => console.log(`  failure: ${failureMessage(error)}`));
-        }
+        process.exitCode = await showStatus(client, name, options, target);
       }, 'no');
     });
 
   program
     .command('list')
     .description('recent pipeline runs, filtered by their search attributes')
-    .option('--stage <stage>', 'preflight, provision, plan, infer or done')
-    .option('--backend <backend>', 'local or gcp')
-    .option('--dataset <project.dataset>', 'e.g. local.objinfer_demo')
+    .addOption(new Option('--stage <stage>', 'stage of the run').choices([...Stage]))
+    .addOption(new Option('--backend <backend>', 'backend').choices(['local', 'gcp']))
+    .option('--dataset <dataset>', 'dataset as written in the config, or project.dataset')
     .option('--model <name>', 'model name')
     .addOption(new Option('--status <status>', 'execution status').choices(['running', 'completed', 'failed', 'canceled', 'terminated', 'continued-as-new', 'timed-out']))
     .option('-n, --limit <n>', 'runs to show', positiveInt, 20)
-    .action(async (options: { stage?: string; backend?: string; dataset?: string; model?: string; status?: string; limit: number }) => {
+    .addOption(outputOption())
+    .action(async (options: { stage?: string; backend?: string; dataset?: string; model?: string; status?: string; limit: number; output: Format }) => {
       await withTemporal(async ({ client }) => {
-        const rows: Record<string, string>[] = [];
+        const rows: Row[] = [];
         for await (const run of client.workflow.list({ query: listQuery(options) })) {
           const attributes = run.typedSearchAttributes;
           rows.push({
             workflow: run.workflowId,
             status: run.status.name,
-            stage: attributes.get(SearchAttributes.stage) ?? '-',
-            images_done: String(attributes.get(SearchAttributes.imagesDone) ?? '-'),
-            model: attributes.get(SearchAttributes.model) ?? '-',
+            stage: attributes.get(SearchAttributes.stage) ?? null,
+            images_done: attributes.get(SearchAttributes.imagesDone) ?? null,
+            dataset: attributes.get(SearchAttributes.dataset) ?? null,
+            model: attributes.get(SearchAttributes.model) ?? null,
             started: run.startTime.toISOString(),
           });
           if (rows.length >= options.limit) break;
         }
-        console.log(table(rows));
+        process.stdout.write(render(rows, options.output));
       }, 'no');
     });
 
   program
     .command('results')
-    .description('print the predictions table (readable while a run is writing)')
+    .description('print predictions (or, with --errors, failures), newest first; readable while a run is writing')
     .option('-c, --config <file>', 'pipeline config (default: ./objinfer.yaml, else the demo)')
     .option('-n, --limit <n>', 'rows to show', positiveInt, 20)
-    .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'json', 'csv']).default('table'))
+    .option('--all', 'every row (no limit)')
     .option('--errors', 'show the errors table (images that could not be classified) instead')
-    .action(async (options: { config?: string; limit: number; format: string; errors?: boolean }) => {
-      await printResults(findConfig(options.config), options.limit, options.format, options.errors ?? false);
-    });
+    .option('--label <label>', 'only this label')
+    .option('--min-score <score>', 'only scores at least this', score)
+    .option('--max-score <score>', 'only scores at most this', score)
+    .option('--run <runId>', 'only rows written by this run')
+    .option('--since <time>', 'only rows written since (ISO 8601)', isoTime)
+    .addOption(outputOption())
+    .action(printResults);
 
   program
     .command('plan')
-    .description('print every statement and API call a run would make, in order (BigQuery dry-run estimates on gcp)')
+    .description('print every statement and API call a run would make, in order (BigQuery dry-run estimates on gcp when credentials are present)')
     .requiredOption('-c, --config <file>', 'pipeline config')
-    .action(async (options: { config: string }) => {
-      const calls = await backendFor(loadConfig(options.config)).describePlan();
+    .addOption(outputOption())
+    .action(async (options: { config: string; output: Format }) => {
+      const spec = loadConfig(options.config, {}, { checkFiles: false });
+      const calls = await describePlan(spec);
+      if (options.output !== 'table') {
+        process.stdout.write(render(calls.map((c, i) => ({ order: i + 1, step: c.step, call: c.call, estimatedBytes: c.estimatedBytes ?? null, note: c.estimateNote ?? null })), options.output));
+        return;
+      }
       calls.forEach((c, i) => {
-        const bytes = c.estimatedBytes !== undefined ? `  -- dry run: ${c.estimatedBytes} bytes` : '';
+        const bytes = c.estimatedBytes !== undefined ? `  -- dry run: ${c.estimatedBytes} bytes${c.estimateNote ? ` ${c.estimateNote}` : ''}` : c.estimateNote ? `  -- ${c.estimateNote}` : '';
         console.log(`${String(i + 1).padStart(2)}. ${c.step}${bytes}\n${c.call.replace(/^/gm, '    ')}`);
       });
+      if (spec.backend === 'gcp' && !calls.some((c) => c.estimatedBytes !== undefined)) {
+        console.log('\n(no dry-run estimates: they need Google credentials (gcloud auth application-default login) and the tables a first run creates)');
+      }
     });
 
   program
@@ -218,14 +346,16 @@ export function buildProgram(): Command {
     .requiredOption('-c, --config <file>', 'pipeline config')
     .option('--yes', 'also delete results, errors, and the dataset, connection and bucket objinfer created')
     .option('--no-worker', 'do not run a worker in this process')
-    .action(async (options: { config: string; yes?: boolean; worker: boolean }) => {
-      const config = loadConfig(options.config);
-      backendFor(config);
+    .addOption(outputOption())
+    .action(async (options: { config: string; yes?: boolean; worker: boolean; output: Format }) => {
+      const spec = loadConfig(options.config, {}, { checkFiles: false });
       await withTemporal(async ({ client, target }) => {
-        const outcomes = await whileWorking(options.worker, target, config.temporal.taskQueue, () =>
-          cleanupPipeline(client, config, { deleteData: options.yes ?? false }),
+        const backends = new BackendRegistry();
+        backends.remember(spec);
+        const outcomes = await whileWorking(options.worker, target, spec.temporal.taskQueue, backends, () =>
+          cleanupPipeline(client, spec, { deleteData: options.yes ?? false }),
         );
-        console.log(table(outcomes.map((o) => ({ step: o.step, result: o.action, detail: o.detail }))));
+        process.stdout.write(render(outcomes.map((o) => ({ step: o.step, result: o.action, detail: o.detail })), options.output));
       });
     });
 
@@ -234,9 +364,8 @@ export function buildProgram(): Command {
     .description('cancel a running pipeline (RUN: pipeline name or workflow ID)')
     .action(async (run: string) => {
       await withTemporal(async ({ client }) => {
-        const workflowId = run.startsWith('objinfer-') ? run : workflowIdFor(run);
-        await cancelPipeline(client, workflowId);
-        console.log(`cancellation requested for ${workflowId}`);
+        const { workflowId, outcome } = await cancelPipeline(client, run);
+        console.log(outcome === 'not running' ? `${workflowId} is not running; nothing to cancel` : `cancellation requested for ${workflowId}; its batches stop and finished work is kept`);
       }, 'no');
     });
 
@@ -248,9 +377,10 @@ export function buildProgram(): Command {
     .action(async (options: { taskQueue: string; maxConcurrentActivities: number }) => {
       await withTemporal(async ({ target }) => {
         const connection = await connectWorker(target);
-        const worker = await createWorker({
-          connection, namespace: target.namespace, taskQueue: options.taskQueue, maxConcurrentActivities: options.maxConcurrentActivities,
-        });
+        const worker = await createWorker({ connection, namespace: target.namespace, taskQueue: options.taskQueue, maxConcurrentActivities: options.maxConcurrentActivities });
+        const stop = () => worker.shutdown();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
         console.error(`worker polling task queue ${options.taskQueue} on ${target.address} (Ctrl-C to stop)`);
         await worker.run();
         await connection.close();
@@ -261,83 +391,80 @@ export function buildProgram(): Command {
   devServer
     .command('start', { isDefault: true })
     .description('run a dev server in the foreground until Ctrl-C')
-    .action(async () => {
-      const server = await startLocalDevServer('attached');
-      console.log(`Temporal dev server at ${server.address}, UI ${server.uiUrl} (Ctrl-C to stop)`);
+    .option('--port <port>', 'port to listen on (default 7233)', port)
+    .option('--ui-port <port>', 'port of the web UI (default 8233, or --port + 1000)', port)
+    .action(async (options: { port?: number; uiPort?: number }) => {
+      const server = await startLocalDevServer('attached', options);
+      console.log(`Temporal dev server at ${server.address}, UI ${server.uiUrl} (Ctrl-C to stop); other objinfer commands here use it`);
       await new Promise<void>((done) => {
         process.once('SIGINT', done);
         process.once('SIGTERM', done);
       });
       await server.stop();
+      forgetDevServer();
     });
   devServer
     .command('stop')
     .description('stop the dev server that `objinfer demo` or `run` left running')
     .action(() => {
-      const pid = readDevServerPid();
-      if (pid && stopDetached(pid)) console.log(`stopped the dev server (pid ${pid})`);
+      const record = readDevServerRecord();
+      if (record && stopDetached(record.pid)) console.log(`stopped the dev server (pid ${record.pid}, port ${record.port})`);
       else console.log('no dev server started by objinfer is running');
-      forgetDevServerPid();
+      forgetDevServer();
     });
 
   addScheduleCommands(program);
   return program;
 }
 
-/** A visibility query from `list` filters; values are quoted, so they cannot change the query. */
-export function listQuery(filters: { stage?: string; backend?: string; dataset?: string; model?: string; status?: string }): string {
-  const quoted = (value: string) => `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-  const clauses = [`WorkflowType = ${quoted(WORKFLOW_TYPE)}`];
-  const byAttribute: [string | undefined, string][] = [
-    [filters.stage, SearchAttributes.stage.name],
-    [filters.backend, SearchAttributes.backend.name],
-    [filters.dataset, SearchAttributes.dataset.name],
-    [filters.model, SearchAttributes.model.name],
-  ];
-  for (const [value, name] of byAttribute) if (value) clauses.push(`${name} = ${quoted(value)}`);
-  if (filters.status) {
-    const status = filters.status.split('-').map((w) => w[0]!.toUpperCase() + w.slice(1)).join('');
-    clauses.push(`ExecutionStatus = ${quoted(status)}`); // continued-as-new -> ContinuedAsNew
-  }
-  return clauses.join(' AND ');
-}
-
-/** Prints an error as one line plus what to do, and sets the exit code. */
+/** Prints an error as one line plus what to do, and returns the exit code. */
 export function reportError(error: unknown): number {
   const line = (message: string, hint?: string) => {
-    console.error(`objinfer: ${message}`);
+    console.error(`objinfer: ${printable(message)}`);
     if (hint) console.error(`  ${hint}`);
   };
+  if (error instanceof CommanderError) {
+    return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help' ? Exit.ok : Exit.usage;
+  }
+  if (error instanceof Interrupted) return error.exitCode;
   if (error instanceof ConfigError) {
-    line(`config error: ${error.message}`, 'fix the config file and run again; nothing was changed');
-    return 2;
+    const problems = error.problems.map((p) => `${p.field ? `${p.field}: ` : ''}${p.problem}`);
+    line(`config error${problems.length > 1 ? `s (${problems.length})` : ''}: ${problems.length > 1 ? `\n  - ${problems.join('\n  - ')}` : problems[0]}`, 'fix the config and run again; nothing was changed');
+    return Exit.usage;
   }
   if (error instanceof ScheduleSpecError) {
     line(`schedule error: ${error.message}`, 'nothing was created or changed; fix the flag and run again');
-    return 2;
+    return Exit.usage;
   }
   if (error instanceof UsageError) {
     line(error.message, error.hint);
-    return 2;
+    return Exit.usage;
   }
-  if (error instanceof TemporalUnreachable) {
-    line(error.message, 'set TEMPORAL_ADDRESS (or a profile in temporal.toml), or unset it to use a local dev server');
-    return 3;
+  if (error instanceof NoSuchRun) {
+    line(error.message, 'see the runs with `objinfer list`');
+    return Exit.usage;
+  }
+  if (error instanceof TemporalUnreachable || isTemporalUnavailable(error)) {
+    line((error as Error).message.split('\n')[0]!, 'set TEMPORAL_ADDRESS (or a profile in temporal.toml), or unset it to use a local dev server');
+    return Exit.temporalUnreachable;
   }
   if (error instanceof ObjinferError) {
     line(error.message);
-    return 1;
+    return Exit.failed;
+  }
+  if (error instanceof WorkflowFailedError && (error.cause instanceof CancelledFailure || error.cause instanceof TerminatedFailure)) {
+    line(`the run was ${error.cause instanceof CancelledFailure ? 'cancelled' : 'terminated'}; finished batches are kept; run it again to go on`);
+    return Exit.cancelled;
   }
   line(`pipeline failed: ${failureMessage(error)}`, 'see the run in the Temporal UI for the full history; fix the cause and run again (finished work is kept)');
-  return 1;
+  return Exit.failed;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  // The SDK logs every workflow and worker event at INFO; a CLI user wants progress and errors.
-  Runtime.install({ logger: new DefaultLogger(process.env.OBJINFER_LOG_LEVEL === 'debug' ? 'DEBUG' : 'WARN') });
   try {
     await buildProgram().parseAsync(argv);
   } catch (error) {
     process.exitCode = reportError(error);
   }
 }
+

@@ -1,23 +1,30 @@
-/** Shows a run's progress: a bar on a terminal, a line per change elsewhere (CI, logs). */
+/**
+ * Shows a run's progress: a bar on a terminal, a line per change elsewhere (CI, logs), with
+ * why the run waits when it does (a locked warehouse, IAM propagating, Temporal away).
+ */
 import { SingleBar } from 'cli-progress';
+import { formatDuration } from '../format';
 import type { PipelineProgress, PipelineSummary } from '../workflows/contract';
-import { formatDuration } from '../duration';
-import { progressLine } from './output';
+import { printable, progressLine, truncate } from './output';
 
 export class ProgressView {
   private bar?: SingleBar;
   private lastLine = '';
+  private waitingFor = '';
+  private last?: PipelineProgress;
 
   constructor(private readonly stream: NodeJS.WriteStream = process.stderr) {}
 
   update(p: PipelineProgress): void {
+    this.last = p;
     if (!this.stream.isTTY) {
-      const line = progressLine(p);
+      const line = progressLine(p) + (this.waitingFor ? ` (waiting: ${this.waitingFor})` : '');
       if (line !== this.lastLine) this.stream.write(`${line}\n`);
       this.lastLine = line;
       return;
     }
     const planned = p.stage === 'infer' || p.stage === 'done';
+    const width = Math.max(20, (this.stream.columns ?? 100) - 90);
     const payload = {
       stage: p.stage.padEnd(9),
       images: planned ? `${p.imagesDone}/${p.imagesTotal} images` : 'images -',
@@ -25,13 +32,15 @@ export class ProgressView {
       failures: p.imagesFailed,
       // Not "eta": cli-progress fills that name with its own estimate.
       remaining: p.etaSeconds === undefined ? '-' : p.etaSeconds < 1 ? '<1s' : formatDuration(p.etaSeconds * 1000),
+      waiting: this.waitingFor ? ` | ${truncate(this.waitingFor, width)}` : '',
     };
     if (!this.bar) {
       this.bar = new SingleBar({
         stream: this.stream,
-        format: '{stage} |{bar}| {images} | batches {batches} | failures {failures} | ETA {remaining}',
+        format: '{stage} |{bar}| {images} | batches {batches} | failures {failures} | ETA {remaining}{waiting}',
         hideCursor: true,
         clearOnComplete: false,
+        barsize: 24,
       });
       this.bar.start(Math.max(p.imagesTotal, 1), p.imagesDone, payload);
     }
@@ -39,9 +48,22 @@ export class ProgressView {
     this.bar.update(p.imagesDone, payload);
   }
 
+  /** Why the run does not move, or undefined when it moves again. */
+  waiting(reason: string | undefined): void {
+    this.waitingFor = reason ? printable(reason) : '';
+    if (this.last) this.update(this.last);
+  }
+
+  /** A message of its own (e.g. Temporal unreachable), printed above the bar. */
+  note(text: string): void {
+    if (this.bar) this.stream.write('\n');
+    this.stream.write(`${printable(text)}\n`);
+  }
+
   /** Shows the finished run's final counts (the last poll may have come before the end). */
   complete(summary: PipelineSummary): void {
     const done = summary.predicted + summary.failed;
+    this.waitingFor = '';
     this.update({
       pipeline: summary.pipeline,
       stage: 'done',

@@ -1,5 +1,6 @@
 /** `objinfer schedule ...`: scheduled, incremental re-inference over Temporal Schedules. */
 import { Command, Option } from 'commander';
+import { noWorkerWarning } from '../client';
 import { loadConfig } from '../config';
 import {
   backfillSchedule,
@@ -7,7 +8,6 @@ import {
   describeSchedule,
   listSchedules,
   OVERLAP_POLICIES,
-  scheduleIdFor,
   ScheduleNotFoundError,
   triggerSchedule,
   updateSchedule,
@@ -15,8 +15,9 @@ import {
   type ScheduleRequest,
 } from '../schedules';
 import type { Connected } from '../temporal/connection';
-import { UsageError, withTemporal } from './common';
-import { table } from './output';
+import { Ids } from '../workflows/contract';
+import { outputOption, UsageError, withTemporal } from './common';
+import { render, renderOne, table, type Format, type Row } from './output';
 
 interface SpecFlags {
   config: string;
@@ -46,17 +47,12 @@ function requestOf(flags: SpecFlags): ScheduleRequest {
   return request;
 }
 
-/** Accepts a pipeline name or a schedule ID. */
-function scheduleId(name: string): string {
-  return name.startsWith('objinfer-') ? name : scheduleIdFor(name);
-}
-
 /** Runs `work` on an existing schedule and prints what it reports; a missing schedule is a usage error. */
 async function onSchedule(name: string, work: (temporal: Connected, id: string) => Promise<string>, startDevServer: 'detached' | 'no' = 'no'): Promise<void> {
-  const id = scheduleId(name);
+  const id = Ids.scheduleFromUserInput(name);
   await withTemporal(async (temporal) => {
     try {
-      console.log(await work(temporal, id));
+      process.stdout.write(await work(temporal, id));
     } catch (error) {
       if (error instanceof ScheduleNotFoundError || /not found/i.test((error as Error).message)) {
         throw new UsageError(`no schedule ${id}`, 'see the existing ones with `objinfer schedule list`');
@@ -82,6 +78,8 @@ export function addScheduleCommands(program: Command): void {
       await withTemporal(async ({ client, searchAttributes }) => {
         const { scheduleId: id, outcome } = await createSchedule(client, config, requestOf(flags), { searchAttributes });
         console.log(outcome === 'created' ? `created schedule ${id}` : `schedule ${id} already exists with this spec; nothing changed`);
+        const warning = await noWorkerWarning(client, config.temporal.taskQueue);
+        if (warning) console.error(`objinfer: warning: ${warning}`);
       });
     },
   );
@@ -93,7 +91,7 @@ export function addScheduleCommands(program: Command): void {
       config.name,
       async ({ client, searchAttributes }, id) => {
         await updateSchedule(client, config, requestOf(flags), { searchAttributes });
-        return `updated schedule ${id}`;
+        return `updated schedule ${id}\n`;
       },
       'detached',
     );
@@ -102,35 +100,54 @@ export function addScheduleCommands(program: Command): void {
   schedule
     .command('list')
     .description("list objinfer's schedules")
-    .action(async () => {
+    .addOption(outputOption())
+    .action(async (options: { output: Format }) => {
       await withTemporal(async ({ client }) => {
         const schedules = await listSchedules(client);
-        console.log(table(schedules.map((s) => ({ schedule: s.scheduleId, paused: String(s.paused), next: s.next?.toISOString() ?? '-' }))));
+        process.stdout.write(render(schedules.map((s) => ({ schedule: s.scheduleId, paused: s.paused, next: s.next?.toISOString() ?? null })), options.output));
       }, 'no');
     });
 
   schedule
     .command('describe <name>')
     .description('spec, next 5 runs, recent runs with their outcome, paused state and note')
-    .action((name: string) =>
+    .addOption(outputOption())
+    .action((name: string, options: { output: Format }) =>
       onSchedule(name, async ({ client }, id) => {
         const report = await describeSchedule(client, id);
-        const rows = report.recentRuns.map((r) => ({
-            scheduled_at: r.scheduledAt.toISOString(),
-            workflow: r.workflowId,
-            status: r.status,
-            predicted: r.summary ? String(r.summary.predicted) : '-',
-            failed: r.summary ? String(r.summary.failed) : '-',
-            already_done: r.summary ? String(r.summary.alreadyDone) : '-',
-          }));
-        return [
-          `schedule ${report.scheduleId} (pipeline ${report.pipeline})`,
-          `  spec:     ${report.spec}`,
-          `  overlap:  ${report.overlap}`,
-          `  paused:   ${report.paused ? 'yes' : 'no'}${report.note ? ` (note: ${report.note})` : ''}`,
-          `  next runs:\n${report.nextActionTimes.map((t) => `    ${t.toISOString()}`).join('\n') || '    (none)'}`,
-          `  recent runs:\n${rows.length ? table(rows).replace(/^/gm, '    ') : '    (none yet)'}`,
-        ].join('\n');
+        const runs: Row[] = report.recentRuns.map((r) => ({
+          scheduled_at: r.scheduledAt.toISOString(),
+          workflow: r.workflowId,
+          status: r.status,
+          outcome: r.outcome ?? null,
+          predicted: r.summary?.predicted ?? null,
+          failed: r.summary?.failed ?? null,
+          already_done: r.summary?.alreadyDone ?? null,
+        }));
+        const taskQueue = (await client.schedule.getHandle(id).describe()).action;
+        const warning = taskQueue.type === 'startWorkflow' ? await noWorkerWarning(client, taskQueue.taskQueue) : undefined;
+        const record: Row = {
+          scheduleId: report.scheduleId,
+          pipeline: report.pipeline,
+          spec: report.spec,
+          overlap: report.overlap,
+          paused: report.paused,
+          note: report.note,
+          nextRuns: report.nextActionTimes.map((t) => t.toISOString()),
+          recentRuns: runs,
+          warning: warning ?? null,
+        };
+        return renderOne(record, options.output, () =>
+          [
+            `schedule ${report.scheduleId} (pipeline ${report.pipeline})`,
+            `  spec:     ${report.spec}`,
+            `  overlap:  ${report.overlap}`,
+            `  paused:   ${report.paused ? 'yes' : 'no'}${report.note ? ` (note: ${report.note})` : ''}`,
+            `  next runs:\n${report.nextActionTimes.map((t) => `    ${t.toISOString()}`).join('\n') || '    (none)'}`,
+            `  recent runs:\n${runs.length ? table(runs).replace(/^/gm, '    ') : '    (none yet)'}`,
+            ...(warning ? [`  warning: ${warning}`] : []),
+          ].join('\n'),
+        );
       }),
     );
 
@@ -145,7 +162,7 @@ export function addScheduleCommands(program: Command): void {
       .action((name: string, options: { note?: string }) =>
         onSchedule(name, async ({ client }, id) => {
           await client.schedule.getHandle(id)[verb](options.note);
-          return `${verb}d schedule ${id}`;
+          return `${verb}d schedule ${id}\n`;
         }),
       );
   }
@@ -156,7 +173,9 @@ export function addScheduleCommands(program: Command): void {
     .action((name: string) =>
       onSchedule(name, async ({ client }, id) => {
         await triggerSchedule(client, id);
-        return `triggered schedule ${id}`;
+        const { action } = await client.schedule.getHandle(id).describe();
+        const warning = action.type === 'startWorkflow' ? await noWorkerWarning(client, action.taskQueue) : undefined;
+        return `triggered schedule ${id}\n${warning ? `warning: ${warning}\n` : ''}`;
       }),
     );
 
@@ -170,7 +189,7 @@ export function addScheduleCommands(program: Command): void {
       const to = parseDate('--to', options.to);
       await onSchedule(name, async ({ client }, id) => {
         await backfillSchedule(client, id, from, to);
-        return `backfilling schedule ${id} from ${from.toISOString()} to ${to.toISOString()}`;
+        return `backfilling schedule ${id} from ${from.toISOString()} to ${to.toISOString()}\n`;
       });
     });
 
@@ -180,7 +199,7 @@ export function addScheduleCommands(program: Command): void {
     .action((name: string) =>
       onSchedule(name, async ({ client }, id) => {
         await client.schedule.getHandle(id).delete();
-        return `deleted schedule ${id}`;
+        return `deleted schedule ${id}\n`;
       }),
     );
 }

@@ -1,27 +1,14 @@
 import sharp, { type OutputInfo } from 'sharp';
 import { decodeBmp, type Rgb8 } from './bmp';
+import { readHeader } from './header';
+import { DECODER_MEMORY_MB, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from './limits';
 import { ImageDecodeError, type RgbImage } from './types';
 
 // One libvips thread per image: callers decode several images at once, each on one core,
 // rather than each decode spreading over every core.
 sharp.concurrency(1);
 
-/** BigQuery's ML.DECODE_IMAGE refuses inputs larger than 10 MB. */
-export const MAX_IMAGE_BYTES = 10 * 1024 * 1024;
-
-export type ImageFormat = 'jpeg' | 'png' | 'bmp';
-
-/** Identifies the format by its magic bytes; the file name and content type are not trusted. */
-export function sniffFormat(bytes: Uint8Array): ImageFormat | undefined {
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
-  if (
-    bytes.length >= 8 &&
-    bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47 &&
-    bytes[4] === 0x0d && bytes[5] === 0x0a && bytes[6] === 0x1a && bytes[7] === 0x0a
-  ) return 'png';
-  if (bytes.length >= 2 && bytes[0] === 0x42 && bytes[1] === 0x4d) return 'bmp';
-  return undefined;
-}
+export { sniffFormat, type ImageFormat } from './header';
 
 /** Decoded 8-bit RGB pixels (HWC, 3 channels): what DECODE_IMAGE's floats are made from. */
 export type Rgb8Image = Rgb8;
@@ -43,21 +30,27 @@ export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
 /** DECODE_IMAGE without the float conversion, for callers that resize next (see resizeRgb8). */
 export async function decodeRgb8(bytes: Uint8Array): Promise<Rgb8Image> {
   if (bytes.length > MAX_IMAGE_BYTES) {
-    throw new ImageDecodeError(
-      `image is ${bytes.length} bytes; DECODE_IMAGE accepts at most ${MAX_IMAGE_BYTES} bytes (10 MB)`,
-    );
+    throw new ImageDecodeError(`image is ${bytes.length} bytes; DECODE_IMAGE accepts at most ${MAX_IMAGE_BYTES} bytes (10 MB)`);
   }
   if (bytes.length === 0) throw new ImageDecodeError('empty object (0 bytes): nothing to decode');
-  const format = sniffFormat(bytes);
-  if (!format) throw new ImageDecodeError('unsupported image format: only JPEG, PNG and BMP can be decoded');
+  const { format, width, height } = readHeader(bytes);
+  if (width * height > MAX_IMAGE_PIXELS) {
+    throw new ImageDecodeError(
+      `image is ${width}x${height} = ${width * height} pixels; objinfer decodes at most ${MAX_IMAGE_PIXELS} pixels (a small file that decodes this big is an image bomb)`,
+    );
+  }
   if (format === 'bmp') return decodeBmp(bytes);
   let decoded: { data: Buffer; info: OutputInfo };
   try {
-    decoded = await sharp(bytes, { failOn: 'error', limitInputPixels: false })
+    decoded = await sharp(bytes, { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS })
       .raw()
       .toBuffer({ resolveWithObject: true });
   } catch (error) {
-    throw new ImageDecodeError(`corrupt ${format.toUpperCase()} data: ${(error as Error).message}`);
+    const message = (error as Error).message.split('\n')[0]!;
+    if (/out of memory/i.test(message)) {
+      throw new ImageDecodeError(`decoding this ${width}x${height} ${format.toUpperCase()} needs more memory than a decoder may use (${DECODER_MEMORY_MB} MB): ${message}`);
+    }
+    throw new ImageDecodeError(`corrupt ${format.toUpperCase()} data: ${message}`);
   }
   const { data, info } = decoded;
   return { height: info.height, width: info.width, pixels: toRgb(data, info.channels) };

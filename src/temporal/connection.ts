@@ -1,14 +1,15 @@
 /**
  * Where Temporal is. A configured address (TEMPORAL_ADDRESS, or an envconfig profile:
  * TEMPORAL_PROFILE / temporal.toml, with API key or mTLS for Temporal Cloud) is used as
- * is. With none, objinfer uses a dev server on 127.0.0.1:7233, starting one if needed.
+ * is. With none, objinfer uses its own dev server: the one it started and recorded in
+ * .objinfer/temporal-dev-server.json (any port), else 127.0.0.1:7233, starting one if needed.
  */
-import { existsSync, readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { loadClientConfigProfile, loadClientConnectConfig } from '@temporalio/envconfig';
-import { NativeConnection } from '@temporalio/worker';
 import { temporal } from '@temporalio/proto';
+import { NativeConnection } from '@temporalio/worker';
 import { SEARCH_ATTRIBUTE_DEFINITIONS } from '../workflows/contract';
 import { findTemporalCli, startDevServer, waitForServer, type DevServer } from './devServer';
 
@@ -22,6 +23,8 @@ export interface TemporalTarget {
   uiUrl?: string;
   /** True when the address came from TEMPORAL_ADDRESS or a profile, not objinfer's default. */
   configured: boolean;
+  /** True when it is the dev server objinfer started (recorded in the state folder). */
+  ours: boolean;
   connectionOptions: ReturnType<typeof loadClientConnectConfig>['connectionOptions'];
 }
 
@@ -34,17 +37,66 @@ export function stateDir(env = process.env): string {
   return resolve(env.OBJINFER_HOME ?? '.objinfer');
 }
 
-export function resolveTarget(env = process.env): TemporalTarget {
+export interface DevServerRecord {
+  pid: number;
+  port: number;
+  uiPort: number;
+}
+
+export function devServerPaths(home = stateDir()) {
+  return {
+    dbFile: join(home, 'temporal.db'),
+    logFile: join(home, 'temporal-dev-server.log'),
+    recordFile: join(home, 'temporal-dev-server.json'),
+  };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The dev server objinfer started and left running, when it still runs. */
+export function readDevServerRecord(): DevServerRecord | undefined {
+  const { recordFile } = devServerPaths();
+  if (!existsSync(recordFile)) return undefined;
+  try {
+    const record = JSON.parse(readFileSync(recordFile, 'utf8')) as DevServerRecord;
+    return Number.isInteger(record.pid) && record.pid > 0 && alive(record.pid) ? record : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function forgetDevServer(): void {
+  rmSync(devServerPaths().recordFile, { force: true });
+}
+
+export interface TargetOptions {
+  /** Port for objinfer's own dev server (the CLI's --port), when no address is configured. */
+  port?: number;
+  uiPort?: number;
+}
+
+export function resolveTarget(env = process.env, options: TargetOptions = {}): TemporalTarget {
   const profile = loadClientConfigProfile({ overrideEnvVars: env as Record<string, string> });
   const connect = loadClientConnectConfig({ overrideEnvVars: env as Record<string, string> });
   const configured = Boolean(profile.address);
-  const address = profile.address ?? `127.0.0.1:${DEFAULT_PORT}`;
-  const uiUrl = env.TEMPORAL_UI_URL ?? (configured ? undefined : `http://localhost:${DEFAULT_UI_PORT}`);
+  const record = configured || options.port ? undefined : readDevServerRecord();
+  const port = options.port ?? record?.port ?? DEFAULT_PORT;
+  const uiPort = options.uiPort ?? record?.uiPort ?? DEFAULT_UI_PORT;
+  const address = profile.address ?? `127.0.0.1:${port}`;
+  const uiUrl = env.TEMPORAL_UI_URL ?? (configured ? undefined : `http://localhost:${uiPort}`);
   return {
     address,
     namespace: profile.namespace ?? 'default',
     uiUrl,
     configured,
+    ours: Boolean(record) && !options.port,
     connectionOptions: { ...connect.connectionOptions, address },
   };
 }
@@ -60,12 +112,18 @@ export interface Connected {
   close(): Promise<void>;
 }
 
+export interface ConnectOptions extends TargetOptions {
+  startDevServer?: 'detached' | 'attached' | 'no';
+  /** Things worth saying on the way (e.g. a server on the port that objinfer did not start). */
+  onNotice?: (text: string) => void;
+}
+
 /**
- * Connects to Temporal; with nothing configured and nothing listening on the default
- * port, starts a dev server first (left running when `detached`).
+ * Connects to Temporal; with nothing configured and nothing listening on the port,
+ * starts a dev server first (left running when `detached`).
  */
-export async function connectTemporal(options: { startDevServer?: 'detached' | 'attached' | 'no' } = {}): Promise<Connected> {
-  const target = resolveTarget();
+export async function connectTemporal(options: ConnectOptions = {}): Promise<Connected> {
+  let target = resolveTarget(process.env, options);
   let devServer: DevServer | undefined;
   let connection = await tryConnect(target);
   if (!connection) {
@@ -75,9 +133,16 @@ export async function connectTemporal(options: { startDevServer?: 'detached' | '
           (target.configured ? ' (from TEMPORAL_ADDRESS or your envconfig profile); check the address and credentials' : '; start one with `objinfer dev-server`'),
       );
     }
-    devServer = await startLocalDevServer(options.startDevServer === 'attached' ? 'attached' : 'detached');
+    devServer = await startLocalDevServer(options.startDevServer === 'attached' ? 'attached' : 'detached', options);
+    target = resolveTarget(process.env, options);
     connection = await tryConnect(target);
     if (!connection) throw new TemporalUnreachable(`started a dev server but cannot reach it at ${target.address}`);
+  } else if (!target.configured && !target.ours) {
+    const info = await connection.workflowService.getSystemInfo({}).catch(() => undefined);
+    options.onNotice?.(
+      `using the Temporal server already listening on ${target.address}${info?.serverVersion ? ` (version ${info.serverVersion})` : ''}, ` +
+        'which objinfer did not start; to use objinfer\'s own beside it, run `objinfer dev-server --port 7244` (docs/operations.md "Beside another Temporal")',
+    );
   }
   const client = new Client({ connection, namespace: target.namespace });
   const searchAttributes = await ensureSearchAttributes(connection, target.namespace);
@@ -96,8 +161,13 @@ export async function connectTemporal(options: { startDevServer?: 'detached' | '
 async function tryConnect(target: TemporalTarget): Promise<Connection | undefined> {
   try {
     const connection = await Connection.connect({ ...target.connectionOptions, connectTimeout: 3000 } as Parameters<typeof Connection.connect>[0]);
-    await connection.workflowService.getSystemInfo({});
-    return connection;
+    try {
+      await connection.workflowService.getSystemInfo({});
+      return connection;
+    } catch (error) {
+      await connection.close();
+      throw error;
+    }
   } catch {
     return undefined;
   }
@@ -112,55 +182,34 @@ export async function connectWorker(target: TemporalTarget): Promise<NativeConne
   }
 }
 
-export function devServerPaths(home = stateDir()) {
-  return {
-    dbFile: join(home, 'temporal.db'),
-    logFile: join(home, 'temporal-dev-server.log'),
-    pidFile: join(home, 'temporal-dev-server.pid'),
-  };
-}
-
-export async function startLocalDevServer(mode: 'detached' | 'attached'): Promise<DevServer> {
+export async function startLocalDevServer(mode: 'detached' | 'attached', options: TargetOptions = {}): Promise<DevServer> {
+  const port = options.port ?? DEFAULT_PORT;
+  const uiPort = options.uiPort ?? (options.port ? options.port + 1000 : DEFAULT_UI_PORT);
   const cliPath = findTemporalCli();
-  if (!cliPath) {
-    return startDownloadedDevServer();
-  }
+  if (!cliPath) return startDownloadedDevServer(port, uiPort);
   const paths = devServerPaths();
-  const server = await startDevServer({ cliPath, port: DEFAULT_PORT, uiPort: DEFAULT_UI_PORT, dbFile: paths.dbFile, logFile: paths.logFile, detached: mode === 'detached' });
-  if (mode === 'detached') {
-    mkdirSync(stateDir(), { recursive: true });
-    writeFileSync(paths.pidFile, String(server.pid));
-  }
+  const server = await startDevServer({ cliPath, port, uiPort, dbFile: paths.dbFile, logFile: paths.logFile, detached: mode === 'detached' });
+  mkdirSync(stateDir(), { recursive: true });
+  writeFileSync(paths.recordFile, JSON.stringify({ pid: server.pid, port, uiPort } satisfies DevServerRecord));
   return server;
 }
 
 /** Last resort for users with internet: the SDK downloads the CLI; the server lives as long as this process. */
-async function startDownloadedDevServer(): Promise<DevServer> {
+async function startDownloadedDevServer(port: number, uiPort: number): Promise<DevServer> {
   const { TestWorkflowEnvironment } = await import('@temporalio/testing');
   const paths = devServerPaths();
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
       ip: '127.0.0.1',
-      port: DEFAULT_PORT,
+      port,
       ui: true,
-      uiPort: DEFAULT_UI_PORT,
+      uiPort,
       dbFilename: paths.dbFile,
-      extraArgs: Object.entries(SEARCH_ATTRIBUTE_DEFINITIONS).flatMap(([n, t]) => ['--search-attribute', `${n}=${t}`]),
+      extraArgs: SEARCH_ATTRIBUTE_DEFINITIONS.flatMap(([n, t]) => ['--search-attribute', `${n}=${t}`]),
     },
   });
   await waitForServer(env.address, 60_000);
-  return { address: env.address, uiUrl: `http://localhost:${DEFAULT_UI_PORT}`, pid: -1, stop: () => env.teardown() };
-}
-
-export function readDevServerPid(): number | undefined {
-  const { pidFile } = devServerPaths();
-  if (!existsSync(pidFile)) return undefined;
-  const pid = Number(readFileSync(pidFile, 'utf8'));
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-export function forgetDevServerPid(): void {
-  rmSync(devServerPaths().pidFile, { force: true });
+  return { address: env.address, uiUrl: `http://localhost:${uiPort}`, pid: -1, stop: () => env.teardown() };
 }
 
 /**
@@ -174,7 +223,7 @@ export async function ensureSearchAttributes(connection: Connection, namespace: 
   };
   try {
     const existing = await connection.operatorService.listSearchAttributes({ namespace });
-    const missing = Object.entries(SEARCH_ATTRIBUTE_DEFINITIONS).filter(([name]) => !(name in (existing.customAttributes ?? {})));
+    const missing = SEARCH_ATTRIBUTE_DEFINITIONS.filter(([name]) => !(name in (existing.customAttributes ?? {})));
     if (missing.length === 0) return true;
     await connection.operatorService.addSearchAttributes({
       namespace,

@@ -5,7 +5,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
@@ -59,7 +58,7 @@ export function devServerArgs(options: Pick<DevServerOptions, 'port' | 'uiPort' 
     '--db-filename', options.dbFile,
     '--log-level', 'warn',
   ];
-  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_DEFINITIONS)) args.push('--search-attribute', `${name}=${type}`);
+  for (const [name, type] of SEARCH_ATTRIBUTE_DEFINITIONS) args.push('--search-attribute', `${name}=${type}`);
   return args;
 }
 
@@ -126,18 +125,6 @@ async function stopProcess(child: ChildProcess, exited: Promise<number | null>):
   ]);
   grace.abort();
   if (!stopped) child.kill('SIGKILL');
-}
-
-/** A TCP port nothing listens on right now, for servers started by tests and benchmarks. */
-export function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
 }
 
 /** Stops a detached server by the pid it left behind. */

@@ -1,34 +1,150 @@
 /**
- * What a pipeline run takes, reports and returns: shared by the workflow, the client
- * and the CLI. Types and definitions only, so it is safe inside the workflow sandbox.
+ * The pipeline's contract, shared by workflows, activities, backends, the client and the
+ * CLI: what a run takes, what each step returns, what a run reports, and how runs are
+ * named and found. Types and definitions only, so it is safe inside the workflow sandbox.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery } from '@temporalio/workflow';
-import type { BatchPlan, ModelArtifact, ModelDescription, StepOutcome } from '../backends/backend';
-import type { PipelineConfig } from '../config';
+import type { RunSpec } from '../config';
 
-export const WORKFLOW_TYPE = 'inferencePipeline';
+// ---- names ----
 
-export const Stage = ['preflight', 'provision', 'plan', 'infer', 'done'] as const;
-export type Stage = (typeof Stage)[number];
+const PREFIX = 'objinfer-';
+
+/** Workflow, schedule and run IDs, made and read here only. */
+export const Ids = {
+  /** The pipeline's run: one at a time per pipeline, whoever starts it. */
+  pipeline: (name: string) => `${PREFIX}${name}`,
+  /** The pipeline's schedule (schedules have their own ID space). */
+  schedule: (name: string) => `${PREFIX}${name}`,
+  /** What a schedule starts; Temporal appends the slot's time. It runs the pipeline as a child. */
+  scheduledRun: (name: string) => `${PREFIX}${name}-scheduled`,
+  cleanup: (name: string) => `${PREFIX}${name}-cleanup`,
+  /** A pipeline name or an ID the user typed, as the pipeline's workflow ID. */
+  pipelineFromUserInput: (nameOrId: string) => (nameOrId.startsWith(PREFIX) ? nameOrId : `${PREFIX}${nameOrId}`),
+  scheduleFromUserInput: (nameOrId: string) => (nameOrId.startsWith(PREFIX) ? nameOrId : `${PREFIX}${nameOrId}`),
+  /** Whether a schedule ID is one of objinfer's. */
+  isObjinfer: (id: string) => id.startsWith(PREFIX),
+} as const;
 
 /** Search attributes that let the UI and `objinfer list` find runs without opening them. */
 export const SearchAttributes = {
+  pipeline: defineSearchAttributeKey('ObjinferPipeline', SearchAttributeType.KEYWORD),
   backend: defineSearchAttributeKey('ObjinferBackend', SearchAttributeType.KEYWORD),
+  project: defineSearchAttributeKey('ObjinferProject', SearchAttributeType.KEYWORD),
+  /** The dataset as written in the config. */
   dataset: defineSearchAttributeKey('ObjinferDataset', SearchAttributeType.KEYWORD),
   model: defineSearchAttributeKey('ObjinferModel', SearchAttributeType.KEYWORD),
   stage: defineSearchAttributeKey('ObjinferStage', SearchAttributeType.KEYWORD),
   imagesDone: defineSearchAttributeKey('ObjinferImagesDone', SearchAttributeType.INT),
 } as const;
 
-/** `temporal server start-dev --search-attribute` arguments for the keys above. */
-export const SEARCH_ATTRIBUTE_DEFINITIONS: Record<string, 'Keyword' | 'Int'> = {
-  ObjinferBackend: 'Keyword',
-  ObjinferDataset: 'Keyword',
-  ObjinferModel: 'Keyword',
-  ObjinferStage: 'Keyword',
-  ObjinferImagesDone: 'Int',
-};
+/** Name and type (as the CLI's `--search-attribute` spells it) of every search attribute above. */
+export const SEARCH_ATTRIBUTE_DEFINITIONS: [string, 'Keyword' | 'Int'][] = Object.values(SearchAttributes).map((key) => [
+  key.name,
+  key.type === SearchAttributeType.INT ? 'Int' : 'Keyword',
+]);
+
+export const Stage = ['preflight', 'provision', 'plan', 'infer', 'done'] as const;
+export type Stage = (typeof Stage)[number];
+
+// ---- what steps return ----
+
+/** What a provisioning step did. */
+export interface StepOutcome {
+  step: string;
+  action: 'created' | 'exists' | 'updated' | 'skipped' | 'removed';
+  detail: string;
+  /** Things the user should know (e.g. symlinks skipped); they reach the run's summary. */
+  warnings?: string[];
+}
+
+export interface ConnectionInfo extends StepOutcome {
+  serviceAccount: string;
+}
+
+/** The uploaded model, addressed by content. `version` is the prediction version. */
+export interface ModelArtifact extends StepOutcome {
+  version: string;
+  /** A hash of the model's files alone (gcp: a BigQuery model is replaced only when it changes). */
+  contentDigest?: string;
+  uri: string;
+  filesUploaded: number;
+  filesSkipped: number;
+}
+
+/** Read from the model itself, so the user never has to name tensors. */
+export interface ModelDescription {
+  version: string;
+  inputName: string;
+  /** The output whose scores are used. */
+  outputName: string;
+  /** Every output the model has, so the summary can say which one was chosen. */
+  outputNames: string[];
+  /** Height and width the images are resized to. */
+  inputSize: [number, number];
+  classCount: number;
+  /** Where the model was loaded from. */
+  modelUri: string;
+}
+
+export interface PreflightReport {
+  warnings: string[];
+}
+
+/** Counts only: the URIs themselves never enter workflow history. */
+export interface BatchPlan {
+  modelVersion: string;
+  objectsSeen: number;
+  /** Predicted earlier for this version. */
+  alreadyDone: number;
+  /** Failed earlier (permanently) and not retried in this run. */
+  failedBefore: number;
+  pending: number;
+  batchCount: number;
+}
+
+/**
+ * Where a batch is: batch `index` of `count` by a stable hash of the URI, then, when it
+ * had to be narrowed, one bit per level of a second hash (`split`: the bits so far).
+ */
+export interface BatchSlice {
+  count: number;
+  index: number;
+  split?: number[];
+}
+
+export interface BatchRequest {
+  modelVersion: string;
+  model: ModelDescription;
+  slice: BatchSlice;
+  runId: string;
+}
+
+/** Heartbeat details of a batch. */
+export interface BatchProgress {
+  /** Pending objects in the slice, once read: a slice that keeps dying with one is a poison object. */
+  pending?: number;
+  imagesDone?: number;
+  /** gcp: the BigQuery job being waited on. */
+  jobId?: string;
+  /** Why the step is waiting, for the CLI's progress line. */
+  waiting?: string;
+}
+
+export interface BatchResult {
+  predicted: number;
+  failed: number;
+  labelCounts: Record<string, number>;
+}
+
+// ---- the run ----
+
+/** The spec and the key workers cache it under (a hash of its JSON, made by the client). */
+export interface PipelineRef {
+  name: string;
+  specKey: string;
+}
 
 export interface PipelineProgress {
   pipeline: string;
@@ -52,6 +168,9 @@ export interface PipelineSummary {
   objectsSeen: number;
   predicted: number;
   alreadyDone: number;
+  /** Failed in an earlier run and not retried now. */
+  failedBefore: number;
+  /** Failed in this run. */
   failed: number;
   batches: number;
   labelCounts: Record<string, number>;
@@ -59,6 +178,8 @@ export interface PipelineSummary {
   warnings: string[];
   resultsTable: string;
   errorsTable: string;
+  /** The model output the scores came from. */
+  modelOutput: string;
   durationMs: number;
   /** Time spent in the infer stage, across continue-as-new. */
   inferDurationMs: number;
@@ -80,14 +201,23 @@ export interface ResumeState {
 }
 
 export interface PipelineInput {
-  config: PipelineConfig;
+  spec: RunSpec;
+  specKey: string;
   /** False when the server lacks objinfer's search attributes: then none are upserted. */
   searchAttributes?: boolean;
   resume?: ResumeState;
 }
 
-export const progressQuery = defineQuery<PipelineProgress>('progress');
-
-export function workflowIdFor(pipelineName: string): string {
-  return `objinfer-${pipelineName}`;
+export interface CleanupInput {
+  spec: RunSpec;
+  specKey: string;
+  deleteData: boolean;
 }
+
+/** What a scheduled slot did: ran the pipeline, or stood aside for a run already going. */
+export type ScheduledOutcome = { ran: true; summary: PipelineSummary } | { ran: false; reason: string; runningWorkflowId: string };
+
+/** The memo key under which a run keeps its spec, for workers that have not seen it yet. */
+export const SPEC_MEMO_KEY = 'objinferSpec';
+
+export const progressQuery = defineQuery<PipelineProgress>('progress');

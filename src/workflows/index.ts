@@ -1,2 +1,3 @@
 export { inferencePipeline } from './pipeline';
+export { scheduledPipeline } from './scheduled';
 export { cleanupPipeline } from './cleanup';

@@ -2,7 +2,7 @@
  * Limits that keep a run inside Temporal's: pending activities, history and payload sizes.
  * Pure functions, shared by the workflow and its tests.
  */
-import type { BatchPlan } from '../backends/backend';
+import type { BatchPlan } from './contract';
 
 /**
  * At most this many batches per run. Only `batch.concurrency` (at most 64) are ever
@@ -20,6 +20,9 @@ export function capBatches(plan: BatchPlan, warnings: string[]): BatchPlan {
   );
   return { ...plan, batchCount: MAX_BATCHES };
 }
+
+/** Halvings a batch may go through while isolating an object that kills its worker (2^24 objects). */
+export const MAX_SPLIT_DEPTH = 24;
 
 /** Labels counted in the summary; the rest are summed under OTHER_LABELS so the summary stays small. */
 export const MAX_LABEL_COUNTS = 1000;

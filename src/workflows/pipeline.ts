@@ -5,66 +5,81 @@
  */
 import {
   ActivityCancellationType,
+  ActivityFailure,
   ApplicationFailure,
-  continueAsNew,
   log,
+  makeContinueAsNewFunc,
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
+  TimeoutFailure,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
-  type ActivityFunctionWithOptions,
   type ActivityOptions,
+  type RetryPolicy,
 } from '@temporalio/workflow';
+import { TimeoutType } from '@temporalio/common';
 import type { PipelineActivities } from '../activities';
-import type { BatchPlan, BatchResult, StepOutcome } from '../backends/backend';
-import type { PipelineConfig } from '../config';
-import { formatDuration, parseDuration } from '../duration';
-import { addLabelCounts, capBatches } from './limits';
+import type { RunSpec } from '../config';
 import { ErrorType, NON_RETRYABLE_ERROR_TYPES } from '../errors';
+import { formatDuration } from '../format';
 import {
   progressQuery,
   SearchAttributes,
+  SPEC_MEMO_KEY,
+  type BatchPlan,
+  type BatchProgress,
+  type BatchRequest,
+  type BatchResult,
   type PipelineInput,
   type PipelineProgress,
+  type PipelineRef,
   type PipelineSummary,
   type ResumeState,
   type Stage,
+  type StepOutcome,
 } from './contract';
+import { addLabelCounts, capBatches, MAX_SPLIT_DEPTH } from './limits';
 
-function activitiesFor(config: PipelineConfig) {
-  const ms = (text: string) => parseDuration(text) ?? 0;
-  const retry = { initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 30_000, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES };
-  // Every step heartbeats, so a step on a worker that died is retried after this, not after 5 minutes.
-  const heartbeatTimeout = ms(config.batch.heartbeatTimeout);
-  const provisioning: ActivityOptions = { startToCloseTimeout: '5m', heartbeatTimeout, retry: { ...retry, maximumAttempts: 10 } };
-  // Steps that read through the connection wait out IAM propagation, up to the configured bound.
+const RETRY: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES };
+
+/** Attempts a batch gets before the workflow looks at why it keeps failing. */
+export const BATCH_ATTEMPTS = 5;
+
+/**
+ * The three ways steps are run, each its own proxy so that no option leaks into another:
+ * provisioning steps are retried a bounded number of times; steps that read through the
+ * connection wait out IAM propagation for as long as `iam.propagationTimeout` allows, with
+ * no attempt cap; batches get a few attempts, then the workflow decides (see runSlice).
+ */
+function stepsFor(spec: RunSpec) {
+  const heartbeatTimeout = spec.batch.heartbeatTimeoutMs;
+  const provisioning: ActivityOptions = { startToCloseTimeout: '5m', heartbeatTimeout, retry: { ...RETRY, maximumAttempts: 10 } };
   const throughConnection: ActivityOptions = {
     startToCloseTimeout: '5m',
     heartbeatTimeout,
-    scheduleToCloseTimeout: ms(config.iam.propagationTimeout),
-    retry: { ...retry, backoffCoefficient: 1.5, maximumInterval: 20_000 },
+    scheduleToCloseTimeout: spec.iam.propagationTimeoutMs,
+    retry: { ...RETRY, backoffCoefficient: 1.5, maximumInterval: '20s' }, // no maximumAttempts: unlimited
   };
   const batches: ActivityOptions = {
     startToCloseTimeout: '30m',
     heartbeatTimeout,
     // A cancelled run ends only when its batches have stopped: nothing writes after it.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: { ...retry, maximumInterval: 60_000 },
+    retry: { ...RETRY, maximumInterval: '60s', maximumAttempts: BATCH_ATTEMPTS },
   };
-  const optionsFor = (name: keyof PipelineActivities): ActivityOptions =>
-    name === 'predictBatch' ? batches : name === 'ensureObjectTable' || name === 'describeModel' ? throughConnection : provisioning;
-  const proxies = proxyActivities<PipelineActivities>(provisioning);
-  /** Runs one activity with its retry policy and a summary the UI shows next to it. */
-  return <K extends keyof PipelineActivities>(
-    name: K,
-    summary: string,
-    ...args: Parameters<PipelineActivities[K]>
-  ): Promise<Awaited<ReturnType<PipelineActivities[K]>>> =>
-    (proxies[name] as ActivityFunctionWithOptions<PipelineActivities[K]>).executeWithOptions({ ...optionsFor(name), summary }, args);
+  return {
+    provisioning: proxyActivities<PipelineActivities>(provisioning),
+    throughConnection: proxyActivities<PipelineActivities>(throughConnection),
+    batches: proxyActivities<PipelineActivities>(batches),
+  };
 }
 
 export async function inferencePipeline(input: PipelineInput): Promise<PipelineSummary> {
+  // Workers that have not seen this pipeline read its spec from here (see activities/backends.ts).
+  if (!workflowInfo().memo?.[SPEC_MEMO_KEY]) upsertMemo({ [SPEC_MEMO_KEY]: input.spec });
   const run = new PipelineRun(input);
   setHandler(progressQuery, () => run.progress());
   const state = input.resume ?? (await run.prepare());
@@ -72,7 +87,8 @@ export async function inferencePipeline(input: PipelineInput): Promise<PipelineS
 }
 
 class PipelineRun {
-  private readonly step: ReturnType<typeof activitiesFor>;
+  private readonly steps: ReturnType<typeof stepsFor>;
+  private readonly ref: PipelineRef;
   private stage: Stage = 'preflight';
   private plan?: BatchPlan;
   private batchesDone = 0;
@@ -82,56 +98,76 @@ class PipelineRun {
   private inferStartedAt?: number;
 
   constructor(private readonly input: PipelineInput) {
-    this.step = activitiesFor(input.config);
+    this.steps = stepsFor(input.spec);
+    this.ref = { name: input.spec.name, specKey: input.specKey };
     this.startedAt = input.resume?.startedAt ?? Date.now();
   }
 
-  private get config(): PipelineConfig {
-    return this.input.config;
+  private get spec(): RunSpec {
+    return this.input.spec;
   }
 
   /** preflight, provision and plan: every step idempotent, so a re-run skips what is there. */
   async prepare(): Promise<ResumeState> {
-    const { config, step } = this;
+    const { spec, ref } = this;
+    const { provisioning, throughConnection } = this.steps;
+    const summary = (text: string) => ({ summary: text });
     this.enter('preflight');
-    const { warnings } = await step('preflight', 'preflight: check config and permissions', config);
+    const { warnings } = await provisioning.preflight.executeWithOptions(summary('preflight: check config and permissions'), [ref]);
 
     this.enter('provision');
     const provisioned: StepOutcome[] = [];
     const record = <T extends StepOutcome | StepOutcome[]>(outcome: T): T => {
-      provisioned.push(...(Array.isArray(outcome) ? outcome : [outcome]));
+      for (const step of Array.isArray(outcome) ? outcome : [outcome]) {
+        provisioned.push({ step: step.step, action: step.action, detail: step.detail });
+        warnings.push(...(step.warnings ?? []));
+      }
       return outcome;
     };
-    record(await step('ensureDataset', `provision: dataset ${config.dataset}`, config));
-    if (config.reservation) record(await step('ensureReservation', `provision: reservation ${config.reservation.name}`, config));
-    const connection = record(await step('ensureConnection', `provision: connection ${config.connection}`, config));
-    record(await step('ensureBucket', `provision: bucket ${config.bucket}`, config));
-    record(await step('grantObjectViewer', 'provision: grant roles/storage.objectViewer', config, connection.serviceAccount));
-    const artifact = record(await step('uploadModel', `provision: upload model ${config.model.name}`, config));
-    record(await this.waitingOutIam('object table', () => step('ensureObjectTable', `provision: object table ${config.objectTable}`, config)));
-    record(await step('ensureModel', `provision: model ${config.model.name} (version ${artifact.version})`, config, artifact));
-    const model = await this.waitingOutIam('describe model', () => step('describeModel', `provision: describe model ${config.model.name}`, config, artifact));
-    record(await step('ensureResultTables', `provision: tables ${config.results.table}, ${config.results.errorsTable}`, config, model));
+    record(await provisioning.ensureDataset.executeWithOptions(summary(`provision: dataset ${spec.dataset}`), [ref]));
+    if (spec.reservation) record(await provisioning.ensureReservation.executeWithOptions(summary(`provision: reservation ${spec.reservation.name}`), [ref]));
+    const connection = record(await provisioning.ensureConnection.executeWithOptions(summary(`provision: connection ${spec.connection}`), [ref]));
+    record(await provisioning.ensureBucket.executeWithOptions(summary(`provision: bucket ${spec.bucket}`), [ref]));
+    record(await provisioning.grantObjectViewer.executeWithOptions(summary('provision: grant roles/storage.objectViewer'), [ref, connection.serviceAccount]));
+    const artifact = record(await provisioning.uploadModel.executeWithOptions(summary(`provision: upload model ${spec.model.name}`), [ref]));
+    record(await this.waitingOutIam('object table', () => throughConnection.ensureObjectTable.executeWithOptions(summary(`provision: object table ${spec.objectTable}`), [ref])));
+    record(await provisioning.ensureModel.executeWithOptions(summary(`provision: model ${spec.model.name} (version ${artifact.version})`), [ref, artifact]));
+    const model = await this.waitingOutIam('describe model', () =>
+      throughConnection.describeModel.executeWithOptions(summary(`provision: describe model ${spec.model.name}`), [ref, artifact]),
+    );
+    record(await provisioning.ensureResultTables.executeWithOptions(summary(`provision: tables ${spec.results.table}, ${spec.results.errorsTable}`), [ref, model]));
     log.info('provisioned', { steps: provisioned.map((s) => `${s.step}: ${s.action}`) });
 
     this.enter('plan');
-    const plan = capBatches(await step('planBatches', 'plan: count pending images', config, artifact.version), warnings);
+    const plan = capBatches(await provisioning.planBatches.executeWithOptions(summary('plan: count pending images'), [ref, artifact.version, workflowInfo().firstExecutionRunId]), warnings);
     if (plan.objectsSeen === 0) {
       warnings.push(
-        `sourceUris matched no objects (${config.sourceUris.join(', ')}): nothing to predict; check the pattern ` +
+        `sourceUris matched no objects (${spec.sourceUris.join(', ')}): nothing to predict; check the pattern ` +
           '(`*` matches any run of characters, "/" included)',
       );
     }
+    if (plan.failedBefore > 0) {
+      warnings.push(`${plan.failedBefore} image(s) failed in earlier runs and were not retried; fix them and run with --retry-failed (objinfer results --errors lists them)`);
+    }
     warnings.forEach((w) => log.warn(w));
     return {
-      startedAt: this.startedAt, inferStartedAt: Date.now(), provisioned, warnings, artifact, model, plan,
-      nextBatch: 0, predicted: 0, failed: 0, labelCounts: {},
+      startedAt: this.startedAt,
+      inferStartedAt: Date.now(),
+      provisioned,
+      warnings,
+      artifact,
+      model,
+      plan,
+      nextBatch: 0,
+      predicted: 0,
+      failed: 0,
+      labelCounts: {},
     };
   }
 
   /** Runs the batches with at most `batch.concurrency` in flight; continues as new when asked. */
   async infer(state: ResumeState): Promise<PipelineSummary> {
-    const { config, step } = this;
+    const { spec } = this;
     const { plan, model } = state;
     this.plan = plan;
     this.batchesDone = state.nextBatch;
@@ -145,57 +181,99 @@ class PipelineRun {
     const inFlight = new Map<number, Promise<void>>();
     let next = state.nextBatch;
     let stopLaunching = false;
-    const launch = (batchIndex: number) => {
-      const request = { modelVersion: plan.modelVersion, model, batchIndex, batchCount: plan.batchCount, runId };
-      const done = step('predictBatch', `infer: batch ${batchIndex + 1}/${plan.batchCount}`, config, request).then((result: BatchResult) => {
-        inFlight.delete(batchIndex);
+    const launch = (index: number) => {
+      const request: BatchRequest = { modelVersion: plan.modelVersion, model, slice: { count: plan.batchCount, index }, runId };
+      const done = this.runSlice(request, `batch ${index + 1}/${plan.batchCount}`).then((result) => {
+        inFlight.delete(index);
         this.batchesDone++;
         this.predicted += result.predicted;
         this.failed += result.failed;
         addLabelCounts(labelCounts, result.labelCounts);
         this.reportProgress();
       });
-      inFlight.set(batchIndex, done);
+      inFlight.set(index, done);
     };
 
     while (next < plan.batchCount || inFlight.size > 0) {
-      while (!stopLaunching && inFlight.size < config.batch.concurrency && next < plan.batchCount) launch(next++);
+      while (!stopLaunching && inFlight.size < spec.batch.concurrency && next < plan.batchCount) launch(next++);
       await Promise.race(inFlight.values());
       if (workflowInfo().continueAsNewSuggested) stopLaunching = true;
       if (stopLaunching && inFlight.size === 0 && next < plan.batchCount) {
         // Drained: every batch below `next` is done, so the next run resumes from there.
         log.info('continuing as new', { nextBatch: next, of: plan.batchCount });
-        await continueAsNew<typeof inferencePipeline>({
-          ...this.input,
-          resume: { ...state, nextBatch: next, predicted: this.predicted, failed: this.failed, labelCounts },
-        });
+        const resume: ResumeState = { ...state, nextBatch: next, predicted: this.predicted, failed: this.failed, labelCounts };
+        await makeContinueAsNewFunc<typeof inferencePipeline>({ memo: workflowInfo().memo })({ ...this.input, resume });
       }
     }
 
     this.enter('done');
     const summary: PipelineSummary = {
-      pipeline: config.name,
+      pipeline: spec.name,
       workflowId: workflowInfo().workflowId,
       runId,
       modelVersion: plan.modelVersion,
       objectsSeen: plan.objectsSeen,
       predicted: this.predicted,
       alreadyDone: plan.alreadyDone,
+      failedBefore: plan.failedBefore,
       failed: this.failed,
       batches: plan.batchCount,
       labelCounts,
       provisioned: state.provisioned,
       warnings: state.warnings,
-      resultsTable: `${config.dataset}.${config.results.table}`,
-      errorsTable: `${config.dataset}.${config.results.errorsTable}`,
+      resultsTable: `${spec.dataset}.${spec.results.table}`,
+      errorsTable: `${spec.dataset}.${spec.results.errorsTable}`,
+      modelOutput: model.outputName,
       durationMs: Date.now() - this.startedAt,
       inferDurationMs: Date.now() - state.inferStartedAt,
     };
     setCurrentDetails(
       `**done**: ${summary.predicted} predicted, ${summary.failed} failed, ${summary.alreadyDone} already done ` +
-        `(model version ${summary.modelVersion})`,
+        `(prediction version ${summary.modelVersion})`,
     );
     return summary;
+  }
+
+  /**
+   * One batch, or a part of one. A batch that outlives its attempts because its worker
+   * keeps dying (no heartbeat: a crash or a memory kill) is split by a second hash into
+   * halves, each run on its own, until the object that kills it stands alone; that object
+   * is recorded as failed and everything else is predicted. Other failures that a retry
+   * may fix are retried after a pause; the rest fail the run.
+   */
+  private async runSlice(request: BatchRequest, label: string): Promise<BatchResult> {
+    const { batches, provisioning } = this.steps;
+    for (;;) {
+      try {
+        return await batches.predictBatch.executeWithOptions({ summary: `infer: ${label}` }, [this.ref, request]);
+      } catch (error) {
+        const death = workerDeath(error);
+        if (!death) {
+          if (isRetryable(error)) {
+            log.warn('batch still failing after its attempts; trying again in a minute', { label, error: String((error as Error).message) });
+            await sleep('1m');
+            continue;
+          }
+          throw error;
+        }
+        const pending = (death.lastHeartbeatDetails as BatchProgress | undefined)?.pending;
+        const depth = request.slice.split?.length ?? 0;
+        if ((pending !== undefined && pending <= 1) || depth >= MAX_SPLIT_DEPTH) {
+          const reason =
+            `processing this object stopped the worker ${BATCH_ATTEMPTS} times in a row (${death.message || 'no heartbeat'}: ` +
+            'a crash, a memory limit or a hang); it was set aside. Check it, then run with --retry-failed';
+          log.warn('isolated an object that kills its worker', { label });
+          return provisioning.recordUnprocessable.executeWithOptions({ summary: `infer: ${label}: set aside` }, [this.ref, request, reason]);
+        }
+        log.warn('batch keeps killing its worker; splitting it', { label, pending });
+        const halves = [0, 1].map((bit) => ({ ...request, slice: { ...request.slice, split: [...(request.slice.split ?? []), bit] } }));
+        const parts = await Promise.all(halves.map((half) => this.runSlice(half, `${label} part ${half.slice.split.join('')}`)));
+        return parts.reduce((sum, part) => {
+          addLabelCounts(sum.labelCounts, part.labelCounts);
+          return { predicted: sum.predicted + part.predicted, failed: sum.failed + part.failed, labelCounts: sum.labelCounts };
+        }, { predicted: 0, failed: 0, labelCounts: {} } as BatchResult);
+      }
+    }
   }
 
   /**
@@ -203,6 +281,7 @@ class PipelineRun {
    * when the bound runs out, the failure says so instead of showing a bare timeout.
    */
   private async waitingOutIam<T>(step: string, work: () => Promise<T>): Promise<T> {
+    const started = Date.now();
     try {
       return await work();
     } catch (error) {
@@ -212,9 +291,9 @@ class PipelineRun {
           type: ErrorType.IamPropagationTimeout,
           nonRetryable: true,
           message:
-            `${step}: IAM permissions did not propagate within ${formatDuration(parseDuration(this.config.iam.propagationTimeout) ?? 0)} ` +
-            `(last error: ${pending.message}). Check the grant of roles/storage.objectViewer to the connection's ` +
-            `service account, or raise iam.propagationTimeout.`,
+            `${step}: IAM permissions did not propagate within ${formatDuration(this.spec.iam.propagationTimeoutMs)} ` +
+            `(waited ${formatDuration(Date.now() - started)}; last error: ${pending.message}). Check the grant of roles/storage.objectViewer ` +
+            "to the connection's service account, or raise iam.propagationTimeout.",
         });
       }
       throw error;
@@ -235,8 +314,7 @@ class PipelineRun {
     }
     const eta = p.etaSeconds !== undefined ? `, about ${formatDuration(p.etaSeconds * 1000)} left` : '';
     setCurrentDetails(
-      `**${p.stage}**: batches ${p.batchesDone}/${p.batchesTotal}, images ${p.imagesDone}/${p.imagesTotal}, ` +
-        `failures ${p.imagesFailed}${eta}`,
+      `**${p.stage}**: batches ${p.batchesDone}/${p.batchesTotal}, images ${p.imagesDone}/${p.imagesTotal}, failures ${p.imagesFailed}${eta}`,
     );
   }
 
@@ -249,7 +327,7 @@ class PipelineRun {
       etaSeconds = Math.round((elapsed / imagesDone) * (imagesTotal - imagesDone));
     }
     return {
-      pipeline: this.config.name,
+      pipeline: this.spec.name,
       stage: this.stage,
       batchesDone: this.batchesDone,
       batchesTotal: this.plan?.batchCount ?? 0,
@@ -261,6 +339,19 @@ class PipelineRun {
       etaSeconds,
     };
   }
+}
+
+/** The timeout behind a failed activity when its worker stopped heartbeating or never finished. */
+function workerDeath(error: unknown): TimeoutFailure | undefined {
+  if (!(error instanceof ActivityFailure) || !(error.cause instanceof TimeoutFailure)) return undefined;
+  const { timeoutType } = error.cause;
+  return timeoutType === TimeoutType.HEARTBEAT || timeoutType === TimeoutType.START_TO_CLOSE ? error.cause : undefined;
+}
+
+/** An activity that failed with an error a later attempt may not meet. */
+function isRetryable(error: unknown): boolean {
+  const cause = error instanceof ActivityFailure ? error.cause : undefined;
+  return cause instanceof ApplicationFailure && !cause.nonRetryable && !NON_RETRYABLE_ERROR_TYPES.includes(cause.type as ErrorType);
 }
 
 /** Walks a failure's causes for an ApplicationFailure of the given type. */

@@ -16,13 +16,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { startPipeline } from '../../src/client';
-import { loadConfig, type PipelineConfig } from '../../src/config';
+import { loadConfig, type RunSpec } from '../../src/config';
 import { writeColorModel } from '../../src/demo';
 import { CORRUPT_JPEG, writeColorImage } from '../../src/demo/images';
 import { Warehouse } from '../../src/backends/local/warehouse';
 import { COLOR_LABELS } from '../../src/models/colorClassifier';
 import { seededRandom } from '../../src/models/random';
-import { findTemporalCli, freePort, startDevServer, type DevServer } from '../../src/temporal/devServer';
+import { findTemporalCli, startDevServer, type DevServer } from '../../src/temporal/devServer';
+import { freePorts } from '../support/ports';
 import { SearchAttributes, type PipelineSummary } from '../../src/workflows/contract';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -80,7 +81,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const cliPath = findTemporalCli();
   if (!cliPath) throw new Error('no Temporal CLI: run `make tools`');
   const serverOptions = {
-    cliPath, port: await freePort(), uiPort: await freePort(),
+    cliPath, ...(([port, uiPort]) => ({ port: port!, uiPort: uiPort! }))(await freePorts(2)),
     dbFile: join(dir, 'temporal.db'), logFile: join(dir, 'temporal.log'),
   };
   const server = await startDevServer(serverOptions);
@@ -156,7 +157,7 @@ async function writeImages(dir: string, count: number): Promise<{ valid: number;
 }
 
 /** Each round is a new dataset, so kills also land in provisioning and planning. */
-function roundConfig(dir: string, round: number): PipelineConfig {
+function roundConfig(dir: string, round: number): RunSpec {
   const file = join(dir, `round-${round}.yaml`);
   writeFileSync(file, stringify({
     name: `chaos-${round}`, dataset: `chaos_${round}`, bucket: 'chaos-models', objectTable: 'images', sourceUris: ['images/*'],
@@ -202,7 +203,7 @@ async function statusOf(cluster: Cluster, workflowId: string): Promise<{ name: s
 }
 
 /** Exactly one row per object in the results or errors table, and a summary that agrees. */
-async function checkRound(config: PipelineConfig, files: { valid: number; corrupt: number }, summary: PipelineSummary): Promise<string[]> {
+async function checkRound(config: RunSpec, files: { valid: number; corrupt: number }, summary: PipelineSummary): Promise<string[]> {
   const problems: string[] = [];
   const warehouse = new Warehouse(config.local.warehouse, { readOnly: true });
   const [counts] = await warehouse.use((db) =>

@@ -5,13 +5,25 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeWorkflowBundle } from '../../src/temporal/bundleWorkflows';
-import { findTemporalCli, freePort, startDevServer } from '../../src/temporal/devServer';
+import { findTemporalCli, startDevServer } from '../../src/temporal/devServer';
+import { freePorts } from './ports';
 import { SERVER_FILE, SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS, TEST_STATE, WORKFLOW_BUNDLE, type TestServer } from './paths';
 
-/** A server left by an interrupted earlier run would hold the old database open: stop it first. */
+/**
+ * A server left by an interrupted earlier run would hold the old database open: stop it
+ * first, but only when the PID still belongs to it (a stale PID may be anyone's now).
+ */
 function stopLeftoverServer(): void {
   if (!existsSync(SERVER_FILE)) return;
   const { pid } = JSON.parse(readFileSync(SERVER_FILE, 'utf8')) as TestServer;
+  const commandLine = (() => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      return '';
+    }
+  })();
+  if (!commandLine.includes('start-dev') || !commandLine.includes(TEST_STATE)) return;
   try {
     process.kill(pid, 'SIGKILL');
   } catch {
@@ -27,7 +39,7 @@ export default async function globalSetup(): Promise<void> {
   if (!cliPath) {
     throw new Error('no Temporal CLI found: run `make tools` (or set TEMPORAL_CLI_PATH); the tests need a real dev server');
   }
-  const [port, uiPort] = [await freePort(), await freePort()];
+  const [port, uiPort] = (await freePorts(2)) as [number, number];
   const [server] = await Promise.all([
     startDevServer({
       cliPath,

@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, Worker } from '@temporalio/worker';
 import { stringify } from 'yaml';
-import { createActivities } from '../../src/activities';
-import { backendFor as realBackendFor, type BackendFactory } from '../../src/backends';
+import { BackendRegistry, createActivities } from '../../src/activities';
+import { createBackend } from '../../src/backends';
+import type { BackendFactory } from '../../src/backends/port';
 import { Warehouse, type Row } from '../../src/backends/local/warehouse';
-import { loadConfig, type PipelineConfig } from '../../src/config';
+import { loadConfig, type RunSpec } from '../../src/config';
 import { writeColorModel } from '../../src/demo';
 import { CORRUPT_JPEG, writeColorImage, type DemoFormat } from '../../src/demo/images';
 import type { ColorLabel } from '../../src/models/colorClassifier';
@@ -33,7 +34,7 @@ export function uniqueQueue(prefix: string): string {
 }
 
 /** Runs `work` while an in-process worker polls `taskQueue`. */
-export async function withWorker<T>(taskQueue: string, work: () => Promise<T>, backendFor: BackendFactory = realBackendFor): Promise<T> {
+export async function withWorker<T>(taskQueue: string, work: () => Promise<T>, backendFor: BackendFactory = createBackend): Promise<T> {
   if (!runtimeInstalled) {
     // Tests fail activities on purpose; their WARN logs would bury real failures.
     const shown = process.env.OBJINFER_TEST_LOG === 'warn' ? ['WARN', 'ERROR'] : ['ERROR'];
@@ -52,7 +53,7 @@ export async function withWorker<T>(taskQueue: string, work: () => Promise<T>, b
       connection,
       taskQueue,
       workflowBundle: { codePath: WORKFLOW_BUNDLE },
-      activities: createActivities(backendFor),
+      activities: createActivities(new BackendRegistry(backendFor)),
     });
     return await worker.runUntil(work());
   } finally {
@@ -64,7 +65,7 @@ export interface Fixture {
   dir: string;
   imagesDir: string;
   configFile: string;
-  config: PipelineConfig;
+  config: RunSpec;
   /** Writes one more image of the given colour and returns its file:// URI. */
   addImage(label: ColorLabel, format?: DemoFormat): Promise<string>;
 }
@@ -108,7 +109,7 @@ export async function makeFixture(options: {
   };
 }
 
-export async function query<T extends Row = Row>(config: PipelineConfig, sql: string): Promise<T[]> {
+export async function query<T extends Row = Row>(config: RunSpec, sql: string): Promise<T[]> {
   return new Warehouse(config.local.warehouse, { readOnly: true }).use((db) => db.all<T>(sql));
 }
 

@@ -8,7 +8,7 @@ import { ConnectionServiceClient } from '@google-cloud/bigquery-connection';
 import { ReservationServiceClient } from '@google-cloud/bigquery-reservation';
 import { ProjectsClient } from '@google-cloud/resource-manager';
 import { Storage } from '@google-cloud/storage';
-import type { PipelineConfig } from '../../config';
+import type { RunSpec } from '../../config';
 
 export interface GcpClients {
   bigquery: BigQuery;
@@ -29,11 +29,18 @@ export interface GcpEndpoints {
   authClient: object;
 }
 
-export function createGcpClients(config: PipelineConfig, endpoints?: GcpEndpoints): GcpClients {
-  const projectId = config.project;
+/** BigQuery alone (the read side needs nothing else). */
+export function createBigQuery(spec: RunSpec, endpoints?: GcpEndpoints): BigQuery {
+  const { project: projectId, location } = spec;
+  if (!endpoints) return new BigQuery({ projectId, location });
+  return new BigQuery({ projectId, location, apiEndpoint: endpoints.baseUrl, authClient: endpoints.authClient as never });
+}
+
+export function createGcpClients(spec: RunSpec, endpoints?: GcpEndpoints): GcpClients {
+  const projectId = spec.project;
   if (!endpoints) {
     return {
-      bigquery: new BigQuery({ projectId, location: config.location }),
+      bigquery: createBigQuery(spec),
       storage: new Storage({ projectId }),
       connections: new ConnectionServiceClient({ fallback: true }),
       projects: new ProjectsClient({ fallback: true }),
@@ -41,8 +48,7 @@ export function createGcpClients(config: PipelineConfig, endpoints?: GcpEndpoint
     };
   }
   const url = new URL(endpoints.baseUrl);
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- see GcpEndpoints.authClient
-  const authClient = endpoints.authClient as any;
+  const authClient = endpoints.authClient as never; // see GcpEndpoints.authClient
   const gax = {
     fallback: true,
     apiEndpoint: url.hostname,
@@ -51,7 +57,7 @@ export function createGcpClients(config: PipelineConfig, endpoints?: GcpEndpoint
     authClient,
   } as const;
   return {
-    bigquery: new BigQuery({ projectId, location: config.location, apiEndpoint: endpoints.baseUrl, authClient }),
+    bigquery: createBigQuery(spec, endpoints),
     storage: new Storage({ projectId, apiEndpoint: endpoints.baseUrl, authClient }),
     connections: new ConnectionServiceClient(gax),
     projects: new ProjectsClient(gax),

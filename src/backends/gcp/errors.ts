@@ -1,14 +1,11 @@
 /**
- * How Google's errors map onto objinfer's failure types, so that retry policies treat
- * IAM propagation as "wait and retry" and everything else as "fix this first".
+ * How Google's errors map onto objinfer's failure types, so that retry policies treat IAM
+ * propagation and passing trouble as "wait and retry" and everything else as "fix this
+ * first". Three shapes arrive: HTTP statuses from the BigQuery and Storage clients, gRPC
+ * codes from the gax clients (Connection, Reservation, Resource Manager; their REST
+ * transport maps statuses to gRPC codes), and failed jobs with a `reason`.
  */
 import { ErrorType, ObjinferError } from '../../errors';
-
-export interface GoogleError {
-  /** HTTP status (403, 400, ...) or gRPC code mapped to one. */
-  code?: number;
-  message: string;
-}
 
 /**
  * Messages Google returns while a new grant or a new connection's service account is
@@ -20,36 +17,168 @@ const PROPAGATION_MESSAGES = [
   /Service account .* does not exist/i,
 ];
 
-/** DECODE_IMAGE's complaints about an object that is not an image it can read. */
-const DECODE_MESSAGES = [/ML\.DECODE_IMAGE/i, /failed to decode/i, /unsupported image format/i, /image (is )?too large/i];
+/** An API switched off in the project: only the user can turn it on. */
+const API_DISABLED = /has not been used in project|is disabled|SERVICE_DISABLED|accessNotConfigured/i;
 
-export function isPropagationError(error: GoogleError): boolean {
-  return PROPAGATION_MESSAGES.some((pattern) => pattern.test(error.message));
+export function isPropagationMessage(message: string): boolean {
+  return PROPAGATION_MESSAGES.some((pattern) => pattern.test(message));
 }
 
-/** A failed ML.PREDICT job whose cause is one bad object: split the batch to isolate it. */
-export function isDecodeError(error: GoogleError): boolean {
-  return DECODE_MESSAGES.some((pattern) => pattern.test(error.message));
+type Kind = 'transient' | 'permission' | 'invalid' | 'notFound' | 'conflict' | 'refused';
+
+/** gRPC status codes (google.rpc.Code) by what a caller should do about them. */
+const GRPC: Record<number, Kind> = {
+  1: 'transient', // CANCELLED
+  2: 'refused', // UNKNOWN: Google's message says what happened
+  3: 'invalid', // INVALID_ARGUMENT
+  4: 'transient', // DEADLINE_EXCEEDED
+  5: 'notFound', // NOT_FOUND
+  6: 'conflict', // ALREADY_EXISTS
+  7: 'permission', // PERMISSION_DENIED
+  8: 'transient', // RESOURCE_EXHAUSTED
+  9: 'refused', // FAILED_PRECONDITION
+  10: 'transient', // ABORTED
+  11: 'invalid', // OUT_OF_RANGE
+  12: 'refused', // UNIMPLEMENTED
+  13: 'transient', // INTERNAL
+  14: 'transient', // UNAVAILABLE
+  15: 'refused', // DATA_LOSS
+  16: 'permission', // UNAUTHENTICATED
+};
+
+/** BigQuery's error reasons (errors[].reason and job errorResult.reason) that a later try may not meet. */
+export const TRANSIENT_REASONS = new Set([
+  'backendError',
+  'internalError',
+  'rateLimitExceeded',
+  'quotaExceeded',
+  'jobBackendError',
+  'jobInternalError',
+  'jobRateLimitExceeded',
+  'timeout',
+  'tableUnavailable',
+]);
+
+/** Network failures that carry a string code: the request may not have reached Google. */
+const NETWORK_CODES = /^(ECONNRESET|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN|ENOTFOUND|EPIPE|ERR_STREAM_PREMATURE_CLOSE|UND_ERR_\w+)$/;
+
+export interface GoogleErrorInfo {
+  kind: Kind;
+  message: string;
+  /** HTTP status or gRPC code, as it came. */
+  code?: number | string;
+  reason?: string;
 }
 
-export function classifyGoogleError(error: GoogleError, doing: string): ObjinferError {
-  const message = `${doing}: ${error.message}`;
-  if (isPropagationError(error)) {
+/** gRPC status names, as Google's JSON errors carry them in `error.status`. */
+const STATUS_CODES: Record<string, number> = {
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+};
+
+interface JsonError {
+  error?: { code?: number; status?: string; message?: string; errors?: { reason?: string }[] };
+}
+
+/**
+ * The REST clients' transport (gaxios) throws before gax can read the answer: the error's
+ * message is Google's JSON error body. Read it, so the gRPC status name decides.
+ */
+function jsonBody(error: unknown): JsonError | undefined {
+  const text = (error as { message?: string })?.message?.trim();
+  if (!text?.startsWith('{')) return undefined;
+  try {
+    return JSON.parse(text) as JsonError;
+  } catch {
+    return undefined;
+  }
+}
+
+export function describeGoogleError(error: unknown): GoogleErrorInfo {
+  const body = jsonBody(error)?.error;
+  if (body?.status && STATUS_CODES[body.status] !== undefined) {
+    const code = STATUS_CODES[body.status]!;
+    const reason = body.errors?.[0]?.reason;
+    const message = `${code} ${body.status}: ${body.message ?? ''}`;
+    return { kind: reason && TRANSIENT_REASONS.has(reason) ? 'transient' : (GRPC[code] ?? 'refused'), message, code, reason };
+  }
+  const e = error as { code?: unknown; message?: string; errors?: { reason?: string; message?: string }[]; reason?: string };
+  const message = (body?.message ?? e?.message ?? String(error)).split('\n')[0]!;
+  const reason = e?.errors?.[0]?.reason ?? e?.reason;
+  const code = e?.code as number | string | undefined;
+  if (reason && TRANSIENT_REASONS.has(reason)) return { kind: 'transient', message, code, reason };
+  if (typeof code === 'string') return { kind: NETWORK_CODES.test(code) ? 'transient' : 'refused', message, code, reason };
+  if (typeof code !== 'number') return { kind: 'refused', message, reason }; // e.g. a statement refused at job creation
+  // gRPC codes are 1-16 (gax clients); HTTP statuses are 100 and up (BigQuery and Storage clients).
+  if (code < 100) return { kind: GRPC[code] ?? 'refused', message, code, reason };
+  return { kind: httpKind(code), message, code, reason };
+}
+
+function httpKind(status: number): Kind {
+  if (status === 400) return 'invalid';
+  if (status === 401 || status === 403) return 'permission';
+  if (status === 404) return 'notFound';
+  if (status === 409) return 'conflict';
+  if (status === 408 || status === 412 || status === 429 || status >= 500) return 'transient';
+  return 'refused';
+}
+
+/** Whether the error means the thing is not there (HTTP 404 or gRPC NOT_FOUND). */
+export function isNotFound(error: unknown): boolean {
+  return describeGoogleError(error).kind === 'notFound';
+}
+
+export function isAlreadyExists(error: unknown): boolean {
+  return describeGoogleError(error).kind === 'conflict';
+}
+
+/** A classified ObjinferError naming what was being done. */
+export function classifyGoogleError(error: unknown, doing: string): ObjinferError {
+  if (error instanceof ObjinferError) return error;
+  const info = describeGoogleError(error);
+  return classifyInfo(info, doing);
+}
+
+export function classifyInfo(info: GoogleErrorInfo, doing: string): ObjinferError {
+  const message = `${doing}: ${info.message}`;
+  if (isPropagationMessage(info.message)) {
     return new ObjinferError(ErrorType.IamPropagationPending, `${message} (IAM changes take time to propagate; retrying)`);
   }
-  switch (error.code) {
-    case 401:
-    case 403:
+  if (API_DISABLED.test(info.message)) {
+    return new ObjinferError(
+      ErrorType.PermissionDenied,
+      `${message}. Enable the API in the project (e.g. gcloud services enable cloudresourcemanager.googleapis.com bigqueryconnection.googleapis.com bigqueryreservation.googleapis.com), then run again`,
+    );
+  }
+  switch (info.kind) {
+    case 'transient':
+      return new ObjinferError(ErrorType.WarehouseBusy, message);
+    case 'permission':
       return new ObjinferError(
         ErrorType.PermissionDenied,
-        `${message}. Grant the missing permission to the caller (see README "Run on Google Cloud": the roles the procedure needs), then run again`,
+        `${message}. Grant the missing permission to the caller (docs/gcp.md "Permissions"), then run again`,
       );
-    case 400:
+    case 'invalid':
       return new ObjinferError(ErrorType.InvalidConfig, `${message}. Check the config values this step uses`);
-    case 404:
+    case 'notFound':
       return new ObjinferError(ErrorType.NotFound, `${message}. Check that it exists and that the project and location are right`);
-    default:
-      // 429, 5xx and the unknown: let the retry policy try again.
-      return new ObjinferError(ErrorType.WarehouseBusy, message);
+    case 'conflict':
+      return new ObjinferError(ErrorType.ResourceConflict, message);
+    case 'refused':
+      return new ObjinferError(ErrorType.Refused, `${message} (Google refused it; retrying would not help)`);
   }
 }

@@ -1,17 +1,20 @@
 /**
- * The BigQuery statements of the procedure, built from a validated config. Identifiers
- * have passed the config's naming rules and are always back-quoted; values that vary per
- * call (model version, run ID, labels) are query parameters, never spliced in.
+ * The BigQuery statements of the procedure, built from a validated spec. Identifiers have
+ * passed the config's naming rules and are always back-quoted; values that vary per call
+ * (prediction version, run ID) are STRING query parameters, never spliced in. Object URIs
+ * and labels never appear in SQL text.
  */
-import type { PipelineConfig } from '../../config';
+import type { RunSpec } from '../../config';
+import { ACCEPTED_CONTENT_TYPES, MAX_IMAGE_BYTES } from '../../images/limits';
+import type { BatchSlice } from '../../workflows/contract';
 
 /** `project.dataset.name`, back-quoted. */
-export function tableRef(config: PipelineConfig, name: string): string {
-  return `\`${config.project}.${config.dataset}.${name}\``;
+export function tableRef(spec: RunSpec, name: string): string {
+  return `\`${spec.project}.${spec.dataset}.${name}\``;
 }
 
-export function connectionRef(config: PipelineConfig): string {
-  return `\`${config.project}.${config.location.toLowerCase()}.${config.connection}\``;
+export function connectionRef(spec: RunSpec): string {
+  return `\`${spec.project}.${spec.location.toLowerCase()}.${spec.connection}\``;
 }
 
 /** A GoogleSQL string literal. */
@@ -19,65 +22,89 @@ export function stringLiteral(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
-/** The procedure's object table: the images, listed through the connection. */
-export function createObjectTableSql(config: PipelineConfig): string {
-  return [
-    `CREATE OR REPLACE EXTERNAL TABLE ${tableRef(config, config.objectTable)}`,
-    `WITH CONNECTION ${connectionRef(config)}`,
-    `OPTIONS (object_metadata = 'SIMPLE', uris = [${config.sourceUris.map(stringLiteral).join(', ')}])`,
-  ].join('\n');
-}
-
-/** Lists the objects through the connection: the first read that needs the grant to have propagated. */
-export function probeObjectTableSql(config: PipelineConfig): string {
-  return `SELECT COUNT(*) AS objects FROM ${tableRef(config, config.objectTable)}`;
+/** The run's pending table: what the plan found still to do, written once per run. */
+export function pendingTableName(runId: string): string {
+  return `_objinfer_pending_${runId.replace(/[^A-Za-z0-9_]/g, '_')}`;
 }
 
 /**
- * `modelPath`: the SavedModel folder's `gs://.../*`, or the ONNX file's URI. The version
- * rides along as a label, so a later run can tell whether the model must be replaced.
+ * The procedure's object table: the images, listed through the connection. Its metadata is
+ * cached and refreshed by hand once per run (refreshObjectTableSql), so batches read the
+ * listing from the cache instead of listing the bucket again.
  */
-export function createModelSql(config: PipelineConfig, modelPath: string, version: string): string {
+export function createObjectTableSql(spec: RunSpec): string {
   return [
-    `CREATE OR REPLACE MODEL ${tableRef(config, config.model.name)}`,
-    `OPTIONS (model_type = ${stringLiteral(config.model.type)}, model_path = ${stringLiteral(modelPath)},`,
-    `  labels = [('objinfer_version', ${stringLiteral(version)})])`,
+    `CREATE OR REPLACE EXTERNAL TABLE ${tableRef(spec, spec.objectTable)}`,
+    `WITH CONNECTION ${connectionRef(spec)}`,
+    `OPTIONS (object_metadata = 'SIMPLE', uris = [${spec.sourceUris.map(stringLiteral).join(', ')}],`,
+    `  max_staleness = INTERVAL 1 DAY, metadata_cache_mode = 'MANUAL')`,
   ].join('\n');
 }
 
-/** Objects of `alias` with neither a prediction nor a recorded failure for @model_version. */
-export function pendingPredicate(config: PipelineConfig, alias: string): string {
-  const same = `x.uri = ${alias}.uri AND x.generation = ${alias}.generation AND x.model_version = @model_version`;
-  return [
-    `NOT EXISTS (SELECT 1 FROM ${tableRef(config, config.results.table)} AS x WHERE ${same})`,
-    `AND NOT EXISTS (SELECT 1 FROM ${tableRef(config, config.results.errorsTable)} AS x WHERE ${same})`,
-  ].join('\n  ');
+/** Lists the objects through the connection into the cache: where a fresh grant shows. */
+export function refreshObjectTableSql(spec: RunSpec): string {
+  return `CALL BQ.REFRESH_EXTERNAL_METADATA_CACHE('${spec.project}.${spec.dataset}.${spec.objectTable}')`;
 }
 
-/** Counts for the plan: objects seen, and those already done for @model_version. */
-export function planSql(config: PipelineConfig): string {
+/** `modelPath`: the SavedModel folder's `gs://.../*`, or the ONNX file's URI. */
+export function createModelSql(spec: RunSpec, modelPath: string): string {
   return [
-    `SELECT COUNT(*) AS objects_seen, COUNTIF(NOT (${pendingPredicate(config, 'o').replace(/\n\s*/g, ' ')})) AS already_done`,
-    `FROM ${tableRef(config, config.objectTable)} AS o`,
+    `CREATE OR REPLACE MODEL ${tableRef(spec, spec.model.name)}`,
+    `OPTIONS (model_type = ${stringLiteral(spec.model.type)}, model_path = ${stringLiteral(modelPath)})`,
   ].join('\n');
+}
+
+/** Rows of `table` for (uri, generation) of `alias` and @model_version; `extra` narrows further. */
+function sameObject(spec: RunSpec, table: string, alias: string, extra = ''): string {
+  return `SELECT 1 FROM ${tableRef(spec, table)} AS x WHERE x.model_version = @model_version AND x.uri = ${alias}.uri AND x.generation = ${alias}.generation${extra}`;
 }
 
 /**
- * Where a batch is: batch `index` of `count` by FARM_FINGERPRINT of the URI, then, when a
- * decode error made it split, one bit per level of a second hash (`split`: the bits so far).
+ * Writes the run's pending table: every object with its status for @model_version.
+ * done: predicted earlier; failed: a permanent failure stands (unless retrying failures);
+ * refused: BigQuery would refuse it (size, content type); pending: to predict.
  */
-export interface BatchSlice {
-  count: number;
-  index: number;
-  split?: number[];
+export function createPendingSql(spec: RunSpec, runId: string): string {
+  const { results } = spec;
+  const types = ACCEPTED_CONTENT_TYPES.map(stringLiteral).join(', ');
+  return [
+    `CREATE OR REPLACE TABLE ${tableRef(spec, pendingTableName(runId))}`,
+    'OPTIONS (expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL 7 DAY))',
+    'AS SELECT o.uri, o.generation, o.content_type, o.size,',
+    '  CASE',
+    `    WHEN EXISTS (${sameObject(spec, results.table, 'o')}) THEN 'done'`,
+    ...(spec.retryFailed ? [] : [`    WHEN EXISTS (${sameObject(spec, results.errorsTable, 'o', " AND x.kind = 'permanent'")}) THEN 'failed'`]),
+    `    WHEN o.size > ${MAX_IMAGE_BYTES} OR IFNULL(o.content_type, '') NOT IN (${types}) THEN 'refused'`,
+    "    ELSE 'pending'",
+    '  END AS status',
+    `FROM ${tableRef(spec, spec.objectTable)} AS o`,
+  ].join('\n');
 }
 
-export function batchPredicate(alias: string, slice: BatchSlice): string {
+export function countPendingSql(spec: RunSpec, runId: string): string {
+  return `SELECT status, COUNT(*) AS n FROM ${tableRef(spec, pendingTableName(runId))} GROUP BY status`;
+}
+
+/**
+ * Where a batch is: batch `index` of `count` by FARM_FINGERPRINT of the URI, then, when it
+ * was narrowed, one bit per level of a second hash (`split`: the bits so far).
+ */
+export function slicePredicate(alias: string, slice: BatchSlice): string {
   const clauses = [`MOD(ABS(FARM_FINGERPRINT(${alias}.uri)), ${slice.count}) = ${slice.index}`];
   (slice.split ?? []).forEach((bit, level) => {
-    clauses.push(`MOD(ABS(FARM_FINGERPRINT(CONCAT('objinfer-split-${level}:', ${alias}.uri))), 2) = ${bit}`);
+    clauses.push(`MOD(ABS(FARM_FINGERPRINT(CONCAT('objinfer-split-${level}:', ${alias}.uri))), 2) = ${bit === 1 ? 1 : 0}`);
   });
-  return clauses.join('\n    AND ');
+  return clauses.join(' AND ');
+}
+
+/** Objects of the pending table `q` in the slice with the status, not yet written by this run. */
+function todo(spec: RunSpec, status: 'pending' | 'refused', slice: BatchSlice): string {
+  const thisRun = ' AND x.run_id = @run_id';
+  return [
+    `q.status = '${status}' AND ${slicePredicate('q', slice)}`,
+    `      AND NOT EXISTS (${sameObject(spec, spec.results.table, 'q', thisRun)})`,
+    `      AND NOT EXISTS (${sameObject(spec, spec.results.errorsTable, 'q', thisRun)})`,
+  ].join('\n');
 }
 
 export interface ModelSignature {
@@ -87,52 +114,96 @@ export interface ModelSignature {
 }
 
 /**
- * One batch: ML.PREDICT over the batch's pending images, top-k labels computed in SQL
- * (labels from @labels by output index), inserted into the results table.
- * Parameters: @model_version STRING, @run_id STRING, @labels ARRAY<STRING>.
+ * One batch, as one script job (parameters @model_version and @run_id, both STRING):
+ * 1. objects BigQuery would refuse go to the errors table with the reason;
+ * 2. ML.PREDICT over the rest, top-k computed in SQL, labels taken from the labels table;
+ * 3. failures of earlier runs that this run predicted or failed again are removed;
+ * 4. the batch's counts, as the job's result.
+ * Each statement only adds what this run has not written, so the script can run again.
  */
-export function predictBatchSql(config: PipelineConfig, model: ModelSignature, slice: BatchSlice): string {
+export function predictBatchSql(spec: RunSpec, model: ModelSignature, slice: BatchSlice, runId: string): string {
+  const { results } = spec;
   const [height, width] = model.inputSize;
-  const preserve = config.model.preserveAspectRatio ? 'TRUE' : 'FALSE';
+  const preserve = spec.model.preserveAspectRatio ? 'TRUE' : 'FALSE';
   const output = `p.${model.outputName}`;
-  const probabilities = config.results.keepProbabilities ? `ARRAY(SELECT CAST(s AS FLOAT64) FROM UNNEST(${output}) AS s WITH OFFSET AS i ORDER BY i)` : 'NULL';
+  const probabilities = results.keepProbabilities
+    ? `ARRAY(SELECT CAST(s AS FLOAT64) FROM UNNEST(${output}) AS s WITH OFFSET AS i ORDER BY i)`
+    : 'ARRAY<FLOAT64>[]';
+  const pending = tableRef(spec, pendingTableName(runId));
+  const errorColumns = '(uri, generation, model_version, error, kind, run_id, failed_at)';
   return [
-    `INSERT INTO ${tableRef(config, config.results.table)}`,
-    '  (uri, generation, model_version, label, score, top_k, probabilities, run_id, predicted_at)',
-    'SELECT uri, generation, @model_version, top_k[OFFSET(0)].label, top_k[OFFSET(0)].score, top_k, probabilities, @run_id, CURRENT_TIMESTAMP()',
+    `INSERT INTO ${tableRef(spec, results.errorsTable)} ${errorColumns}`,
+    'SELECT q.uri, q.generation, @model_version,',
+    `  IF(q.size > ${MAX_IMAGE_BYTES}, CONCAT('image is ', CAST(q.size AS STRING), ' bytes; ML.DECODE_IMAGE accepts at most ${MAX_IMAGE_BYTES} bytes'),`,
+    "     CONCAT('content type ', IFNULL(q.content_type, 'unknown'), ' is not JPEG, PNG or BMP; ML.DECODE_IMAGE cannot decode it')),",
+    "  'permanent', @run_id, CURRENT_TIMESTAMP()",
+    `FROM ${pending} AS q`,
+    `WHERE ${todo(spec, 'refused', slice)};`,
+    '',
+    `INSERT INTO ${tableRef(spec, results.table)} (uri, generation, model_version, label, score, top_k, probabilities, run_id, predicted_at)`,
+    'SELECT r.uri, r.generation, @model_version, r.top_k[OFFSET(0)].label, r.top_k[OFFSET(0)].score, r.top_k, r.probabilities, @run_id, CURRENT_TIMESTAMP()',
     'FROM (',
-    '  SELECT p.uri, p.generation,',
-    `    ARRAY(SELECT AS STRUCT IFNULL(@labels[SAFE_OFFSET(i)], CONCAT('class_', CAST(i AS STRING))) AS label, i AS index, CAST(s AS FLOAT64) AS score`,
-    `          FROM UNNEST(${output}) AS s WITH OFFSET AS i ORDER BY s DESC, i LIMIT ${config.results.topK}) AS top_k,`,
-    `    ${probabilities} AS probabilities`,
-    `  FROM ML.PREDICT(MODEL ${tableRef(config, config.model.name)}, (`,
-    `    SELECT o.uri, o.generation, ML.RESIZE_IMAGE(ML.DECODE_IMAGE(o.data), ${height}, ${width}, ${preserve}) AS ${model.inputName}`,
-    `    FROM ${tableRef(config, config.objectTable)} AS o`,
-    `    WHERE ${batchPredicate('o', slice)}`,
-    `    AND ${pendingPredicate(config, 'o').replace(/\n\s*/g, '\n    ')}`,
-    '  )) AS p',
-    ')',
+    '  SELECT t.uri, t.generation, t.probabilities,',
+    "    ARRAY(SELECT AS STRUCT COALESCE(n.label, CONCAT('class_', CAST(c.index AS STRING))) AS label, c.index, c.score",
+    '          FROM UNNEST(t.top) AS c WITH OFFSET AS k LEFT JOIN UNNEST(l.labels) AS n ON n.index = c.index ORDER BY k) AS top_k',
+    '  FROM (',
+    '    SELECT p.uri, p.generation,',
+    `      ARRAY(SELECT AS STRUCT i AS index, CAST(s AS FLOAT64) AS score FROM UNNEST(${output}) AS s WITH OFFSET AS i ORDER BY s DESC, i LIMIT ${results.topK}) AS top,`,
+    `      ${probabilities} AS probabilities`,
+    `    FROM ML.PREDICT(MODEL ${tableRef(spec, spec.model.name)}, (`,
+    `      SELECT o.uri, o.generation, ML.RESIZE_IMAGE(ML.DECODE_IMAGE(o.data), ${height}, ${width}, ${preserve}) AS ${model.inputName}`,
+    `      FROM ${tableRef(spec, spec.objectTable)} AS o`,
+    `      JOIN ${pending} AS q ON q.uri = o.uri AND q.generation = o.generation`,
+    `      WHERE ${todo(spec, 'pending', slice)}`,
+    '    )) AS p',
+    '  ) AS t',
+    `  CROSS JOIN (SELECT ARRAY_AGG(STRUCT(index, label)) AS labels FROM (SELECT index, ANY_VALUE(label) AS label FROM ${tableRef(spec, results.labelsTable)} WHERE model_version = @model_version GROUP BY index)) AS l`,
+    ') AS r;',
+    '',
+    `${supersededFailuresSql(spec)};`,
+    '',
+    batchCountsSql(spec, slice),
   ].join('\n');
 }
 
-/** Records objects that cannot be decoded, once a split has isolated them. @error STRING. */
-export function recordFailuresSql(config: PipelineConfig, slice: BatchSlice): string {
+/**
+ * Failures recorded by earlier runs for objects this run has written a row for (a
+ * prediction, or a new failure): each object keeps one row, in one table.
+ */
+export function supersededFailuresSql(spec: RunSpec): string {
+  const { results } = spec;
+  const thisRun = (table: string) => `SELECT AS STRUCT x.uri, x.generation FROM ${tableRef(spec, table)} AS x WHERE x.model_version = @model_version AND x.run_id = @run_id`;
   return [
-    `INSERT INTO ${tableRef(config, config.results.errorsTable)} (uri, generation, model_version, error, run_id, failed_at)`,
-    'SELECT o.uri, o.generation, @model_version, @error, @run_id, CURRENT_TIMESTAMP()',
-    `FROM ${tableRef(config, config.objectTable)} AS o`,
-    `WHERE ${batchPredicate('o', slice)}`,
-    `AND ${pendingPredicate(config, 'o').replace(/\n\s*/g, '\n')}`,
+    `DELETE FROM ${tableRef(spec, results.errorsTable)}`,
+    'WHERE model_version = @model_version AND run_id != @run_id',
+    `  AND STRUCT(uri, generation) IN (${thisRun(results.table)} UNION ALL ${thisRun(results.errorsTable)})`,
   ].join('\n');
 }
 
-/** How many pending objects a slice still holds: a failing slice of one is a bad object. */
-export function countSliceSql(config: PipelineConfig, slice: BatchSlice): string {
+/** What this run wrote for the slice: one row per label, and the failures. */
+export function batchCountsSql(spec: RunSpec, slice: BatchSlice): string {
+  const mine = `r.model_version = @model_version AND r.run_id = @run_id AND ${slicePredicate('r', slice)}`;
   return [
-    'SELECT COUNT(*) AS pending',
-    `FROM ${tableRef(config, config.objectTable)} AS o`,
-    `WHERE ${batchPredicate('o', slice)}`,
-    `AND ${pendingPredicate(config, 'o').replace(/\n\s*/g, '\n')}`,
+    `SELECT 'label' AS kind, label, COUNT(*) AS n FROM ${tableRef(spec, spec.results.table)} AS r WHERE ${mine} GROUP BY label`,
+    'UNION ALL',
+    `SELECT 'failed' AS kind, '' AS label, COUNT(*) AS n FROM ${tableRef(spec, spec.results.errorsTable)} AS r WHERE ${mine}`,
+  ].join('\n');
+}
+
+/** How many objects of a slice are still to predict in this run: a failing slice of one is a bad object. */
+export function countSliceSql(spec: RunSpec, slice: BatchSlice, runId: string): string {
+  return `SELECT COUNT(*) AS pending FROM ${tableRef(spec, pendingTableName(runId))} AS q\nWHERE ${todo(spec, 'pending', slice)}`;
+}
+
+/** Records the slice's remaining objects as failed with @error (a STRING parameter), replacing earlier failures. */
+export function recordFailuresSql(spec: RunSpec, slice: BatchSlice, runId: string): string {
+  return [
+    `INSERT INTO ${tableRef(spec, spec.results.errorsTable)} (uri, generation, model_version, error, kind, run_id, failed_at)`,
+    "SELECT q.uri, q.generation, @model_version, @error, 'permanent', @run_id, CURRENT_TIMESTAMP()",
+    `FROM ${tableRef(spec, pendingTableName(runId))} AS q`,
+    `WHERE ${todo(spec, 'pending', slice)};`,
+    '',
+    `${supersededFailuresSql(spec)};`,
   ].join('\n');
 }
 
@@ -140,4 +211,37 @@ export function countSliceSql(config: PipelineConfig, slice: BatchSlice): string
 export function batchJobId(runId: string, slice: BatchSlice, attempt: number): string {
   const split = slice.split?.length ? `_s${slice.split.join('')}` : '';
   return `objinfer_${runId.replace(/[^A-Za-z0-9_-]/g, '_')}_b${slice.index}of${slice.count}${split}_a${attempt}`;
+}
+
+/** Results newest first, with the filters of `objinfer results` (parameters as named). */
+export function readResultsSql(spec: RunSpec, where: string[], limit?: number): string {
+  return [
+    `SELECT uri, generation, model_version, label, score, top_k, run_id, predicted_at FROM ${tableRef(spec, spec.results.table)} AS t`,
+    where.length ? `WHERE ${where.join(' AND ')}` : '',
+    'ORDER BY predicted_at DESC, uri',
+    limit === undefined ? '' : `LIMIT ${Math.max(0, Math.floor(limit))}`,
+  ]
+    .filter(Boolean)
+    .join('\n');
+}
+
+export function readErrorsSql(spec: RunSpec, where: string[], limit?: number): string {
+  return [
+    `SELECT uri, generation, model_version, error, kind, run_id, failed_at FROM ${tableRef(spec, spec.results.errorsTable)} AS t`,
+    where.length ? `WHERE ${where.join(' AND ')}` : '',
+    'ORDER BY failed_at DESC, uri',
+    limit === undefined ? '' : `LIMIT ${Math.max(0, Math.floor(limit))}`,
+  ]
+    .filter(Boolean)
+    .join('\n');
+}
+
+/** Loads @labels (ARRAY<STRING>) for @model_version in one atomic statement, once. */
+export function loadLabelsSql(spec: RunSpec): string {
+  const table = tableRef(spec, spec.results.labelsTable);
+  return [
+    `INSERT INTO ${table} (model_version, index, label)`,
+    'SELECT @model_version, i, label FROM UNNEST(@labels) AS label WITH OFFSET AS i',
+    `WHERE NOT EXISTS (SELECT 1 FROM ${table} AS x WHERE x.model_version = @model_version)`,
+  ].join('\n');
 }

@@ -7,9 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { ErrorType, ObjinferError } from '../../errors';
+import { OBJECT_VIEWER } from '../common/iam';
 import type { Db } from './warehouse';
-
-export const OBJECT_VIEWER = 'roles/storage.objectViewer';
 
 export function localServiceAccount(project: string, location: string, connection: string): string {
   const id = createHash('sha256').update(`${project}/${location}/${connection}`).digest('hex').slice(0, 12);

@@ -3,6 +3,7 @@ import { quote } from './warehouse';
 
 export const TOP_K_TYPE = 'STRUCT(label VARCHAR, "index" INTEGER, score DOUBLE)[]';
 
+/** objinfer's own records (the `_objinfer` schema): what a real project's APIs would remember. */
 export const BOOKKEEPING_DDL = [
   'CREATE SCHEMA IF NOT EXISTS _objinfer',
   `CREATE TABLE IF NOT EXISTS _objinfer.datasets (
@@ -22,29 +23,49 @@ export const BOOKKEEPING_DDL = [
      model_path VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (dataset, name))`,
 ];
 
-export function objectTableDdl(dataset: string, table: string): string {
-  return `CREATE TABLE IF NOT EXISTS ${quote(dataset)}.${quote(table)} (
-    uri VARCHAR PRIMARY KEY, generation BIGINT NOT NULL, content_type VARCHAR, size BIGINT NOT NULL,
-    md5_hash VARCHAR NOT NULL, updated TIMESTAMPTZ NOT NULL)`;
+function table(dataset: string, name: string): string {
+  return `${quote(dataset)}.${quote(name)}`;
 }
 
-export function resultsDdl(dataset: string, table: string): string {
-  return `CREATE TABLE IF NOT EXISTS ${quote(dataset)}.${quote(table)} (
-    uri VARCHAR NOT NULL, generation BIGINT NOT NULL, model_version VARCHAR NOT NULL,
-    label VARCHAR NOT NULL, score DOUBLE NOT NULL, top_k ${TOP_K_TYPE} NOT NULL,
-    probabilities FLOAT[], run_id VARCHAR NOT NULL, predicted_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (uri, generation, model_version))`;
+/**
+ * The object table. `stat` (mtime, ctime and inode, in nanoseconds) is how a later listing
+ * notices bytes replaced under an unchanged mtime: ctime cannot be set back by `touch -r`
+ * or sync tools. `md5_hash` is absent for objects too large to decode.
+ */
+export function objectTableDdl(dataset: string, name: string): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${table(dataset, name)} (
+      uri VARCHAR PRIMARY KEY, generation BIGINT NOT NULL, content_type VARCHAR, size BIGINT NOT NULL,
+      md5_hash VARCHAR, updated TIMESTAMPTZ NOT NULL, stat VARCHAR)`,
+    `ALTER TABLE ${table(dataset, name)} ADD COLUMN IF NOT EXISTS stat VARCHAR`,
+  ];
 }
 
-export function errorsDdl(dataset: string, table: string): string {
-  return `CREATE TABLE IF NOT EXISTS ${quote(dataset)}.${quote(table)} (
-    uri VARCHAR NOT NULL, generation BIGINT NOT NULL, model_version VARCHAR NOT NULL,
-    error VARCHAR NOT NULL, run_id VARCHAR NOT NULL, failed_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (uri, generation, model_version))`;
+export function resultsDdl(dataset: string, name: string): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${table(dataset, name)} (
+      uri VARCHAR NOT NULL, generation BIGINT NOT NULL, model_version VARCHAR NOT NULL,
+      label VARCHAR NOT NULL, score DOUBLE NOT NULL, top_k ${TOP_K_TYPE} NOT NULL,
+      probabilities FLOAT[], run_id VARCHAR NOT NULL, predicted_at TIMESTAMPTZ NOT NULL,
+      PRIMARY KEY (uri, generation, model_version))`,
+  ];
 }
 
-export function labelsDdl(dataset: string, table: string): string {
-  return `CREATE TABLE IF NOT EXISTS ${quote(dataset)}.${quote(table)} (
-    model_version VARCHAR NOT NULL, "index" INTEGER NOT NULL, label VARCHAR NOT NULL,
-    PRIMARY KEY (model_version, "index"))`;
+/** `kind`: permanent (the bytes cannot be classified) or transient (could not be read now; retried by the next run). */
+export function errorsDdl(dataset: string, name: string): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${table(dataset, name)} (
+      uri VARCHAR NOT NULL, generation BIGINT NOT NULL, model_version VARCHAR NOT NULL,
+      error VARCHAR NOT NULL, run_id VARCHAR NOT NULL, failed_at TIMESTAMPTZ NOT NULL, kind VARCHAR DEFAULT 'permanent',
+      PRIMARY KEY (uri, generation, model_version))`,
+    `ALTER TABLE ${table(dataset, name)} ADD COLUMN IF NOT EXISTS kind VARCHAR DEFAULT 'permanent'`,
+  ];
+}
+
+export function labelsDdl(dataset: string, name: string): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${table(dataset, name)} (
+      model_version VARCHAR NOT NULL, "index" INTEGER NOT NULL, label VARCHAR NOT NULL,
+      PRIMARY KEY (model_version, "index"))`,
+  ];
 }

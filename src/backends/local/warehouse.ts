@@ -6,11 +6,12 @@
  * one process share one open instance; another process that finds the file locked
  * waits and tries again.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DuckDBInstance, type DuckDBConnection, type DuckDBValue, type DuckDBType } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBAppender, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
 import { ErrorType, ObjinferError } from '../../errors';
+import { reportWaiting } from '../waiting';
 
 export type Row = Record<string, unknown>;
 
@@ -22,6 +23,8 @@ export interface WarehouseOptions {
 
 interface OpenInstance {
   instance: DuckDBInstance;
+  /** Which file this is (device, inode, birth time): a deleted and recreated warehouse is a new one. */
+  identity: string;
   users: number;
   readOnly: boolean;
   closed: boolean;
@@ -42,11 +45,11 @@ export class Warehouse {
   ) {}
 
   /** Runs `work` on a connection; the file stays open only while some caller needs it. */
-  async use<T>(work: (db: Db) => Promise<T>): Promise<T> {
+  async use<T>(work: (db: Db, identity: string) => Promise<T>): Promise<T> {
     const entry = await this.acquire();
     const connection = await entry.instance.connect();
     try {
-      return await work(new Db(connection));
+      return await work(new Db(connection), entry.identity);
     } finally {
       connection.closeSync();
       this.release(entry);
@@ -88,25 +91,45 @@ export class Warehouse {
     if (!readOnly) mkdirSync(dirname(this.path), { recursive: true });
     const deadline = Date.now() + (this.options.lockTimeoutMs ?? 120_000);
     let delay = 10;
+    let reported = 0;
     for (;;) {
       try {
         const instance = await DuckDBInstance.create(this.path, readOnly ? { access_mode: 'READ_ONLY' } : {});
-        return { instance, users: 0, readOnly, closed: false };
+        return { instance, identity: fileIdentity(this.path), users: 0, readOnly, closed: false };
       } catch (error) {
         const message = (error as Error).message;
-        const locked = /Could not set lock|Conflicting lock/i.test(message);
-        if (!locked) throw error;
+        if (!/Could not set lock|Conflicting lock/i.test(message)) throw this.cannotOpen(message, error);
+        const holder = message.match(/held in (.+?) \(PID (\d+)\)/);
+        const why = `the warehouse ${this.path} is locked by another process${holder ? ` (PID ${holder[2]}, ${holder[1]})` : ''}; waiting for it`;
+        if (Date.now() - reported > 1000) {
+          reportWaiting(why);
+          reported = Date.now();
+        }
         if (Date.now() > deadline) {
-          throw new ObjinferError(
-            ErrorType.WarehouseBusy,
-            `the warehouse ${this.path} stayed locked by another process: ${message.split('. See')[0]}`,
-          );
+          throw new ObjinferError(ErrorType.WarehouseBusy, `${why.replace('; waiting for it', '')} for ${Math.round((this.options.lockTimeoutMs ?? 120_000) / 1000)}s; stop that process or point local.warehouse elsewhere`);
         }
         await sleep(delay + Math.random() * delay);
         delay = Math.min(delay * 2, 500);
       }
     }
   }
+
+  /** A file this process may not write (read-only, immutable, wrong owner): no retry will help. */
+  private cannotOpen(message: string, error: unknown): unknown {
+    if (/Permission denied|Read-only file system|Operation not permitted|cannot open file/i.test(message)) {
+      return new ObjinferError(
+        ErrorType.PermissionDenied,
+        `cannot open the warehouse ${this.path}${this.options.readOnly ? '' : ' for writing'}: ${message.split('\n')[0]}; ` +
+          'give the user the worker runs as write access to it and its folder, or set local.warehouse to a writable path',
+      );
+    }
+    return error;
+  }
+}
+
+function fileIdentity(path: string): string {
+  const info = statSync(path, { bigint: true, throwIfNoEntry: false });
+  return info ? `${info.dev}:${info.ino}:${info.birthtimeNs}` : 'missing';
 }
 
 /** A thin, typed face over one DuckDB connection. */
@@ -126,8 +149,8 @@ export class Db {
     }
   }
 
-  async run(sql: string, values?: DuckDBValue[], types?: DuckDBType[]): Promise<void> {
-    await this.connection.run(sql, values, types);
+  async run(sql: string, values?: DuckDBValue[]): Promise<void> {
+    await this.connection.run(sql, values);
   }
 
   async all<T extends Row = Row>(sql: string, values?: DuckDBValue[]): Promise<T[]> {
@@ -148,6 +171,17 @@ export class Db {
       const chunk = rows.slice(start, start + rowsPerStatement);
       const tuples = chunk.map((_, r) => `(${casts.map((cast, c) => `$${r * casts.length + c + 1}${cast}`).join(', ')})`);
       await this.run(`${insertInto} VALUES ${tuples.join(', ')}`, chunk.flat());
+    }
+  }
+
+  /** Fills a temporary table of this connection with DuckDB's appender (explicitly typed, and fast). */
+  async append(tempTable: string, fill: (appender: DuckDBAppender) => void): Promise<void> {
+    const appender = await this.connection.createAppender(tempTable, 'main', 'temp');
+    try {
+      fill(appender);
+      appender.flushSync();
+    } finally {
+      appender.closeSync();
     }
   }
 

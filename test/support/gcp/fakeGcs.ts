@@ -3,14 +3,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from '../../../src/temporal/devServer';
+import { freePort } from '../ports';
 import { PROJECT_ROOT } from '../paths';
 
 export interface FakeGcs {
   url: string;
   stop(): Promise<void>;
   createBucket(name: string): Promise<void>;
-  upload(bucket: string, name: string, bytes: Uint8Array): Promise<void>;
+  upload(bucket: string, name: string, bytes: Uint8Array, contentType?: string): Promise<void>;
   list(bucket: string): Promise<string[]>;
 }
 
@@ -40,8 +40,13 @@ export async function startFakeGcs(): Promise<FakeGcs> {
     createBucket: async (name) => {
       await check(await fetch(`${url}/storage/v1/b?project=test`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name }) }), `create bucket ${name}`);
     },
-    upload: async (bucket, name, bytes) => {
-      await check(await fetch(`${url}/upload/storage/v1/b/${bucket}/o?uploadType=media&name=${encodeURIComponent(name)}`, { method: 'POST', body: bytes }), `upload ${name}`);
+    upload: async (bucket, name, bytes, contentType = 'application/octet-stream') => {
+      const uploaded = await fetch(`${url}/upload/storage/v1/b/${bucket}/o?uploadType=media&name=${encodeURIComponent(name)}`, {
+        method: 'POST',
+        body: bytes,
+        headers: { 'content-type': contentType },
+      });
+      await check(uploaded, `upload ${name}`);
     },
     list: async (bucket) => {
       const response = await fetch(`${url}/storage/v1/b/${bucket}/o`);

@@ -1,0 +1,64 @@
+/**
+ * Rules both backends share about models: how labels files are read, and what the
+ * prediction version (the `model_version` column) is made of.
+ */
+import { createHash } from 'node:crypto';
+import type { ModelSpec, RunSpec } from '../../config';
+
+/**
+ * One label per line, in output order. Line endings, surrounding blanks, a byte-order mark
+ * and blank lines do not matter, so that re-saving the file does not make a new version.
+ */
+export function parseLabels(text: string): string[] {
+  return text
+    .replace(/^\uFEFF/, '')
+    .split(/\r\n|\r|\n/)
+    .map((line) => line.trim())
+    .filter((line) => line.length > 0);
+}
+
+/** Classes without a labels file are named by their index. */
+export function labelOf(labels: readonly string[], index: number): string {
+  return labels[index] ?? `class_${index}`;
+}
+
+/**
+ * The prediction version: a hash of everything that changes a prediction. The model's
+ * bytes (`modelDigest`, a hash of its files), the parsed labels, the input size, the
+ * preserve-aspect flag, the output used, top-k and whether probabilities are kept.
+ * Batch size, concurrency and names of tables do not change a prediction and are not in it.
+ */
+export function predictionVersion(modelDigest: string, labels: readonly string[] | undefined, spec: Pick<RunSpec, 'results'> & { model: ModelSpec }): string {
+  const parts = {
+    model: modelDigest,
+    labels: labels ?? null,
+    inputSize: spec.model.inputSize ?? null,
+    preserveAspectRatio: spec.model.preserveAspectRatio,
+    output: spec.model.output ?? null,
+    topK: spec.results.topK,
+    keepProbabilities: spec.results.keepProbabilities,
+  };
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 12);
+}
+
+/** What to say about a model's outputs when choosing the one whose scores are used. */
+export interface OutputChoice {
+  name: string;
+  why: string;
+}
+
+/**
+ * Picks the output to read scores from: `model.output` when set, the only output when
+ * there is one, else the first of shape [batch, classes]. The choice is named in the summary.
+ */
+export function chooseOutput(outputs: { name: string; rank?: number }[], wanted: string | undefined): OutputChoice | { error: string } {
+  const names = outputs.map((o) => o.name);
+  if (wanted) {
+    if (!names.includes(wanted)) return { error: `model.output is "${wanted}" but the model's outputs are [${names.join(', ')}]; set it to one of them` };
+    return { name: wanted, why: 'model.output' };
+  }
+  if (outputs.length === 1) return { name: outputs[0]!.name, why: 'the only output' };
+  const scores = outputs.find((o) => o.rank === 2);
+  if (!scores) return { error: `none of the model's outputs [${names.join(', ')}] is [batch, classes]; set model.output to the one that holds class scores` };
+  return { name: scores.name, why: `the first [batch, classes] output of [${names.join(', ')}] (set model.output to choose another)` };
+}

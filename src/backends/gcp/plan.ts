@@ -1,0 +1,86 @@
+/**
+ * What a gcp run would do, step by step, for `objinfer plan`: every API call and every
+ * statement as it would be sent. With credentials, BigQuery dry-runs the statements whose
+ * tables exist and reports the bytes each would process, per batch and for the run. Runs
+ * over object tables use a reservation (capacity pricing): bytes are a guide to the work,
+ * slot time is what is paid.
+ */
+import type { PlannedCall } from '../port';
+import { OBJECT_VIEWER } from '../common/iam';
+import type { GcpContext } from './context';
+import { namedParameters } from './jobs';
+import { PROJECT_PERMISSIONS, RESERVATION_PERMISSIONS, STORAGE_PERMISSIONS } from './provision';
+import {
+  countPendingSql,
+  createModelSql,
+  createObjectTableSql,
+  createPendingSql,
+  loadLabelsSql,
+  predictBatchSql,
+  refreshObjectTableSql,
+} from './sql';
+
+const RUN = 'RUN_ID';
+
+export async function describePlan(ctx: GcpContext, options: { dryRun?: boolean } = {}): Promise<PlannedCall[]> {
+  const { spec, connectionName } = ctx;
+  const { project, dataset, location, bucket, model, results, batch } = spec;
+  const permissions = PROJECT_PERMISSIONS.length + STORAGE_PERMISSIONS.length + (spec.reservation ? RESERVATION_PERMISSIONS.length : 0);
+  const signature = { inputName: 'INPUT', outputName: 'OUTPUT', inputSize: model.inputSize ?? ([224, 224] as [number, number]) };
+  const modelPath = model.source.startsWith('gs://')
+    ? model.type === 'ONNX' ? model.source : `${model.source}*`
+    : `gs://${bucket}/models/${model.name}/CONTENT/${model.type === 'ONNX' ? 'model.onnx' : '*'}`;
+  const calls: PlannedCall[] = [
+    { step: 'preflight', call: `POST cloudresourcemanager.googleapis.com/v3/projects/${project}:testIamPermissions (${permissions} permissions; storage ones also on gs://${bucket} when it exists)` },
+    { step: 'preflight', call: `GET bigqueryreservation.googleapis.com/v1/projects/${project}/locations/${location}:searchAllAssignments?query=assignee=projects/${project}` },
+    { step: 'dataset', call: `GET, then if missing POST bigquery datasets ${project}.${dataset} (location ${location})` },
+    ...(spec.reservation
+      ? [{ step: 'reservation', call: `GET, then if missing POST reservations ${spec.reservation.name} (${spec.reservation.edition}, ${spec.reservation.slots} slots); POST a QUERY assignment of projects/${project} unless one exists` }]
+      : []),
+    { step: 'connection', call: `GET, then if missing POST bigqueryconnection ${connectionName} (Cloud resource)` },
+    { step: 'bucket', call: `GET, then if missing POST storage buckets gs://${bucket}` },
+    { step: 'grant', call: `GET + PUT storage buckets/*/iam: ${OBJECT_VIEWER} for the connection's service account` },
+    { step: 'upload model', call: model.source.startsWith('gs://') ? `use ${model.source} in place` : `PUT gs://${bucket}/models/${model.name}/CONTENT/... (files whose MD5 differs)` },
+    { step: 'object table', call: createObjectTableSql(spec) },
+    { step: 'object table', call: refreshObjectTableSql(spec) },
+    { step: 'model', call: `${createModelSql(spec, modelPath)}\n-- then PATCH the model's labels: objinfer_model = CONTENT` },
+    { step: 'describe model', call: `GET bigquery models ${project}.${dataset}.${model.name}` },
+    { step: 'tables', call: `POST bigquery tables (if missing): ${results.table}, ${results.errorsTable} (clustered by model_version, uri), ${results.labelsTable}` },
+    { step: 'labels', call: loadLabelsSql(spec) },
+    { step: 'plan', call: createPendingSql(spec, RUN) },
+    { step: 'plan', call: countPendingSql(spec, RUN) },
+    { step: 'infer', call: predictBatchSql(spec, signature, { count: 1, index: 0 }, RUN), estimateNote: `per batch of up to ${batch.size} objects; one job per batch: k = ceil(pending / ${batch.size})` },
+  ];
+  if (options.dryRun ?? true) await estimate(ctx, calls);
+  return calls;
+}
+
+/**
+ * A statement over the run's pending table, with that table (made by a run's plan) replaced
+ * by the object table it is made from: the same columns, so a dry run can size a batch
+ * before any run (an upper bound: it reads the whole listing).
+ */
+function withoutPendingTable(ctx: GcpContext, sql: string): string {
+  const { project, dataset, objectTable } = ctx.spec;
+  const source = `(SELECT o.uri, o.generation, o.content_type, o.size, 'pending' AS status FROM \`${project}.${dataset}.${objectTable}\` AS o)`;
+  return sql.replaceAll(`\`${project}.${dataset}._objinfer_pending_${RUN}\``, source);
+}
+
+/** Dry-runs what can be dry-run now; a statement whose tables do not exist yet keeps no estimate. */
+async function estimate(ctx: GcpContext, calls: PlannedCall[]): Promise<void> {
+  for (const call of calls) {
+    if (!/^(SELECT|CREATE OR REPLACE TABLE|INSERT)/.test(call.call)) continue;
+    try {
+      const [job] = await ctx.clients.bigquery.createQueryJob({
+        query: withoutPendingTable(ctx, call.call),
+        dryRun: true,
+        location: ctx.spec.location,
+        ...namedParameters({ model_version: '', run_id: '' }),
+      });
+      const bytes = (job.metadata as { statistics?: { totalBytesProcessed?: string } }).statistics?.totalBytesProcessed;
+      if (bytes !== undefined) call.estimatedBytes = Number(bytes);
+    } catch (error) {
+      if (/credentials|Could not load|invalid_grant|unauthorized/i.test((error as Error).message)) return; // no ADC: statements only
+    }
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * Planning and running batches on BigQuery. The plan writes the run's pending table once
+ * (one read of the object table's cached listing and of the results and errors tables);
+ * each batch is then one script job over its slice of that table, with a job ID derived
+ * from the run, the slice and the attempt, so a retry re-attaches instead of running twice.
+ *
+ * A single object BigQuery cannot decode fails the whole query, and BigQuery's messages
+ * are not a contract: any failure not known to be passing (or a permission problem) splits
+ * the slice by a second hash until each failing object stands alone and is recorded with
+ * Google's message; everything else is still predicted.
+ */
+import { ErrorType, ObjinferError } from '../../errors';
+import type { BatchPlan, BatchProgress, BatchRequest, BatchResult, BatchSlice } from '../../workflows/contract';
+import type { GcpContext } from './context';
+import { classifyInfo, isPropagationMessage, type GoogleErrorInfo } from './errors';
+import { runJob } from './jobs';
+import { batchCountsSql, batchJobId, countPendingSql, countSliceSql, createPendingSql, predictBatchSql, recordFailuresSql } from './sql';
+
+/** Jobs a slice gets for passing failures before the batch activity gives up (Temporal retries it). */
+const MAX_JOB_ATTEMPTS = 5;
+/** Halvings while isolating failing objects (2^24 objects). */
+const MAX_SPLIT_DEPTH = 24;
+
+export async function planBatches(ctx: GcpContext, modelVersion: string, runId: string): Promise<BatchPlan> {
+  const params = { model_version: modelVersion };
+  const create = createPendingSql(ctx.spec, runId);
+  await ctx.statement('plan: list what is still to do', ctx.statementJobId('pending', create), create, params);
+  const count = countPendingSql(ctx.spec, runId);
+  const counted = await ctx.statement('plan: count', ctx.statementJobId('plan', count), count);
+  const n: Record<string, number> = {};
+  for (const row of await ctx.rows<{ status: string; n: number | string }>(counted)) n[row.status] = Number(row.n);
+  const objectsSeen = Object.values(n).reduce((a, b) => a + b, 0);
+  const pending = (n.pending ?? 0) + (n.refused ?? 0);
+  return {
+    modelVersion,
+    objectsSeen,
+    alreadyDone: n.done ?? 0,
+    failedBefore: n.failed ?? 0,
+    pending,
+    batchCount: Math.ceil(pending / ctx.spec.batch.size),
+  };
+}
+
+export async function predictBatch(
+  ctx: GcpContext,
+  request: BatchRequest,
+  onProgress?: (progress: BatchProgress) => void,
+  signal?: AbortSignal,
+): Promise<BatchResult> {
+  return predictSlice(ctx, request, request.slice, onProgress, signal);
+}
+
+function label(slice: BatchSlice): string {
+  return `batch ${slice.index + 1}/${slice.count}${slice.split?.length ? ` part ${slice.split.join('')}` : ''}`;
+}
+
+async function predictSlice(
+  ctx: GcpContext,
+  request: BatchRequest,
+  slice: BatchSlice,
+  onProgress?: (progress: BatchProgress) => void,
+  signal?: AbortSignal,
+): Promise<BatchResult> {
+  const sql = predictBatchSql(ctx.spec, request.model, slice, request.runId);
+  const params = { model_version: request.modelVersion, run_id: request.runId };
+  for (let attempt = 1; attempt <= MAX_JOB_ATTEMPTS; attempt++) {
+    const jobId = batchJobId(request.runId, slice, attempt);
+    const outcome = await ctx.call(label(slice), () =>
+      runJob(ctx.clients.bigquery, ctx.spec.location, { jobId, query: sql, params }, { signal, onPoll: () => onProgress?.({ jobId }) }),
+    );
+    if (!outcome.error) return countsOf(await ctx.rows(outcome));
+    if (outcome.error.kind === 'transient') continue;
+    if (mustStop(outcome.error)) throw classifyInfo(outcome.error, label(slice));
+    return isolate(ctx, request, slice, outcome.error.message, onProgress, signal);
+  }
+  throw new ObjinferError(ErrorType.WarehouseBusy, `${label(slice)}: ${MAX_JOB_ATTEMPTS} jobs in a row failed with passing errors`);
+}
+
+/** Failures that splitting cannot help: permissions (or their propagation), missing things, cancellation. */
+function mustStop(error: GoogleErrorInfo): boolean {
+  return isPropagationMessage(error.message) || error.reason === 'accessDenied' || error.reason === 'notFound' || error.reason === 'stopped';
+}
+
+async function isolate(
+  ctx: GcpContext,
+  request: BatchRequest,
+  slice: BatchSlice,
+  error: string,
+  onProgress?: (progress: BatchProgress) => void,
+  signal?: AbortSignal,
+): Promise<BatchResult> {
+  const params = { model_version: request.modelVersion, run_id: request.runId };
+  const countSql = countSliceSql(ctx.spec, slice, request.runId);
+  const counted = await ctx.statement('count a failing batch', ctx.statementJobId('count', countSql), countSql, params, signal);
+  const pending = Number((await ctx.rows<{ pending: number | string }>(counted))[0]?.pending ?? 0);
+  if (pending <= 1 || (slice.split?.length ?? 0) >= MAX_SPLIT_DEPTH) {
+    await recordFailures(ctx, request, slice, `ML.PREDICT failed for this object: ${error}`, signal);
+    return countSlice(ctx, request, slice, signal);
+  }
+  const halves = [0, 1].map((bit) => ({ ...slice, split: [...(slice.split ?? []), bit] }));
+  const parts: BatchResult[] = [];
+  for (const half of halves) parts.push(await predictSlice(ctx, request, half, onProgress, signal));
+  return parts.reduce(
+    (sum, part) => {
+      for (const [name, count] of Object.entries(part.labelCounts)) sum.labelCounts[name] = (sum.labelCounts[name] ?? 0) + count;
+      return { predicted: sum.predicted + part.predicted, failed: sum.failed + part.failed, labelCounts: sum.labelCounts };
+    },
+    { predicted: 0, failed: 0, labelCounts: {} } as BatchResult,
+  );
+}
+
+async function recordFailures(ctx: GcpContext, request: BatchRequest, slice: BatchSlice, error: string, signal?: AbortSignal): Promise<void> {
+  const sql = recordFailuresSql(ctx.spec, slice, request.runId);
+  const params = { model_version: request.modelVersion, run_id: request.runId, error };
+  await ctx.statement('record objects that failed', ctx.statementJobId('fail', sql), sql, params, signal);
+}
+
+async function countSlice(ctx: GcpContext, request: BatchRequest, slice: BatchSlice, signal?: AbortSignal): Promise<BatchResult> {
+  const sql = batchCountsSql(ctx.spec, slice);
+  const params = { model_version: request.modelVersion, run_id: request.runId };
+  return countsOf(await ctx.rows(await ctx.statement('count a batch', ctx.statementJobId('counts', sql), sql, params, signal)));
+}
+
+function countsOf(rows: unknown[]): BatchResult {
+  const result: BatchResult = { predicted: 0, failed: 0, labelCounts: {} };
+  for (const row of rows as { kind: string; label: string; n: number | string }[]) {
+    if (row.kind === 'failed') result.failed += Number(row.n);
+    else {
+      result.labelCounts[row.label] = Number(row.n);
+      result.predicted += Number(row.n);
+    }
+  }
+  return result;
+}
+
+/** Records the slice's objects as failed with the reason (narrowing found an object that kills its worker). */
+export async function recordUnprocessable(ctx: GcpContext, request: BatchRequest, reason: string): Promise<BatchResult> {
+  await recordFailures(ctx, request, request.slice, reason);
+  return countSlice(ctx, request, request.slice);
+}

@@ -1,0 +1,71 @@
+/** Reading results on BigQuery: newest first, with the filters of `objinfer results`. */
+import type { RunSpec } from '../../config';
+import type { ErrorRow, FailureKind, LabelScore, ResultFilter, ResultRow, ResultsPort } from '../port';
+import type { GcpClients } from './clients';
+import { classifyGoogleError, isNotFound } from './errors';
+import { namedParameters } from './jobs';
+import { readErrorsSql, readResultsSql } from './sql';
+
+/** Filters as SQL over alias `t`; every value a STRING parameter, cast where it is not text. */
+function where(filter: ResultFilter, timeColumn: string): { clauses: string[]; params: Record<string, string> } {
+  const clauses: string[] = [];
+  const params: Record<string, string> = {};
+  if (filter.label !== undefined) (clauses.push('t.label = @label'), (params.label = filter.label));
+  if (filter.minScore !== undefined) (clauses.push('t.score >= CAST(@min_score AS FLOAT64)'), (params.min_score = String(filter.minScore)));
+  if (filter.maxScore !== undefined) (clauses.push('t.score <= CAST(@max_score AS FLOAT64)'), (params.max_score = String(filter.maxScore)));
+  if (filter.runId !== undefined) (clauses.push('t.run_id = @run_id'), (params.run_id = filter.runId));
+  if (filter.since !== undefined) (clauses.push(`t.${timeColumn} >= TIMESTAMP(@since)`), (params.since = filter.since.toISOString()));
+  return { clauses, params };
+}
+
+const timestamp = (value: unknown): string => String((value as { value?: string })?.value ?? value);
+
+export class GcpResults implements ResultsPort {
+  constructor(
+    private readonly spec: RunSpec,
+    private readonly clients: Pick<GcpClients, 'bigquery'>,
+  ) {}
+
+  private async query<T>(sql: string, params: Record<string, string>): Promise<T[]> {
+    try {
+      // A job, not the client's query(): its fast path drops parameters not given as `params`.
+      const [job] = await this.clients.bigquery.createQueryJob({ query: sql, location: this.spec.location, useLegacySql: false, ...namedParameters(params) });
+      const [rows] = await job.getQueryResults();
+      return rows as T[];
+    } catch (error) {
+      if (isNotFound(error)) return []; // no run has made the table yet
+      throw classifyGoogleError(error, 'read results');
+    }
+  }
+
+  async readResults(filter: ResultFilter = {}): Promise<ResultRow[]> {
+    const { clauses, params } = where(filter, 'predicted_at');
+    type Row = { uri: string; generation: number | string; model_version: string; label: string; score: number; top_k: LabelScore[]; run_id: string; predicted_at: unknown };
+    const rows = await this.query<Row>(readResultsSql(this.spec, clauses, filter.limit), params);
+    return rows.map((r) => ({
+      uri: r.uri,
+      generation: String(r.generation),
+      modelVersion: r.model_version,
+      label: r.label,
+      score: Number(r.score),
+      topK: (r.top_k ?? []).map((t) => ({ label: t.label, index: Number(t.index), score: Number(t.score) })),
+      runId: r.run_id,
+      predictedAt: new Date(timestamp(r.predicted_at)).toISOString(),
+    }));
+  }
+
+  async readErrors(filter: ResultFilter = {}): Promise<ErrorRow[]> {
+    const { clauses, params } = where(filter, 'failed_at');
+    type Row = { uri: string; generation: number | string; model_version: string; error: string; kind: string | null; run_id: string; failed_at: unknown };
+    const rows = await this.query<Row>(readErrorsSql(this.spec, clauses, filter.limit), params);
+    return rows.map((r) => ({
+      uri: r.uri,
+      generation: String(r.generation),
+      modelVersion: r.model_version,
+      error: r.error,
+      kind: (r.kind ?? 'permanent') as FailureKind,
+      runId: r.run_id,
+      failedAt: new Date(timestamp(r.failed_at)).toISOString(),
+    }));
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * The ports the pipeline drives: every step of the procedure, in terms a workflow can
+ * sequence without knowing whether BigQuery or DuckDB does the work. Each method is
+ * idempotent: calling it twice leaves the same state and returns the same answer.
+ * Adapters raise ObjinferError (see ../errors) for failures a retry policy must classify.
+ *
+ * Each backend folder has the same modules: provision, objectTable, predict, results,
+ * plan and cleanup, composed in its index.ts.
+ */
+import type { RunSpec } from '../config';
+import type {
+  BatchPlan,
+  BatchProgress,
+  BatchRequest,
+  BatchResult,
+  ConnectionInfo,
+  ModelArtifact,
+  ModelDescription,
+  PreflightReport,
+  StepOutcome,
+} from '../workflows/contract';
+
+export interface ProvisioningPort {
+  preflight(): Promise<PreflightReport>;
+  ensureDataset(): Promise<StepOutcome>;
+  /** gcp: the optional Enterprise reservation and the project's QUERY assignment. */
+  ensureReservation(): Promise<StepOutcome[]>;
+  ensureConnection(): Promise<ConnectionInfo>;
+  ensureBucket(): Promise<StepOutcome>;
+  grantObjectViewer(serviceAccount: string): Promise<StepOutcome[]>;
+  uploadModel(): Promise<ModelArtifact>;
+  ensureObjectTable(): Promise<StepOutcome>;
+  ensureModel(artifact: ModelArtifact): Promise<StepOutcome>;
+  describeModel(artifact: ModelArtifact): Promise<ModelDescription>;
+  ensureResultTables(model: ModelDescription): Promise<StepOutcome[]>;
+}
+
+export interface InferencePort {
+  /** `runId` names what the plan writes for the run's batches (gcp: its pending table). */
+  planBatches(modelVersion: string, runId: string): Promise<BatchPlan>;
+  /** `signal` aborts the batch (the run was cancelled); nothing of it is written after that. */
+  predictBatch(request: BatchRequest, onProgress?: (progress: BatchProgress) => void, signal?: AbortSignal): Promise<BatchResult>;
+  /**
+   * Records the slice's pending objects as failed with `reason`: used for an object that
+   * kills every worker that processes it, once narrowing has isolated it.
+   */
+  recordUnprocessable(request: BatchRequest, reason: string): Promise<BatchResult>;
+}
+
+/** Filters shared by `objinfer results`, `report` and `export`. */
+export interface ResultFilter {
+  /** At most this many rows; all when absent. */
+  limit?: number;
+  label?: string;
+  minScore?: number;
+  maxScore?: number;
+  runId?: string;
+  since?: Date;
+}
+
+export interface LabelScore {
+  label: string;
+  index: number;
+  score: number;
+}
+
+/** One row of the results table. */
+export interface ResultRow {
+  uri: string;
+  generation: string;
+  modelVersion: string;
+  label: string;
+  score: number;
+  topK: LabelScore[];
+  runId: string;
+  predictedAt: string;
+}
+
+export type FailureKind = 'permanent' | 'transient';
+
+export interface ErrorRow {
+  uri: string;
+  generation: string;
+  modelVersion: string;
+  error: string;
+  kind: FailureKind;
+  runId: string;
+  failedAt: string;
+}
+
+/** The read side: what the CLI, the report and exports need, without provisioning anything. */
+export interface ResultsPort {
+  /** Newest first. Readable while a worker is writing. */
+  readResults(filter?: ResultFilter): Promise<ResultRow[]>;
+  /** Newest first. */
+  readErrors(filter?: Omit<ResultFilter, 'label' | 'minScore' | 'maxScore'>): Promise<ErrorRow[]>;
+}
+
+/** One call the pipeline would make, for `objinfer plan`. */
+export interface PlannedCall {
+  step: string;
+  call: string;
+  /** BigQuery's dry-run estimate, when it could be asked. */
+  estimatedBytes?: number;
+  /** What the estimate covers, e.g. "per batch of 500 objects". */
+  estimateNote?: string;
+}
+
+export interface PlanPort {
+  /** Every call a run would make, in order, without changing anything. */
+  describePlan(): Promise<PlannedCall[]>;
+}
+
+export interface CleanupPort {
+  /**
+   * Removes what objinfer created for this pipeline, and nothing it did not create.
+   * Data (results, errors) and the dataset, connection and bucket go only with `deleteData`.
+   */
+  cleanup(options: { deleteData: boolean }): Promise<StepOutcome[]>;
+}
+
+export interface Backend extends ProvisioningPort, InferencePort, ResultsPort, PlanPort, CleanupPort {
+  /** Releases clients, sessions and handles (the worker keeps a backend per pipeline). */
+  close?(): Promise<void>;
+}
+
+export type BackendFactory = (spec: RunSpec) => Backend;

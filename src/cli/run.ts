@@ -1,0 +1,154 @@
+/**
+ * `objinfer run` (and the demo): start or attach to a pipeline run, with a worker in this
+ * process unless told otherwise, and watch it to the end. Ctrl-C or SIGTERM stops watching
+ * (and this process's worker) at once and says how to re-attach: the run goes on on the
+ * server. A Temporal outage is waited out with backoff, saying why.
+ */
+import { inspectModel } from '../backends';
+import { BackendRegistry } from '../activities';
+import { ConfigError, type RunSpec } from '../config';
+import { ObjinferError, ErrorType } from '../errors';
+import { noWorkerWarning, startPipeline, waitForResult } from '../client';
+import { connectWorker, workflowUiUrl, type TargetOptions, type TemporalTarget } from '../temporal/connection';
+import { createWorker } from '../worker';
+import type { PipelineSummary } from '../workflows/contract';
+import { Exit, withTemporal } from './common';
+import { ProgressView } from './progress';
+
+/** The user stopped watching (Ctrl-C, SIGTERM); the run itself goes on. */
+export class Interrupted extends Error {
+  override readonly name = 'Interrupted';
+  constructor(
+    readonly signal: NodeJS.Signals,
+    readonly workflowId: string,
+    readonly pipeline: string,
+  ) {
+    super(`interrupted by ${signal}`);
+  }
+
+  get exitCode(): number {
+    return this.signal === 'SIGINT' ? Exit.interrupted : Exit.terminated;
+  }
+}
+
+/**
+ * Reads the model and labels here before anything is created: a labels file of the wrong
+ * length, an input size the model contradicts, an output that is not [batch, classes]
+ * stop the run with exit 2; doubtful settings are warned about.
+ */
+export async function checkModelFirst(spec: RunSpec): Promise<string[]> {
+  try {
+    return (await inspectModel(spec)).warnings;
+  } catch (error) {
+    if (error instanceof ObjinferError && [ErrorType.ModelShapeMismatch, ErrorType.InvalidConfig, ErrorType.ModelInvalid].includes(error.type as never)) {
+      const field = /model\.(labels|inputSize|output)/.exec(error.message)?.[0] ?? 'model.source';
+      throw new ConfigError({ field, problem: error.message });
+    }
+    throw error;
+  }
+}
+
+export interface RunOptions {
+  worker: boolean;
+  target?: TargetOptions;
+  /** Say what happens, as it happens (stderr). */
+  quiet?: boolean;
+}
+
+/** Starts (or attaches to) the pipeline, runs a worker in this process unless told not to, and waits. */
+export async function runPipeline(spec: RunSpec, options: RunOptions): Promise<PipelineSummary> {
+  if (options.worker) for (const warning of await checkModelFirst(spec)) console.error(`objinfer: warning: ${warning}`);
+  return withTemporal(
+    async (temporal) => {
+      const { client, target } = temporal;
+      const backends = new BackendRegistry();
+      backends.remember(spec);
+      return whileWorking(options.worker, target, spec.temporal.taskQueue, backends, async (signal) => {
+        const started = await startPipeline(client, spec, { searchAttributes: temporal.searchAttributes });
+        const url = workflowUiUrl(target, started.workflowId);
+        console.error(`${started.attached ? 'attached to the running' : 'started'} pipeline ${spec.name} (workflow ${started.workflowId})${url ? `\n  watch it: ${url}` : ''}`);
+        if (!options.worker) {
+          const warning = await noWorkerWarning(client, spec.temporal.taskQueue);
+          console.error(`  (no worker in this process${warning ? `; ${warning}` : ': `objinfer worker` must be running'})`);
+        }
+        const view = new ProgressView();
+        const interrupted = onSignals((received) => {
+          view.stop();
+          console.error(
+            `\n${received}: stopped watching. The run goes on on the Temporal server (workflow ${started.workflowId}).\n` +
+              `  re-attach: objinfer run --config <file>   watch: objinfer status ${spec.name} --watch   stop it: objinfer cancel ${spec.name}` +
+              (options.worker ? '\n  (this process ran its worker: the run waits for a worker, e.g. `objinfer worker`, or a re-attached run)' : ''),
+          );
+          signal.abort(new Interrupted(received, started.workflowId, spec.name));
+        });
+        try {
+          const summary = await waitForResult(client, started.workflowId, {
+            onProgress: (p) => view.update(p),
+            onWaiting: (why) => view.waiting(why),
+            onReconnecting: (why, retryInMs) =>
+              view.note(`Temporal at ${target.address} is unreachable (${why}); trying again in ${Math.round(retryInMs / 1000)}s (the run goes on on the server)`),
+            signal: signal.signal,
+          });
+          view.complete(summary);
+          return summary;
+        } catch (error) {
+          if (signal.signal.aborted) throw signal.signal.reason;
+          throw error;
+        } finally {
+          interrupted.dispose();
+          view.stop();
+        }
+      });
+    },
+    'detached',
+    options.target,
+  );
+}
+
+/** SIGINT/SIGTERM call `handler` once; a second signal exits at once. */
+function onSignals(handler: (signal: NodeJS.Signals) => void): { dispose(): void } {
+  let seen = false;
+  const listener = (signal: NodeJS.Signals) => {
+    if (seen) process.exit(signal === 'SIGINT' ? Exit.interrupted : Exit.terminated);
+    seen = true;
+    handler(signal);
+  };
+  process.on('SIGINT', listener);
+  process.on('SIGTERM', listener);
+  return {
+    dispose: () => {
+      process.off('SIGINT', listener);
+      process.off('SIGTERM', listener);
+    },
+  };
+}
+
+/**
+ * Runs `work` while a worker in this process polls the task queue (when `withWorker`), then
+ * stops the worker and closes its connection, in that order, before returning.
+ */
+export async function whileWorking<T>(
+  withWorker: boolean,
+  target: TemporalTarget,
+  taskQueue: string,
+  backends: BackendRegistry,
+  work: (stop: AbortController) => Promise<T>,
+): Promise<T> {
+  const stop = new AbortController();
+  if (!withWorker) return work(stop);
+  const connection = await connectWorker(target);
+  try {
+    const worker = await createWorker({ connection, namespace: target.namespace, taskQueue, backends });
+    return await worker.runUntil(work(stop));
+  } finally {
+    await backends.close();
+    await connection.close();
+  }
+}
+
+/** The exit code for a finished run: a run that had images to do and predicted none failed. */
+export function exitCodeOf(summary: PipelineSummary): number {
+  const pending = summary.predicted + summary.failed;
+  return pending > 0 && summary.predicted === 0 ? Exit.failed : Exit.ok;
+}
+

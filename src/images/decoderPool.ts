@@ -1,0 +1,236 @@
+/**
+ * Decoding isolated from the worker: a few long-lived decoder processes (one per core),
+ * each under a memory cap, each decoding one image at a time. A native crash, a memory
+ * blow-up or a hang ends only that process: the object it was decoding is retried once in
+ * a fresh process, and if that dies too it fails alone, with the reason. Pixels come back
+ * over a pipe straight into the caller's tensor.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { DECODE_TIMEOUT_MS, DECODER_MEMORY_MB } from './limits';
+import { STATUS_OK, type DecodeFailure, type DecodeJob } from './decoderProtocol';
+
+export interface DecodeRequest {
+  path: string | Buffer;
+  expect?: DecodeJob['expect'];
+  height: number;
+  width: number;
+  preserveAspectRatio: boolean;
+  /** Where the pixels go: height x width x 3 floats. */
+  into: Float32Array;
+}
+
+export type DecodeOutcome = { ok: true } | { ok: false; failure: DecodeFailure };
+
+export interface DecoderPoolOptions {
+  processes?: number;
+  memoryMb?: number;
+  timeoutMs?: number;
+}
+
+interface Pending {
+  id: number;
+  request: DecodeRequest;
+  deaths: number;
+  resolve(outcome: DecodeOutcome): void;
+}
+
+/** The compiled decoder script: next to this file when built, else in dist/ (tests run src/ through jest). */
+function decoderScript(): string {
+  const beside = join(__dirname, 'decoderProcess.js');
+  if (existsSync(beside)) return beside;
+  const built = resolve(__dirname, '..', '..', 'dist', 'images', 'decoderProcess.js');
+  if (existsSync(built)) return built;
+  throw new Error(`the decoder process script is missing (${built}); run \`make build\``);
+}
+
+/** Times a fresh process gets at an object whose decoder died before it fails for good. */
+const DEATHS_ALLOWED = 2;
+
+class DecoderProcess {
+  private readonly child: ChildProcess;
+  private job?: Pending;
+  private timer?: NodeJS.Timeout;
+  private timedOut = false;
+  private stderrTail = '';
+  private header = Buffer.alloc(0);
+  private frame?: { id: number; status: number; length: number; received: number; chunks: Buffer[] };
+  exited = false;
+
+  constructor(
+    script: string,
+    private readonly options: Required<DecoderPoolOptions>,
+    private readonly onIdle: (process: DecoderProcess) => void,
+    private readonly onExit: (process: DecoderProcess, orphan: Pending | undefined, reason: string) => void,
+  ) {
+    const memoryKb = String(options.memoryMb * 1024);
+    // `ulimit -v` caps the address space: a decode that needs more fails (or dies) here, alone.
+    this.child = spawn(
+      '/bin/sh',
+      ['-c', 'ulimit -v "$1" 2>/dev/null; shift; exec "$@"', 'sh', memoryKb, process.execPath, '--max-old-space-size=512', script],
+      { stdio: ['pipe', 'ignore', 'pipe', 'pipe'] },
+    );
+    this.child.stderr!.on('data', (chunk: Buffer) => (this.stderrTail = (this.stderrTail + chunk.toString()).slice(-600)));
+    (this.child.stdio[3] as Readable).on('data', (chunk: Buffer) => this.receive(chunk));
+    this.child.stdin!.on('error', () => undefined); // a dead child's stdin; the exit handler reports it
+    this.child.on('exit', (code, signal) => {
+      this.exited = true;
+      clearTimeout(this.timer);
+      const how = this.timedOut
+        ? `took longer than ${Math.round(this.options.timeoutMs / 1000)}s and was stopped`
+        : signal
+          ? `was killed by ${signal}`
+          : `exited with code ${code}`;
+      const detail = this.stderrTail.trim().split('\n').pop();
+      this.onExit(this, this.job, `the decoder process ${how}${detail ? ` (${detail.slice(0, 200)})` : ''}`);
+      this.job = undefined;
+    });
+    this.setRef(false);
+  }
+
+  get idle(): boolean {
+    return !this.job && !this.exited;
+  }
+
+  run(job: Pending): void {
+    this.job = job;
+    this.timedOut = false;
+    this.setRef(true);
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.child.kill('SIGKILL');
+    }, this.options.timeoutMs);
+    const { request } = job;
+    const wire: DecodeJob = {
+      id: job.id,
+      path: Buffer.from(request.path).toString('base64'),
+      expect: request.expect,
+      height: request.height,
+      width: request.width,
+      preserveAspectRatio: request.preserveAspectRatio,
+    };
+    (this.child.stdin as Writable).write(`${JSON.stringify(wire)}\n`);
+  }
+
+  kill(): void {
+    if (!this.exited) this.child.kill('SIGKILL');
+  }
+
+  /** Keeps the parent alive only while a decode is under way. */
+  private setRef(on: boolean): void {
+    for (const handle of [this.child, this.child.stdin, this.child.stderr, this.child.stdio[3]] as unknown as { ref?(): void; unref?(): void }[]) {
+      if (on) handle?.ref?.();
+      else handle?.unref?.();
+    }
+  }
+
+  private receive(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (!this.frame) {
+        const need = 12 - this.header.length;
+        this.header = Buffer.concat([this.header, chunk.subarray(at, at + need)]);
+        at += Math.min(need, chunk.length - at);
+        if (this.header.length < 12) return;
+        this.frame = { id: this.header.readUInt32LE(0), status: this.header.readUInt32LE(4), length: this.header.readUInt32LE(8), received: 0, chunks: [] };
+        this.header = Buffer.alloc(0);
+      }
+      const frame = this.frame;
+      const take = Math.min(frame.length - frame.received, chunk.length - at);
+      const part = chunk.subarray(at, at + take);
+      at += take;
+      const job = this.job;
+      if (frame.status === STATUS_OK && job?.id === frame.id && frame.length === job.request.into.byteLength) {
+        const { into } = job.request;
+        new Uint8Array(into.buffer, into.byteOffset, into.byteLength).set(part, frame.received);
+      } else {
+        frame.chunks.push(Buffer.from(part));
+      }
+      frame.received += take;
+      if (frame.received === frame.length) {
+        this.frame = undefined;
+        this.finish(frame);
+      }
+    }
+  }
+
+  private finish(frame: { id: number; status: number; length: number; chunks: Buffer[] }): void {
+    const job = this.job;
+    if (!job || job.id !== frame.id) return;
+    clearTimeout(this.timer);
+    this.job = undefined;
+    this.setRef(false);
+    if (frame.status === STATUS_OK && frame.length === job.request.into.byteLength) job.resolve({ ok: true });
+    else if (frame.status === STATUS_OK) job.resolve({ ok: false, failure: { kind: 'permanent', message: `decoder returned ${frame.length} bytes, expected ${job.request.into.byteLength}` } });
+    else job.resolve({ ok: false, failure: JSON.parse(Buffer.concat(frame.chunks).toString('utf8')) as DecodeFailure });
+    this.onIdle(this);
+  }
+}
+
+export class DecoderPool {
+  private readonly options: Required<DecoderPoolOptions>;
+  private readonly processes: DecoderProcess[] = [];
+  private readonly queue: Pending[] = [];
+  private nextId = 1;
+  private script?: string;
+  /** Decoder processes that died (crash, memory, timeout): for tests and reports. */
+  deaths = 0;
+
+  constructor(options: DecoderPoolOptions = {}) {
+    this.options = {
+      processes: options.processes ?? availableParallelism(),
+      memoryMb: options.memoryMb ?? DECODER_MEMORY_MB,
+      timeoutMs: options.timeoutMs ?? DECODE_TIMEOUT_MS,
+    };
+  }
+
+  decode(request: DecodeRequest): Promise<DecodeOutcome> {
+    return new Promise((resolve) => {
+      this.queue.push({ id: this.nextId++, request, deaths: 0, resolve });
+      this.dispatch();
+    });
+  }
+
+  close(): void {
+    for (const process of this.processes) process.kill();
+    this.processes.length = 0;
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      let process = this.processes.find((p) => p.idle);
+      if (!process && this.processes.length < this.options.processes) {
+        this.script ??= decoderScript();
+        process = new DecoderProcess(this.script, this.options, () => this.dispatch(), (p, orphan, reason) => this.exited(p, orphan, reason));
+        this.processes.push(process);
+      }
+      if (!process) return;
+      process.run(this.queue.shift()!);
+    }
+  }
+
+  private exited(process: DecoderProcess, orphan: Pending | undefined, reason: string): void {
+    this.processes.splice(this.processes.indexOf(process), 1);
+    if (orphan) {
+      this.deaths++;
+      orphan.deaths++;
+      if (orphan.deaths >= DEATHS_ALLOWED || /took longer/.test(reason)) {
+        orphan.resolve({ ok: false, failure: { kind: 'permanent', message: `${reason} while decoding this object${orphan.deaths > 1 ? ` (${orphan.deaths} times)` : ''}` } });
+      } else {
+        this.queue.unshift(orphan); // once more, in a fresh process: the death may not have been this object's fault
+      }
+    }
+    this.dispatch();
+  }
+}
+
+let shared: DecoderPool | undefined;
+
+/** The process-wide pool. */
+export function decoderPool(): DecoderPool {
+  shared ??= new DecoderPool();
+  return shared;
+}

@@ -1,0 +1,95 @@
+/**
+ * A decoder process: reads, decodes and resizes one image at a time for its parent (see
+ * decoderPool.ts), so that libvips meeting hostile bytes, or a decode that needs more
+ * memory than the process may have, can only end this process, never the worker.
+ *
+ * In: one JSON job per line on stdin. Out, on fd 3: a 12-byte header (job id, status,
+ * payload length; little-endian u32) then the payload: float32 pixels (status 0) or a
+ * JSON failure (status 1).
+ */
+import { createWriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { decodeRgb8 } from './decode';
+import { MAX_IMAGE_BYTES } from './limits';
+import { resizeRgb8 } from './resize';
+import { ImageDecodeError, ImageResizeError } from './types';
+
+import { STATUS_FAILED, STATUS_OK, type DecodeFailure, type DecodeJob } from './decoderProtocol';
+
+let out: ReturnType<typeof createWriteStream>;
+
+
+function send(id: number, status: number, payload: Uint8Array): void {
+  const header = Buffer.alloc(12);
+  header.writeUInt32LE(id, 0);
+  header.writeUInt32LE(status, 4);
+  header.writeUInt32LE(payload.byteLength, 8);
+  out.write(header);
+  out.write(payload);
+}
+
+class Transient extends Error {}
+
+function pathOf(job: DecodeJob): string | Buffer {
+  const bytes = Buffer.from(job.path, 'base64');
+  const text = bytes.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(bytes) ? text : bytes;
+}
+
+async function readChecked(job: DecodeJob): Promise<Buffer> {
+  let file;
+  try {
+    file = await open(pathOf(job), 'r');
+  } catch (error) {
+    throw new Transient(`cannot read the object now (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); it will be tried again on the next run`);
+  }
+  try {
+    const before = await file.stat({ bigint: true });
+    const changed = (stat: typeof before) =>
+      job.expect &&
+      (String(stat.size) !== job.expect.size || String(stat.mtimeNs) !== job.expect.mtimeNs || String(stat.ctimeNs) !== job.expect.ctimeNs);
+    if (changed(before)) throw new Transient('changed since it was listed; the next run classifies its new content');
+    if (!before.isFile()) throw new ImageDecodeError('not a regular file');
+    if (before.size > BigInt(MAX_IMAGE_BYTES)) {
+      throw new ImageDecodeError(`image is ${before.size} bytes; DECODE_IMAGE accepts at most ${MAX_IMAGE_BYTES} bytes (10 MB)`);
+    }
+    const bytes = await file.readFile();
+    if (changed(await file.stat({ bigint: true }))) throw new Transient('changed while it was being read; the next run classifies its new content');
+    return bytes;
+  } finally {
+    await file.close();
+  }
+}
+
+async function run(job: DecodeJob): Promise<void> {
+  try {
+    const bytes = await readChecked(job);
+    const pixels = new Float32Array(job.height * job.width * 3);
+    const resized = resizeRgb8(await decodeRgb8(bytes), job.height, job.width, job.preserveAspectRatio, pixels);
+    if (resized.height !== job.height || resized.width !== job.width) {
+      throw new ImageResizeError(
+        `resized to ${resized.height}x${resized.width} keeping the aspect ratio, but the model takes ${job.height}x${job.width}; set model.preserveAspectRatio: false`,
+      );
+    }
+    send(job.id, STATUS_OK, new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength));
+  } catch (error) {
+    const known = error instanceof ImageDecodeError || error instanceof ImageResizeError || error instanceof Transient;
+    const failure: DecodeFailure = {
+      message: known ? (error as Error).message.split('\n')[0]! : `decoder error: ${(error as Error).message.split('\n')[0]}`,
+      kind: error instanceof Transient ? 'transient' : 'permanent',
+    };
+    send(job.id, STATUS_FAILED, Buffer.from(JSON.stringify(failure)));
+  }
+}
+
+if (require.main === module) {
+  out = createWriteStream('', { fd: 3 });
+  // One job at a time: when this process dies, the parent knows which object it was decoding.
+  let queue = Promise.resolve();
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    const job = JSON.parse(line) as DecodeJob;
+    queue = queue.then(() => run(job));
+  });
+  process.stdin.on('end', () => void queue.then(() => out.end()));
+}

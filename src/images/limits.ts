@@ -1,0 +1,24 @@
+/**
+ * What objinfer will decode, and why these numbers.
+ *
+ * MAX_IMAGE_BYTES is BigQuery's own: ML.DECODE_IMAGE takes at most 10 MB (10,000,000 bytes)
+ * of input, so both backends refuse larger objects up front.
+ *
+ * MAX_IMAGE_PIXELS is ours. BigQuery documents no pixel limit, and its byte limit bounds
+ * nothing: a 40000x40000 single-colour PNG is 4.5 MB and would decode to 4.8 GB of RGB.
+ * 100 megapixels holds every camera and phone photo that fits in 10 MB (50 MP sensors are
+ * the largest common ones) and bounds a decode at 300 MB of 8-bit RGB, which the decoder
+ * process's memory cap (DECODER_MEMORY_MB) holds with room for libvips' own buffers.
+ * The size is read from the header before any decoder sees the bytes.
+ */
+export const MAX_IMAGE_BYTES = 10_000_000;
+export const MAX_IMAGE_PIXELS = 100_000_000;
+
+/** The formats ML.DECODE_IMAGE accepts. */
+export const ACCEPTED_CONTENT_TYPES = ['image/jpeg', 'image/png', 'image/bmp'] as const;
+
+/** Address space each decoder process may use (ulimit -v); a decode that needs more fails alone. */
+export const DECODER_MEMORY_MB = Number(process.env.OBJINFER_DECODER_MEMORY_MB ?? 2048);
+
+/** A decode that takes longer than this is killed and the object recorded as failed. */
+export const DECODE_TIMEOUT_MS = 60_000;
