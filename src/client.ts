@@ -183,6 +183,13 @@ export interface WaitOptions {
 export async function waitForResult(client: Client, workflowId: string, options: WaitOptions = {}): Promise<PipelineSummary> {
   const handle = client.workflow.getHandle<typeof inferencePipeline>(workflowId);
   const stop = new AbortController();
+  // The caller's signal ends the wait at once (the long poll for the result cannot be aborted).
+  const aborted = new Promise<never>((_, reject) => {
+    const onAbort = () => reject(options.signal?.reason ?? new Error('stopped waiting'));
+    if (options.signal?.aborted) onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => undefined);
   options.signal?.addEventListener('abort', () => stop.abort());
   const watching = options.onProgress || options.onWaiting ? watch(client, workflowId, options, stop.signal) : Promise.resolve();
   try {
@@ -190,8 +197,8 @@ export async function waitForResult(client: Client, workflowId: string, options:
     let unreachableSince: number | undefined;
     for (;;) {
       try {
-        const result = await handle.result();
-        return result;
+        // The long poll is cancelled with the wait, so nothing is left in flight when the caller moves on.
+        return await Promise.race([client.withAbortSignal(stop.signal, () => handle.result()), aborted]);
       } catch (error) {
         if (!isTemporalUnavailable(error) || stop.signal.aborted) throw error;
         unreachableSince ??= Date.now();

@@ -15,6 +15,11 @@ export interface WorkerSettings {
   backends?: BackendRegistry;
   /** Batches one worker runs at once; each batch already uses every core for inference. */
   maxConcurrentActivities?: number;
+  /**
+   * Stop waiting for a graceful shutdown after this long (the CLI's in-process worker, on
+   * Ctrl-C): unfinished steps are retried by the next worker, so nothing is lost.
+   */
+  shutdownForceTime?: string;
 }
 
 /**
@@ -35,5 +40,6 @@ export async function createWorker(settings: WorkerSettings): Promise<Worker> {
     ...workflowSource(),
     activities: createActivities(settings.backends ?? new BackendRegistry()),
     maxConcurrentActivityTaskExecutions: settings.maxConcurrentActivities ?? 8,
+    ...(settings.shutdownForceTime ? { shutdownForceTime: settings.shutdownForceTime as `${number}s` } : {}),
   });
 }

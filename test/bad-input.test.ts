@@ -4,7 +4,7 @@
  * config or models fail before anything is written, naming what to fix.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
 import sharp from 'sharp';
@@ -164,10 +164,16 @@ test('a folder the worker may not read fails at once, naming the folder and what
   mkdirSync(join(fixture.imagesDir, 'private'));
   chmodSync(join(fixture.imagesDir, 'private'), 0o000);
   // root reads everything, so the listing runs as an unprivileged user when the tests run as root.
-  const script = `require('${require.resolve('../dist/backends/local/storage.js').replace(/\\/g, '/')}').listObjects(['file://${fixture.imagesDir}/*']).then(` +
+  // That user may not enter the clone (it may sit in a private folder): copy the listing code out.
+  const code = join(fixture.dir, 'code');
+  mkdirSync(join(code, 'backends', 'local'), { recursive: true });
+  copyFileSync(require.resolve('../dist/backends/local/storage.js'), join(code, 'backends', 'local', 'storage.js'));
+  copyFileSync(require.resolve('../dist/errors.js'), join(code, 'errors.js'));
+  const script = `require(${JSON.stringify(join(code, 'backends', 'local', 'storage.js'))}).listObjects(['file://${fixture.imagesDir}/*']).then(` +
     `() => console.log('listed'), (e) => console.log(JSON.stringify({ type: e.type, message: e.message })))`;
   const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
   chmodSync(fixture.dir, 0o755);
+  chmodSync(code, 0o755);
   const result = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', ...asUser });
   expect(result.stderr).toBe('');
   const failure = JSON.parse(result.stdout) as { type: string; message: string };

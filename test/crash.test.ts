@@ -111,7 +111,7 @@ test('cancelling a run stops its batches and writes nothing more', async () => {
   const taskQueue = uniqueQueue('cancel');
   const count = 40;
   const fixture = await slowFixture(taskQueue, count);
-  startWorkerProcess(fixture, taskQueue);
+  const worker = startWorkerProcess(fixture, taskQueue);
   const { workflowId } = await startPipeline(client, fixture.config);
   await until(async () => (await getProgress(client, workflowId).catch(() => undefined))?.batchesDone! >= 2);
 
@@ -123,7 +123,10 @@ test('cancelling a run stops its batches and writes nothing more', async () => {
 
   const rowsAt = async () => Number((await query<{ n: bigint }>(fixture.config, 'SELECT count(*) AS n FROM objinfer_test.predictions'))[0]!.n);
   const afterCancel = await rowsAt();
-  await new Promise((r) => setTimeout(r, 3000));
+  // Stop the worker and wait for it to be gone: whatever it wrote after the run ended shows now.
+  const exited = new Promise((gone) => worker.once('exit', gone));
+  worker.kill('SIGTERM');
+  await exited;
   expect(await rowsAt()).toBe(afterCancel); // no batch went on writing
   expect(afterCancel).toBeLessThan(count);
   const history = await client.workflow.getHandle(workflowId).fetchHistory();

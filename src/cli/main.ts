@@ -4,7 +4,7 @@
  * (see `Exit`): 0 ok, 1 the run failed, 2 bad input, 3 Temporal unreachable, 4 cancelled,
  * 130/143 interrupted while watching.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { CancelledFailure, TerminatedFailure } from '@temporalio/common';
@@ -39,7 +39,7 @@ import { Exit, findConfig, isoTime, outputOption, port, positiveInt, score, Usag
 import { installLogging } from './logging';
 import { printable, progressLine, render, renderOne, summaryRecord, summaryText, table, terminalWidth, type Format, type Row } from './output';
 import { ProgressView } from './progress';
-import { exitCodeOf, Interrupted, runPipeline, whileWorking } from './run';
+import { checkModelFirst, exitCodeOf, Interrupted, runPipeline, whileWorking } from './run';
 import { addScheduleCommands } from './schedule';
 
 const VERSION = (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
@@ -63,6 +63,10 @@ interface ResultFlags {
   since?: Date;
   output: Format;
 }
+
+/** Columns of `results` for scripts: the same with no rows as with many (a CSV header always). */
+const RESULT_COLUMNS = ['uri', 'generation', 'label', 'score', 'top_k', 'model_version', 'run_id', 'predicted_at'];
+const ERROR_COLUMNS = ['uri', 'generation', 'error', 'kind', 'model_version', 'run_id', 'failed_at'];
 
 function resultRows(rows: Awaited<ReturnType<typeof readResults>>): Row[] {
   return rows.map((r) => ({
@@ -112,11 +116,11 @@ async function printResults(flags: ResultFlags): Promise<void> {
   };
   if (flags.errors) {
     const rows = errorRows(await readErrors(spec, filter));
-    process.stdout.write(render(rows, flags.output, { columns: flags.output === 'table' ? ['uri', 'kind', 'error', 'failed_at'] : undefined }));
+    process.stdout.write(render(rows, flags.output, { columns: flags.output === 'table' ? ['uri', 'kind', 'error', 'failed_at'] : ERROR_COLUMNS }));
     return;
   }
   const rows = resultRows(await readResults(spec, filter));
-  process.stdout.write(flags.output === 'table' ? render(resultTable(rows), 'table') : render(rows, flags.output));
+  process.stdout.write(flags.output === 'table' ? render(resultTable(rows), 'table') : render(rows, flags.output, { columns: RESULT_COLUMNS }));
 }
 
 /** The demo's predictions for a terminal: names relative to the images folder, one screen at most. */
@@ -167,7 +171,7 @@ export function listQuery(filters: { stage?: string; backend?: string; dataset?:
 /** Status of a run as an exit code: what a script waiting on `objinfer status` needs. */
 function exitCodeOfStatus(status: string): number {
   if (status === 'FAILED' || status === 'TIMED_OUT') return Exit.failed;
-  if (status === 'CANCELED' || status === 'TERMINATED') return Exit.cancelled;
+  if (status === 'CANCELLED' || status === 'TERMINATED') return Exit.cancelled;
   return Exit.ok;
 }
 
@@ -187,10 +191,10 @@ async function showStatus(client: Client, nameOrId: string | undefined, options:
       printSummary(summary, options.output);
       return exitCodeOf(summary);
     }
-    const progress = await getProgress(client, status.workflowId).catch(() => undefined);
+    const noWorker = await noWorkerWarning(client, status.description.taskQueue);
+    // A query needs a worker to answer it: without one it would only time out.
+    const progress = noWorker ? undefined : await getProgress(client, status.workflowId).catch(() => undefined);
     const waiting = await waitingReason(client, status.workflowId).catch(() => undefined);
-    const taskQueue = status.description.taskQueue;
-    const noWorker = await noWorkerWarning(client, taskQueue);
     record.progress = progress ? (progress as unknown as Row) : null;
     record.waiting = waiting ?? noWorker ?? null;
     lines.push(`  ${progress ? progressLine(progress) : 'not started by a worker yet'}`);
@@ -207,7 +211,7 @@ async function showStatus(client: Client, nameOrId: string | undefined, options:
       .then(() => '', failureMessage);
     record.failure = failure;
     lines.push(`  failure: ${printable(failure)}`);
-  } else if (status.status === 'CANCELED') {
+  } else if (status.status === 'CANCELLED') {
     lines.push('  the run was cancelled (`objinfer cancel`); finished batches are kept; run it again to go on');
   }
   process.stdout.write(renderOne(record, options.output, () => lines.join('\n')));
@@ -241,8 +245,8 @@ export function buildProgram(): Command {
       printSummary(summary, 'table');
       await printDemoResults(demo.configFile, join(demo.dir, 'images'), 12);
       const url = workflowUiUrl(resolveTarget(process.env, options.port ? target : {}), Ids.pipeline(spec.name));
-      if (url) console.log(`\nTemporal UI for this run: ${url}`);
-      console.log(`Run it again: only new or changed images are classified. Config: ${demo.configFile}`);
+      if (url) console.log(`\nthe run in the Temporal UI:\n  ${url}`);
+      console.log(`run it again: only new or changed images are classified; its config:\n  ${demo.configFile}`);
     });
 
   program
@@ -326,6 +330,9 @@ export function buildProgram(): Command {
     .addOption(outputOption())
     .action(async (options: { config: string; output: Format }) => {
       const spec = loadConfig(options.config, {}, { checkFiles: false });
+      if (spec.backend === 'local' || existsSync(spec.model.source)) {
+        for (const warning of await checkModelFirst(spec)) console.error(`objinfer: warning: ${warning}`);
+      }
       const calls = await describePlan(spec);
       if (options.output !== 'table') {
         process.stdout.write(render(calls.map((c, i) => ({ order: i + 1, step: c.step, call: c.call, estimatedBytes: c.estimatedBytes ?? null, note: c.estimateNote ?? null })), options.output));

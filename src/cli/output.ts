@@ -139,28 +139,49 @@ export function summaryRecord(s: PipelineSummary): Row {
   };
 }
 
-export function summaryText(s: PipelineSummary): string {
+/** Words after a label, wrapped to `width` with continuation lines under the first word. */
+export function wrap(prefix: string, words: string[], width: number): string {
+  const indent = ' '.repeat(prefix.length);
+  const lines: string[] = [];
+  let line = prefix;
+  for (const word of words) {
+    if (line.length > prefix.length && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = indent + word;
+    } else line += (line.length > prefix.length ? ' ' : '') + word;
+  }
+  lines.push(line);
+  return lines.join('\n');
+}
+
+/** A comma-separated list after a label, wrapped like `wrap`. */
+export function wrapList(prefix: string, items: string[], width: number): string {
+  return wrap(prefix, items.map((item, i) => (i < items.length - 1 ? `${item},` : item)), width);
+}
+
+/** The summary for people, no line wider than the terminal (100 columns when not on one). */
+export function summaryText(s: PipelineSummary, width = terminalWidth() ?? 100): string {
   const labels = Object.entries(s.labelCounts)
     .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
-    .slice(0, 8)
-    .map(([label, n]) => `${JSON.stringify(label)}: ${n}`)
-    .join(', ');
-  const more = Object.keys(s.labelCounts).length > 8 ? `, and ${Object.keys(s.labelCounts).length - 8} more labels` : '';
+    .map(([label, n]) => `${printable(JSON.stringify(label))} ${n}`);
   const changes = new Map<string, number>();
   for (const p of s.provisioned) {
     if (p.action === 'created' || p.action === 'updated') changes.set(`${p.step} ${p.action}`, (changes.get(`${p.step} ${p.action}`) ?? 0) + 1);
   }
   const created = [...changes].map(([what, n]) => (n > 1 ? `${what} x${n}` : what));
+  const field = (name: string) => `  ${`${name}:`.padEnd(20)}`;
+  const shownLabels = labels.length > 12 ? [...labels.slice(0, 12), `and ${labels.length - 12} more`] : labels;
   return [
-    `pipeline ${s.pipeline} finished in ${formatDuration(s.durationMs)} (prediction version ${s.modelVersion}, output ${s.modelOutput})`,
-    `  images seen:        ${s.objectsSeen}`,
-    `  predicted now:      ${s.predicted}${labels ? ` (${printable(labels)}${more})` : ''}`,
-    `  already predicted:  ${s.alreadyDone}`,
-    `  failed now:         ${s.failed}${s.failed ? ` (why: objinfer results --errors)` : ''}`,
-    `  failed earlier:     ${s.failedBefore}${s.failedBefore ? ' (not retried; objinfer run --retry-failed)' : ''}`,
-    `  batches:            ${s.batches}`,
-    `  provisioned:        ${created.length ? created.join(', ') : 'everything already in place'}`,
-    `  results table:      ${s.resultsTable}`,
-    ...s.warnings.map((w) => `  warning: ${printable(w)}`),
+    truncate(`pipeline ${s.pipeline} finished in ${formatDuration(s.durationMs)} (prediction version ${s.modelVersion}, output ${s.modelOutput})`, width),
+    `${field('images seen')}${s.objectsSeen}`,
+    `${field('predicted now')}${s.predicted}`,
+    ...(labels.length ? [wrapList(field('  by label'), shownLabels, width)] : []),
+    `${field('already predicted')}${s.alreadyDone}`,
+    `${field('failed now')}${s.failed}${s.failed ? ' (why: objinfer results --errors)' : ''}`,
+    `${field('failed earlier')}${s.failedBefore}${s.failedBefore ? ' (not retried: objinfer run --retry-failed)' : ''}`,
+    `${field('batches')}${s.batches}`,
+    wrapList(field('provisioned'), created.length ? created : ['everything already in place'], width),
+    truncate(`${field('results table')}${s.resultsTable}`, width),
+    ...s.warnings.map((w) => wrap('  warning:', printable(w).split(' '), width)),
   ].join('\n');
 }

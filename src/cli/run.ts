@@ -11,7 +11,7 @@ import { ObjinferError, ErrorType } from '../errors';
 import { noWorkerWarning, startPipeline, waitForResult } from '../client';
 import { connectWorker, workflowUiUrl, type TargetOptions, type TemporalTarget } from '../temporal/connection';
 import { createWorker } from '../worker';
-import type { PipelineSummary } from '../workflows/contract';
+import { Ids, type PipelineSummary } from '../workflows/contract';
 import { Exit, withTemporal } from './common';
 import { ProgressView } from './progress';
 
@@ -64,24 +64,26 @@ export async function runPipeline(spec: RunSpec, options: RunOptions): Promise<P
       const backends = new BackendRegistry();
       backends.remember(spec);
       return whileWorking(options.worker, target, spec.temporal.taskQueue, backends, async (signal) => {
-        const started = await startPipeline(client, spec, { searchAttributes: temporal.searchAttributes });
-        const url = workflowUiUrl(target, started.workflowId);
-        console.error(`${started.attached ? 'attached to the running' : 'started'} pipeline ${spec.name} (workflow ${started.workflowId})${url ? `\n  watch it: ${url}` : ''}`);
-        if (!options.worker) {
-          const warning = await noWorkerWarning(client, spec.temporal.taskQueue);
-          console.error(`  (no worker in this process${warning ? `; ${warning}` : ': `objinfer worker` must be running'})`);
-        }
         const view = new ProgressView();
+        const workflowId = Ids.pipeline(spec.name);
         const interrupted = onSignals((received) => {
           view.stop();
           console.error(
-            `\n${received}: stopped watching. The run goes on on the Temporal server (workflow ${started.workflowId}).\n` +
+            `\n${received}: stopped watching. The run goes on on the Temporal server (workflow ${workflowId}).\n` +
               `  re-attach: objinfer run --config <file>   watch: objinfer status ${spec.name} --watch   stop it: objinfer cancel ${spec.name}` +
               (options.worker ? '\n  (this process ran its worker: the run waits for a worker, e.g. `objinfer worker`, or a re-attached run)' : ''),
           );
-          signal.abort(new Interrupted(received, started.workflowId, spec.name));
+          signal.abort(new Interrupted(received, workflowId, spec.name));
         });
         try {
+          const started = await startPipeline(client, spec, { searchAttributes: temporal.searchAttributes });
+          const url = workflowUiUrl(target, started.workflowId);
+          console.error(`${started.attached ? 'attached to the running' : 'started'} pipeline ${spec.name} (workflow ${started.workflowId})${url ? `\n  watch it: ${url}` : ''}`);
+          if (!options.worker) {
+            const warning = await noWorkerWarning(client, spec.temporal.taskQueue);
+            console.error(`  (no worker in this process${warning ? `; ${warning}` : ': `objinfer worker` must be running'})`);
+          }
+          signal.signal.throwIfAborted();
           const summary = await waitForResult(client, started.workflowId, {
             onProgress: (p) => view.update(p),
             onWaiting: (why) => view.waiting(why),
@@ -138,8 +140,12 @@ export async function whileWorking<T>(
   if (!withWorker) return work(stop);
   const connection = await connectWorker(target);
   try {
-    const worker = await createWorker({ connection, namespace: target.namespace, taskQueue, backends });
-    return await worker.runUntil(work(stop));
+    const worker = await createWorker({ connection, namespace: target.namespace, taskQueue, backends, shutdownForceTime: '3s' });
+    return await worker.runUntil(work(stop)).catch((error: unknown) => {
+      // A shutdown cut short after Ctrl-C: the interrupt is what the user should hear about.
+      if (stop.signal.aborted) throw stop.signal.reason;
+      throw error;
+    });
   } finally {
     await backends.close();
     await connection.close();

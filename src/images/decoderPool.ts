@@ -95,6 +95,14 @@ class DecoderProcess {
     return !this.job && !this.exited;
   }
 
+  get busy(): boolean {
+    return Boolean(this.job);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   run(job: Pending): void {
     this.job = job;
     this.timedOut = false;
@@ -197,6 +205,11 @@ export class DecoderPool {
   close(): void {
     for (const process of this.processes) process.kill();
     this.processes.length = 0;
+  }
+
+  /** Process IDs of the decoders, and whether each is decoding now (diagnostics and tests). */
+  decoders(): { pid: number; busy: boolean }[] {
+    return this.processes.filter((p) => p.pid !== undefined && !p.exited).map((p) => ({ pid: p.pid!, busy: p.busy }));
   }
 
   private dispatch(): void {

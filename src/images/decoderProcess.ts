@@ -62,7 +62,15 @@ async function readChecked(job: DecodeJob): Promise<Buffer> {
   }
 }
 
-async function run(job: DecodeJob): Promise<void> {
+/**
+ * libvips out of memory, or unable to start a thread: this process's memory is spent or
+ * scattered, and the next image would fail for no fault of its own. Such a failure ends
+ * the process after its answer; the pool starts a fresh one.
+ */
+const EXHAUSTED = /out of memory|Error creating thread|Resource temporarily unavailable|Cannot allocate memory/i;
+
+/** Decodes one job and answers; returns whether this process should end (its resources are spent). */
+async function run(job: DecodeJob): Promise<boolean> {
   try {
     const bytes = await readChecked(job);
     const pixels = new Float32Array(job.height * job.width * 3);
@@ -73,13 +81,16 @@ async function run(job: DecodeJob): Promise<void> {
       );
     }
     send(job.id, STATUS_OK, new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength));
+    return false;
   } catch (error) {
+    const message = (error as Error).message.split('\n')[0]!;
     const known = error instanceof ImageDecodeError || error instanceof ImageResizeError || error instanceof Transient;
-    const failure: DecodeFailure = {
-      message: known ? (error as Error).message.split('\n')[0]! : `decoder error: ${(error as Error).message.split('\n')[0]}`,
-      kind: error instanceof Transient ? 'transient' : 'permanent',
-    };
+    const exhausted = EXHAUSTED.test(message);
+    // Out of memory is the image's doing (it needs more than the cap); a thread that could not start is not.
+    const transient = error instanceof Transient || (exhausted && !/out of memory/i.test(message));
+    const failure: DecodeFailure = { message: known ? message : `decoder error: ${message}`, kind: transient ? 'transient' : 'permanent' };
     send(job.id, STATUS_FAILED, Buffer.from(JSON.stringify(failure)));
+    return exhausted;
   }
 }
 
@@ -89,7 +100,9 @@ if (require.main === module) {
   let queue = Promise.resolve();
   createInterface({ input: process.stdin }).on('line', (line) => {
     const job = JSON.parse(line) as DecodeJob;
-    queue = queue.then(() => run(job));
+    queue = queue.then(async () => {
+      if (await run(job)) out.end(() => process.exit(0));
+    });
   });
   process.stdin.on('end', () => void queue.then(() => out.end()));
 }

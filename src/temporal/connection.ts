@@ -85,11 +85,12 @@ export interface TargetOptions {
 export function resolveTarget(env = process.env, options: TargetOptions = {}): TemporalTarget {
   const profile = loadClientConfigProfile({ overrideEnvVars: env as Record<string, string> });
   const connect = loadClientConnectConfig({ overrideEnvVars: env as Record<string, string> });
-  const configured = Boolean(profile.address);
+  const configuredAddress = profile.address || undefined; // TEMPORAL_ADDRESS= (empty) is unset
+  const configured = Boolean(configuredAddress);
   const record = configured || options.port ? undefined : readDevServerRecord();
   const port = options.port ?? record?.port ?? DEFAULT_PORT;
   const uiPort = options.uiPort ?? record?.uiPort ?? DEFAULT_UI_PORT;
-  const address = profile.address ?? `127.0.0.1:${port}`;
+  const address = configuredAddress ?? `127.0.0.1:${port}`;
   const uiUrl = env.TEMPORAL_UI_URL ?? (configured ? undefined : `http://localhost:${uiPort}`);
   return {
     address,

@@ -49,16 +49,26 @@ export interface OutputChoice {
 
 /**
  * Picks the output to read scores from: `model.output` when set, the only output when
- * there is one, else the first of shape [batch, classes]. The choice is named in the summary.
+ * there is one, else the first of shape [batch, classes] (with as many classes as there
+ * are labels, when there is a labels file). The choice is named in the run's summary.
  */
-export function chooseOutput(outputs: { name: string; rank?: number }[], wanted: string | undefined): OutputChoice | { error: string } {
+export function chooseOutput(
+  outputs: { name: string; rank?: number; classes?: number }[],
+  wanted: string | undefined,
+  labelCount?: number,
+): OutputChoice | { error: string } {
   const names = outputs.map((o) => o.name);
   if (wanted) {
     if (!names.includes(wanted)) return { error: `model.output is "${wanted}" but the model's outputs are [${names.join(', ')}]; set it to one of them` };
     return { name: wanted, why: 'model.output' };
   }
   if (outputs.length === 1) return { name: outputs[0]!.name, why: 'the only output' };
-  const scores = outputs.find((o) => o.rank === 2);
-  if (!scores) return { error: `none of the model's outputs [${names.join(', ')}] is [batch, classes]; set model.output to the one that holds class scores` };
-  return { name: scores.name, why: `the first [batch, classes] output of [${names.join(', ')}] (set model.output to choose another)` };
+  const twoDimensional = outputs.filter((o) => o.rank === 2);
+  const fitting = labelCount === undefined ? twoDimensional : twoDimensional.filter((o) => o.classes === undefined || o.classes === labelCount);
+  const scores = fitting[0];
+  if (!scores) {
+    const what = labelCount === undefined ? '[batch, classes]' : `[batch, ${labelCount}] (one score per label)`;
+    return { error: `none of the model's outputs [${names.join(', ')}] is ${what}; set model.output to the one that holds class scores` };
+  }
+  return { name: scores.name, why: `the first ${labelCount === undefined ? '[batch, classes]' : `[batch, ${labelCount}]`} output of [${names.join(', ')}] (set model.output to choose another)` };
 }

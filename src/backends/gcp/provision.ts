@@ -428,12 +428,12 @@ export async function describeModel(ctx: GcpContext, artifact: ModelArtifact): P
       `model ${model.name} has no feature or label columns (features: ${JSON.stringify(metadata.featureColumns ?? [])}); is it an image classifier?`,
     );
   }
-  const choice = chooseOutput(outputs, model.output);
+  const labels = (await readLabelsSource(ctx)) ?? [];
+  const choice = chooseOutput(outputs, model.output, labels.length || undefined);
   if ('error' in choice) throw new ObjinferError(ErrorType.ModelShapeMismatch, choice.error);
   if (!model.inputSize) {
     throw new ObjinferError(ErrorType.InvalidConfig, "model.inputSize: BigQuery does not report an imported model's image size; set it (224 for the tutorial's ResNet-50)");
   }
-  const labels = (await readLabelsSource(ctx)) ?? [];
   return {
     version: artifact.version,
     inputName,

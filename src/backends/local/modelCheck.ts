@@ -32,7 +32,11 @@ export function checkModel(inputs: TensorSignature[], outputs: TensorSignature[]
   if (input.type !== 'float32' || input.shape.length !== 4 || !(input.shape[3] === 3 || typeof input.shape[3] === 'string')) {
     throw new ObjinferError(ErrorType.ModelShapeMismatch, `model input "${input.name}" is ${input.type} ${shape}; objinfer feeds float32 NHWC images [batch, height, width, 3]`);
   }
-  const choice = chooseOutput(outputs.map((o) => ({ name: o.name, rank: o.shape.length })), model.output);
+  const choice = chooseOutput(
+    outputs.map((o) => ({ name: o.name, rank: o.shape.length, classes: typeof o.shape[1] === 'number' ? o.shape[1] : undefined })),
+    model.output,
+    labels?.length,
+  );
   if ('error' in choice) throw new ObjinferError(ErrorType.ModelShapeMismatch, choice.error);
   const output = outputs.find((o) => o.name === choice.name)!;
   if (output.shape.length !== 2 || !['float32', 'float64'].includes(output.type)) {

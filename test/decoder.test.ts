@@ -1,0 +1,122 @@
+/**
+ * Decoding isolated from the worker (src/images/decoderPool.ts): real decoder processes,
+ * killed for real, under real memory caps. Whatever happens to a decoder, the worker's
+ * process goes on and the object that caused it fails alone, with the reason.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { DecoderPool } from '../src/images/decoderPool';
+import { readHeader } from '../src/images/header';
+import { MAX_IMAGE_PIXELS } from '../src/images/limits';
+import { ImageDecodeError } from '../src/images/types';
+
+const dir = mkdtempSync(join(tmpdir(), 'objinfer-decoder-'));
+const pools: DecoderPool[] = [];
+afterAll(() => pools.forEach((p) => p.close()));
+
+function pool(options: ConstructorParameters<typeof DecoderPool>[0] = {}): DecoderPool {
+  const p = new DecoderPool(options);
+  pools.push(p);
+  return p;
+}
+
+async function png(name: string, width: number, height: number): Promise<string> {
+  const path = join(dir, name);
+  await sharp({ create: { width, height, channels: 3, background: { r: 200, g: 10, b: 10 } } })
+    .png()
+    .toFile(path);
+  return path;
+}
+
+/** A PNG whose header claims `width` x `height` and whose data is a few bytes: what an image bomb looks like to a reader. */
+function bombHeader(width: number, height: number): Buffer {
+  const ihdr = Buffer.alloc(25);
+  ihdr.writeUInt32BE(13, 0);
+  ihdr.write('IHDR', 4, 'latin1');
+  ihdr.writeUInt32BE(width, 8);
+  ihdr.writeUInt32BE(height, 12);
+  ihdr.set([8, 2, 0, 0, 0], 16); // 8-bit RGB
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), ihdr, Buffer.from('IDATtruncated')]);
+}
+
+const request = (path: string, size = 4) => ({ path, height: size, width: size, preserveAspectRatio: false, into: new Float32Array(size * size * 3) });
+
+test('a decoded image arrives in the caller\'s tensor, resized', async () => {
+  const path = await png('red.png', 10, 6);
+  const into = new Float32Array(4 * 4 * 3);
+  const outcome = await pool({ processes: 1 }).decode({ ...request(path), into });
+  expect(outcome).toEqual({ ok: true });
+  expect(Array.from(into.subarray(0, 3))).toEqual([200 / 255, 10 / 255, 10 / 255].map((v) => Math.fround(v)));
+});
+
+test('an image bomb is refused from its header, before any decoder reads its pixels', async () => {
+  const bomb = bombHeader(40_000, 40_000);
+  expect(readHeader(bomb)).toMatchObject({ format: 'png', width: 40_000, height: 40_000 });
+  const path = join(dir, 'bomb.png');
+  writeFileSync(path, bomb);
+  const outcome = await pool({ processes: 1 }).decode(request(path));
+  expect(outcome).toEqual({
+    ok: false,
+    failure: { kind: 'permanent', message: `image is 40000x40000 = 1600000000 pixels; objinfer decodes at most ${MAX_IMAGE_PIXELS} pixels (a small file that decodes this big is an image bomb)` },
+  });
+});
+
+test('a decode that needs more memory than the cap fails alone; the next image decodes', async () => {
+  const big = await png('big.png', 9000, 9000); // 81 megapixels: under the pixel limit, over an 800 MB cap
+  const small = await png('small.png', 8, 8);
+  const capped = pool({ processes: 1, memoryMb: 800 });
+  const outcome = await capped.decode(request(big));
+  expect(outcome.ok).toBe(false);
+  expect(outcome.ok || outcome.failure.message).toMatch(/needs more memory than a decoder may use|decoder process (was killed|exited)/);
+  expect(await capped.decode(request(small))).toEqual({ ok: true });
+}, 60_000);
+
+test('a decoder killed while it decodes: the object is tried once more in a fresh process, and decodes', async () => {
+  const path = await png('slow.png', 6000, 6000);
+  const p = pool({ processes: 1 });
+  const pending = p.decode(request(path));
+  let busy: number | undefined;
+  for (let i = 0; i < 500 && busy === undefined; i++) {
+    busy = p.decoders().find((d) => d.busy)?.pid;
+    if (busy === undefined) await new Promise((r) => setTimeout(r, 5));
+  }
+  process.kill(busy!, 'SIGKILL');
+  expect(await pending).toEqual({ ok: true });
+  expect(p.deaths).toBe(1);
+}, 60_000);
+
+test('a decoder that dies on every try: the object fails with the reason, and the pool keeps working', async () => {
+  const path = await png('any.png', 8, 8);
+  // 40 MB of address space: node itself cannot start, so every decoder dies at once.
+  const starved = pool({ processes: 1, memoryMb: 40 });
+  const outcome = await starved.decode(request(path));
+  expect(outcome).toEqual({ ok: false, failure: { kind: 'permanent', message: expect.stringMatching(/^the decoder process (exited with code \d+|was killed by SIG\w+).* while decoding this object \(2 times\)$/) } });
+  expect(starved.deaths).toBe(2);
+  expect(await pool({ processes: 1 }).decode(request(path))).toEqual({ ok: true });
+}, 60_000);
+
+test('a decode that hangs past the timeout is stopped and fails alone', async () => {
+  const path = await png('timeout.png', 3000, 3000);
+  const outcome = await pool({ processes: 1, timeoutMs: 1 }).decode(request(path));
+  expect(outcome).toEqual({ ok: false, failure: { kind: 'permanent', message: expect.stringMatching(/took longer than 0s and was stopped/) } });
+});
+
+test('a file replaced after it was listed is not decoded under its old generation (a transient failure)', async () => {
+  const path = await png('changing.png', 8, 8);
+  const outcome = await pool({ processes: 1 }).decode({ ...request(path), expect: { size: '1', mtimeNs: '0', ctimeNs: '0' } });
+  expect(outcome).toEqual({ ok: false, failure: { kind: 'transient', message: 'changed since it was listed; the next run classifies its new content' } });
+});
+
+test('a file that cannot be read now is a transient failure', async () => {
+  const outcome = await pool({ processes: 1 }).decode(request(join(dir, 'gone.png')));
+  expect(outcome).toEqual({ ok: false, failure: { kind: 'transient', message: expect.stringMatching(/^cannot read the object now \(ENOENT\)/) } });
+});
+
+test('headers: JPEG start-of-frame, PNG IHDR and BMP sizes are read without decoding', async () => {
+  const jpeg = await sharp({ create: { width: 33, height: 17, channels: 3, background: 'white' } }).jpeg().toBuffer();
+  expect(readHeader(jpeg)).toEqual({ format: 'jpeg', width: 33, height: 17 });
+  expect(() => readHeader(Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x02]))).toThrow(ImageDecodeError);
+  expect(() => readHeader(Buffer.from('GIF89a'))).toThrow(/only JPEG, PNG and BMP/);
+});
