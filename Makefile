@@ -19,6 +19,8 @@ demo: build tools
 
 test: build tools
 	./scripts/setup-test-deps.sh
+	# The Temporal time-skipping test server (Java, from Maven Central) for test/workflow.test.ts.
+	./scripts/setup-test-server.sh
 	# The BigQuery emulator the gcp tests run every statement on: built once into ~/.cache/objinfer.
 	./scripts/setup-bigquery-emulator.sh >/dev/null
 	npm run typecheck

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # System packages some tests use, from Debian: docker-compose (validates docker-compose.yml;
-# no Docker engine needed) and chromium (the Temporal UI browser test). Installed when missing.
+# no Docker engine needed), chromium (the Temporal UI browser test) and Maven with a JRE
+# (fetches the Temporal time-skipping test server, see setup-test-server.sh). Installed when missing.
 set -euo pipefail
 missing=()
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "the tests need: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2

@@ -67,11 +67,15 @@ class DecoderProcess {
     private readonly onExit: (process: DecoderProcess, orphan: Pending | undefined, reason: string) => void,
   ) {
     const memoryKb = String(options.memoryMb * 1024);
-    // `ulimit -v` caps the address space: a decode that needs more fails (or dies) here, alone.
+    // `ulimit -d` caps the memory a process writes to: a decode that needs more fails (or dies) here, alone.
     this.child = spawn(
       '/bin/sh',
-      ['-c', 'ulimit -v "$1" 2>/dev/null; shift; exec "$@"', 'sh', memoryKb, process.execPath, '--max-old-space-size=512', script],
-      { stdio: ['pipe', 'ignore', 'pipe', 'pipe'] },
+      ['-c', 'ulimit -d "$1" 2>/dev/null; shift; exec "$@"', 'sh', memoryKb, process.execPath, '--max-old-space-size=512', script],
+      {
+        stdio: ['pipe', 'ignore', 'pipe', 'pipe'],
+        // The child's messages name the cap it runs under; one malloc arena per thread would scatter its memory.
+        env: { ...process.env, OBJINFER_DECODER_MEMORY_MB: String(options.memoryMb), MALLOC_ARENA_MAX: '2' },
+      },
     );
     this.child.stderr!.on('data', (chunk: Buffer) => (this.stderrTail = (this.stderrTail + chunk.toString()).slice(-600)));
     (this.child.stdio[3] as Readable).on('data', (chunk: Buffer) => this.receive(chunk));

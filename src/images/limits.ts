@@ -17,7 +17,12 @@ export const MAX_IMAGE_PIXELS = 100_000_000;
 /** The formats ML.DECODE_IMAGE accepts. */
 export const ACCEPTED_CONTENT_TYPES = ['image/jpeg', 'image/png', 'image/bmp'] as const;
 
-/** Address space each decoder process may use (ulimit -v); a decode that needs more fails alone. */
+/**
+ * Private writable memory each decoder process may use (RLIMIT_DATA, `ulimit -d`); a decode
+ * that needs more fails alone. Not the address space (`ulimit -v`): node and libvips reserve
+ * about 1 GB of it before decoding anything, more on machines with more cores, so an
+ * address-space cap fails small images on big machines.
+ */
 export const DECODER_MEMORY_MB = Number(process.env.OBJINFER_DECODER_MEMORY_MB ?? 2048);
 
 /** A decode that takes longer than this is killed and the object recorded as failed. */

@@ -1,0 +1,194 @@
+/**
+ * The workflow alone, in Temporal's time-skipping test environment with mocked activities:
+ * waits of minutes take milliseconds, so long bounds are tested at their real length.
+ * (The end-to-end suites run the same workflow on a real dev server with real activities.)
+ */
+import { join } from 'node:path';
+import { Context } from '@temporalio/activity';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Runtime, DefaultLogger, Worker } from '@temporalio/worker';
+import type { PipelineActivities } from '../src/activities';
+import { parseConfig, specKey, type RunSpec } from '../src/config';
+import { ErrorType } from '../src/errors';
+import { inferencePipeline } from '../src/workflows';
+import type { BatchRequest, BatchResult, ModelArtifact, ModelDescription, PipelineInput, StepOutcome } from '../src/workflows/contract';
+import { PROJECT_ROOT, WORKFLOW_BUNDLE } from './support/paths';
+
+let env: TestWorkflowEnvironment;
+
+beforeAll(async () => {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: join(PROJECT_ROOT, '.objinfer', 'tools', 'temporal-test-server', 'temporal-test-server') } },
+  });
+}, 120_000);
+afterAll(async () => env?.teardown());
+
+const spec = (overrides: Record<string, unknown> = {}): RunSpec =>
+  parseConfig(
+    {
+      name: 'wf',
+      dataset: 'd',
+      bucket: 'b-models',
+      objectTable: 't',
+      sourceUris: ['/tmp/*'],
+      model: { name: 'm', source: '/tmp/none.onnx' },
+      batch: { size: 1, concurrency: 2, heartbeatTimeout: '2s' },
+      ...overrides,
+    },
+    '/tmp',
+    { checkFiles: false },
+  );
+
+const step = (name: string): StepOutcome => ({ step: name, action: 'exists', detail: name });
+const artifact: ModelArtifact = { ...step('upload model'), version: 'v1', uri: 'file:///m.onnx', filesUploaded: 0, filesSkipped: 1 };
+const model: ModelDescription = { version: 'v1', inputName: 'in', outputName: 'out', outputNames: ['out'], inputSize: [8, 8], classCount: 2, modelUri: 'file:///m.onnx' };
+
+/** Activities that succeed at once; a test replaces the ones it is about. */
+function mockActivities(pending: number, overrides: Partial<PipelineActivities> = {}): PipelineActivities {
+  const ok = async () => step('ok');
+  return {
+    preflight: async () => ({ warnings: [] }),
+    ensureDataset: ok,
+    ensureReservation: async () => [],
+    ensureConnection: async () => ({ ...step('connection'), serviceAccount: 'sa@x' }),
+    ensureBucket: ok,
+    grantObjectViewer: async () => [],
+    uploadModel: async () => artifact,
+    ensureObjectTable: ok,
+    ensureModel: ok,
+    describeModel: async () => model,
+    ensureResultTables: async () => [],
+    planBatches: async (_ref, version, _runId) => ({ modelVersion: version, objectsSeen: pending, alreadyDone: 0, failedBefore: 0, pending, batchCount: pending }),
+    predictBatch: async (): Promise<BatchResult> => ({ predicted: 1, failed: 0, labelCounts: { a: 1 } }),
+    recordUnprocessable: async () => ({ predicted: 0, failed: 1, labelCounts: {} }),
+    cleanup: async () => [],
+    ...overrides,
+  } as PipelineActivities;
+}
+
+let queue = 0;
+
+async function run(s: RunSpec, activities: PipelineActivities) {
+  const taskQueue = `wf-${queue++}`;
+  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: WORKFLOW_BUNDLE }, activities });
+  const input: PipelineInput = { spec: { ...s, temporal: { taskQueue } }, specKey: specKey(s) };
+  return worker.runUntil(env.client.workflow.execute(inferencePipeline, { taskQueue, workflowId: `wf-${queue}`, args: [input] }));
+}
+
+const pending = (message = 'Permission denied while globbing file pattern') =>
+  ApplicationFailure.create({ type: ErrorType.IamPropagationPending, message, nonRetryable: false });
+
+test('IAM propagation is waited out for as long as iam.propagationTimeout allows, far beyond ten attempts', async () => {
+  let attempts = 0;
+  const summary = await run(
+    spec({ iam: { propagationTimeout: '20m' } }),
+    mockActivities(1, {
+      ensureObjectTable: async () => {
+        // The server's clock, which the test environment skips: real minutes pass in milliseconds.
+        const { scheduledTimestampMs, currentAttemptScheduledTimestampMs } = Context.current().info;
+        attempts++;
+        if (currentAttemptScheduledTimestampMs - scheduledTimestampMs < 15 * 60_000) throw pending();
+        return step('object table');
+      },
+    }),
+  );
+  expect(summary.predicted).toBe(1);
+  expect(attempts).toBeGreaterThan(10);
+});
+
+test('IAM propagation that outlasts iam.propagationTimeout fails with the bound and the time waited', async () => {
+  const error = await run(spec({ iam: { propagationTimeout: '10m' } }), mockActivities(1, { ensureObjectTable: async () => { throw pending(); } })).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(WorkflowFailedError);
+  const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
+  expect(cause.type).toBe(ErrorType.IamPropagationTimeout);
+  expect(cause.message).toMatch(/^object table: IAM permissions did not propagate within 10m00s \(waited (9|10)m\d\ds; last error: .*Permission denied while globbing file pattern/);
+});
+
+test('the sliding window never has more than batch.concurrency batches in flight', async () => {
+  let inFlight = 0;
+  let most = 0;
+  const summary = await run(
+    spec({ batch: { size: 1, concurrency: 3, heartbeatTimeout: '2s' } }),
+    mockActivities(12, {
+      predictBatch: async () => {
+        most = Math.max(most, ++inFlight);
+        await new Promise((r) => setTimeout(r, 30));
+        inFlight--;
+        return { predicted: 1, failed: 0, labelCounts: { a: 1 } };
+      },
+    }),
+  );
+  expect(summary).toMatchObject({ predicted: 12, batches: 12 });
+  expect(most).toBe(3);
+});
+
+test('a batch whose worker keeps dying is narrowed until the object that kills it stands alone; the rest is predicted', async () => {
+  // Eight objects in one batch; object 5 kills whatever worker processes it (it never heartbeats again).
+  const objects = [0, 1, 2, 3, 4, 5, 6, 7];
+  const inSlice = (request: BatchRequest) => objects.filter((o) => (request.slice.split ?? []).every((bit, level) => ((o >> level) & 1) === bit));
+  const setAside: number[][] = [];
+  const summary = await run(
+    spec({ batch: { size: 8, concurrency: 1, heartbeatTimeout: '1s' } }),
+    mockActivities(1, {
+      predictBatch: async (_ref, request) => {
+        const mine = inSlice(request);
+        Context.current().heartbeat({ pending: mine.length });
+        if (mine.includes(5)) await Context.current().cancelled; // the worker is gone: no heartbeat, no answer (until this worker stops)
+        return { predicted: mine.length, failed: 0, labelCounts: { a: mine.length } };
+      },
+      recordUnprocessable: async (_ref, request, reason) => {
+        setAside.push(inSlice(request));
+        expect(reason).toMatch(/stopped the worker \d+ times in a row .* it was set aside\. Check it, then run with --retry-failed/);
+        return { predicted: 0, failed: inSlice(request).length, labelCounts: {} };
+      },
+    }),
+  );
+  expect(setAside).toEqual([[5]]);
+  expect(summary).toMatchObject({ predicted: 7, failed: 1, batches: 1 });
+}, 180_000); // heartbeat timeouts pass in real time: 4 levels x 5 attempts x 1s
+
+test('a batch that fails with passing errors past its attempts is tried again after a pause, not failed', async () => {
+  let calls = 0;
+  const summary = await run(
+    spec(),
+    mockActivities(1, {
+      predictBatch: async () => {
+        if (++calls <= 7) throw ApplicationFailure.create({ type: ErrorType.WarehouseBusy, message: 'the warehouse is busy', nonRetryable: false });
+        return { predicted: 1, failed: 0, labelCounts: { a: 1 } };
+      },
+    }),
+  );
+  expect(summary.predicted).toBe(1);
+  expect(calls).toBe(8);
+});
+
+test('a cancelled run ends cancelled once its batches have stopped', async () => {
+  const taskQueue = `wf-${queue++}`;
+  let stopped = 0;
+  const activities = mockActivities(2, {
+    predictBatch: async () => {
+      const context = Context.current();
+      for (;;) {
+        context.heartbeat({});
+        try {
+          await context.sleep(500);
+        } catch (error) {
+          stopped++;
+          throw error;
+        }
+      }
+    },
+  });
+  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: WORKFLOW_BUNDLE }, activities });
+  const outcome = await worker.runUntil(async () => {
+    const handle = await env.client.workflow.start(inferencePipeline, { taskQueue, workflowId: `wf-cancel-${queue}`, args: [{ spec: { ...spec(), temporal: { taskQueue } }, specKey: 'k' }] });
+    while ((await handle.describe()).raw.pendingActivities?.filter((a) => a.activityType?.name === 'predictBatch').length !== 2) await env.sleep(200);
+    await handle.cancel();
+    return handle.result().catch((e: unknown) => e);
+  });
+  expect((outcome as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+  expect(stopped).toBe(2);
+});
