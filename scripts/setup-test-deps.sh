@@ -3,11 +3,18 @@
 # no Docker engine needed), chromium (the Temporal UI browser test) and Maven with a JRE
 # (fetches the Temporal time-skipping test server, see setup-test-server.sh). Installed when missing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 missing=()
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+# pyarrow: an independent reader for the Parquet that `objinfer export` writes (tests only).
+PYARROW_VERSION=18.1.0
+venv=.objinfer/tools/venv
+if ! "$venv/bin/python" -c "import pyarrow, sys; sys.exit(pyarrow.__version__ != '$PYARROW_VERSION')" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "pyarrow==$PYARROW_VERSION"
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "the tests need: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2

@@ -155,9 +155,9 @@ describe('run semantics', () => {
 
   test('failures are not "already predicted": the summary tells them apart, and --retry-failed tries them again, once', async () => {
     const f = await makeFixture({ labels: ['red'], taskQueue: uniqueQueue('retry') });
-    // 81 megapixels: more than a decoder capped at 1200 MB can hold, fine with the default cap.
+    // 81 megapixels, 243 MB of RGB: more than a decoder capped at 200 MB can hold, fine with the default cap.
     await sharp({ create: { width: 9000, height: 9000, channels: 3, background: { r: 10, g: 10, b: 240 } } }).png().toFile(join(f.imagesDir, 'big-blue.png'));
-    const capped = cli(f, ['run', '--config', f.configFile, '-o', 'json'], { OBJINFER_DECODER_MEMORY_MB: '1200' });
+    const capped = cli(f, ['run', '--config', f.configFile, '-o', 'json'], { OBJINFER_DECODER_MEMORY_MB: '200' });
     expect(JSON.parse(capped.stdout)).toMatchObject({ predicted: 1, failedNow: 1 });
     const again = JSON.parse(cli(f, ['run', '--config', f.configFile, '-o', 'json']).stdout) as Record<string, number>;
     expect(again).toMatchObject({ predicted: 0, alreadyPredicted: 1, failedEarlier: 1, failedNow: 0 });

@@ -68,3 +68,24 @@ test('results -o rejects an unknown format with exit 2', () => {
   expect(result.status).toBe(2);
   expect(result.stderr).toMatch(/Allowed choices are table, json, jsonl, csv/);
 });
+
+test('`objinfer plan` prints every statement of the tutorial\'s own config, without credentials and without waiting for them', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'objinfer-plan-'));
+  // No ADC anywhere: an empty HOME and gcloud config, no GOOGLE_* variables.
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: dir, CLOUDSDK_CONFIG: join(dir, 'gcloud'), OBJINFER_HOME: join(dir, 'state'), TEMPORAL_ADDRESS: '127.0.0.1:1' };
+  const result = spawnSync(CLI, ['plan', '--config', join(__dirname, '..', 'examples', 'tutorial.gcp.yaml')], { cwd: dir, env, encoding: 'utf8', timeout: 30_000 });
+  expect(result.status).toBe(0);
+  // Nothing on stderr: before, the Google clients looked for a metadata server and warned, for a minute.
+  expect(result.stderr).toBe('');
+  for (const statement of [
+    /CREATE OR REPLACE EXTERNAL TABLE `[^`]+\.resnet_inference_test\.vision_images`\s+WITH CONNECTION `[^`]+\.us\.lake-connection`/,
+    /OPTIONS \(object_metadata = 'SIMPLE', uris = \['gs:\/\/cloud-samples-data\/vision\/\*\.jpg'\]/,
+    /CREATE OR REPLACE MODEL `[^`]+\.resnet_inference_test\.[a-z_]+`\s+OPTIONS \(model_type = 'TENSORFLOW'/,
+    /ML\.PREDICT\(MODEL `[^`]+`/,
+    /ML\.RESIZE_IMAGE\(ML\.DECODE_IMAGE\(o\.data\), 224, 224, FALSE\)/,
+    /testIamPermissions/,
+    /no dry-run estimates: they need Google credentials/,
+  ]) {
+    expect(result.stdout).toMatch(statement);
+  }
+});

@@ -3,80 +3,25 @@
  * waits of minutes take milliseconds, so long bounds are tested at their real length.
  * (The end-to-end suites run the same workflow on a real dev server with real activities.)
  */
-import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Runtime, DefaultLogger, Worker } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { PipelineActivities } from '../src/activities';
-import { parseConfig, specKey, type RunSpec } from '../src/config';
+import type { RunSpec } from '../src/config';
 import { ErrorType } from '../src/errors';
-import { inferencePipeline } from '../src/workflows';
-import type { BatchRequest, BatchResult, ModelArtifact, ModelDescription, PipelineInput, StepOutcome } from '../src/workflows/contract';
-import { PROJECT_ROOT, WORKFLOW_BUNDLE } from './support/paths';
+import type { BatchRequest } from '../src/workflows/contract';
+import { WORKFLOW_BUNDLE } from './support/paths';
+import { mockActivities, spec, startTimeSkipping, step, withPipeline } from './support/timeSkipping';
 
 let env: TestWorkflowEnvironment;
 
 beforeAll(async () => {
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: join(PROJECT_ROOT, '.objinfer', 'tools', 'temporal-test-server', 'temporal-test-server') } },
-  });
+  env = await startTimeSkipping();
 }, 120_000);
 afterAll(async () => env?.teardown());
 
-const spec = (overrides: Record<string, unknown> = {}): RunSpec =>
-  parseConfig(
-    {
-      name: 'wf',
-      dataset: 'd',
-      bucket: 'b-models',
-      objectTable: 't',
-      sourceUris: ['/tmp/*'],
-      model: { name: 'm', source: '/tmp/none.onnx' },
-      batch: { size: 1, concurrency: 2, heartbeatTimeout: '2s' },
-      ...overrides,
-    },
-    '/tmp',
-    { checkFiles: false },
-  );
-
-const step = (name: string): StepOutcome => ({ step: name, action: 'exists', detail: name });
-const artifact: ModelArtifact = { ...step('upload model'), version: 'v1', uri: 'file:///m.onnx', filesUploaded: 0, filesSkipped: 1 };
-const model: ModelDescription = { version: 'v1', inputName: 'in', outputName: 'out', outputNames: ['out'], inputSize: [8, 8], classCount: 2, modelUri: 'file:///m.onnx' };
-
-/** Activities that succeed at once; a test replaces the ones it is about. */
-function mockActivities(pending: number, overrides: Partial<PipelineActivities> = {}): PipelineActivities {
-  const ok = async () => step('ok');
-  return {
-    preflight: async () => ({ warnings: [] }),
-    ensureDataset: ok,
-    ensureReservation: async () => [],
-    ensureConnection: async () => ({ ...step('connection'), serviceAccount: 'sa@x' }),
-    ensureBucket: ok,
-    grantObjectViewer: async () => [],
-    uploadModel: async () => artifact,
-    ensureObjectTable: ok,
-    ensureModel: ok,
-    describeModel: async () => model,
-    ensureResultTables: async () => [],
-    planBatches: async (_ref, version, _runId) => ({ modelVersion: version, objectsSeen: pending, alreadyDone: 0, failedBefore: 0, pending, batchCount: pending }),
-    predictBatch: async (): Promise<BatchResult> => ({ predicted: 1, failed: 0, labelCounts: { a: 1 } }),
-    recordUnprocessable: async () => ({ predicted: 0, failed: 1, labelCounts: {} }),
-    cleanup: async () => [],
-    ...overrides,
-  } as PipelineActivities;
-}
-
-let queue = 0;
-
-async function run(s: RunSpec, activities: PipelineActivities) {
-  const taskQueue = `wf-${queue++}`;
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: WORKFLOW_BUNDLE }, activities });
-  const input: PipelineInput = { spec: { ...s, temporal: { taskQueue } }, specKey: specKey(s) };
-  return worker.runUntil(env.client.workflow.execute(inferencePipeline, { taskQueue, workflowId: `wf-${queue}`, args: [input] }));
-}
+const run = (s: RunSpec, activities: PipelineActivities) => withPipeline(env, WORKFLOW_BUNDLE, s, activities, (handle) => handle.result());
 
 const pending = (message = 'Permission denied while globbing file pattern') =>
   ApplicationFailure.create({ type: ErrorType.IamPropagationPending, message, nonRetryable: false });
@@ -166,7 +111,6 @@ test('a batch that fails with passing errors past its attempts is tried again af
 });
 
 test('a cancelled run ends cancelled once its batches have stopped', async () => {
-  const taskQueue = `wf-${queue++}`;
   let stopped = 0;
   const activities = mockActivities(2, {
     predictBatch: async () => {
@@ -182,9 +126,7 @@ test('a cancelled run ends cancelled once its batches have stopped', async () =>
       }
     },
   });
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: WORKFLOW_BUNDLE }, activities });
-  const outcome = await worker.runUntil(async () => {
-    const handle = await env.client.workflow.start(inferencePipeline, { taskQueue, workflowId: `wf-cancel-${queue}`, args: [{ spec: { ...spec(), temporal: { taskQueue } }, specKey: 'k' }] });
+  const outcome = await withPipeline(env, WORKFLOW_BUNDLE, spec(), activities, async (handle) => {
     while ((await handle.describe()).raw.pendingActivities?.filter((a) => a.activityType?.name === 'predictBatch').length !== 2) await env.sleep(200);
     await handle.cancel();
     return handle.result().catch((e: unknown) => e);

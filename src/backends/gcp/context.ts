@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { TableField } from '@google-cloud/bigquery';
 import type { RunSpec } from '../../config';
-import { createGcpClients, type GcpClients, type GcpEndpoints } from './clients';
+import { createGcpClients, hasApplicationDefaultCredentials, type GcpClients, type GcpEndpoints } from './clients';
 import { classifyGoogleError, classifyInfo, isAlreadyExists } from './errors';
 import { runJob, type JobOutcome } from './jobs';
 
@@ -22,12 +22,15 @@ export type CreatedKind = 'dataset' | 'connection' | 'bucket' | 'grant' | 'objec
 
 export class GcpContext {
   readonly clients: GcpClients;
+  /** Whether calls can be authorised: always with test endpoints, else when ADC are found (see hasApplicationDefaultCredentials). */
+  readonly hasCredentials: boolean;
 
   constructor(
     readonly spec: RunSpec,
     endpoints?: GcpEndpoints,
   ) {
     this.clients = createGcpClients(spec, endpoints);
+    this.hasCredentials = endpoints !== undefined || hasApplicationDefaultCredentials();
   }
 
   get dataset() {

@@ -66,8 +66,13 @@ function withoutPendingTable(ctx: GcpContext, sql: string): string {
   return sql.replaceAll(`\`${project}.${dataset}._objinfer_pending_${RUN}\``, source);
 }
 
-/** Dry-runs what can be dry-run now; a statement whose tables do not exist yet keeps no estimate. */
+/**
+ * Dry-runs what can be dry-run now; a statement whose tables do not exist yet keeps no
+ * estimate. Without credentials, or once BigQuery cannot be reached, it stops: the plan's
+ * statements are what matters, and each further try would wait out the same failure.
+ */
 async function estimate(ctx: GcpContext, calls: PlannedCall[]): Promise<void> {
+  if (!ctx.hasCredentials) return;
   for (const call of calls) {
     if (!/^(SELECT|CREATE OR REPLACE TABLE|INSERT)/.test(call.call)) continue;
     try {
@@ -80,7 +85,9 @@ async function estimate(ctx: GcpContext, calls: PlannedCall[]): Promise<void> {
       const bytes = (job.metadata as { statistics?: { totalBytesProcessed?: string } }).statistics?.totalBytesProcessed;
       if (bytes !== undefined) call.estimatedBytes = Number(bytes);
     } catch (error) {
-      if (/credentials|Could not load|invalid_grant|unauthorized/i.test((error as Error).message)) return; // no ADC: statements only
+      const status = (error as { code?: unknown }).code;
+      // A refusal of the statement (e.g. 404: a table a first run creates) has an HTTP status; anything else ends the estimates.
+      if (typeof status !== 'number' || status === 401 || status === 403) return;
     }
   }
 }
