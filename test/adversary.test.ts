@@ -15,23 +15,12 @@ import { startPipeline, waitForResult } from '../src/client';
 import type { RunSpec } from '../src/config';
 import { encodeImage, type DemoFormat } from '../src/demo/images';
 import { encodeModel, type NodeSpec } from '../src/models/onnxWriter';
+import { seededRandom } from '../src/models/random';
 import { makeFixture, query, testClient, uniqueQueue, withWorker, type Fixture } from './support/pipeline';
 
 const SEED = Number(process.env.OBJINFER_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
-const random = prng(SEED);
+const random = seededRandom(SEED);
 const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
 const pick = <T>(values: readonly T[]): T => values[Math.floor(random() * values.length)]!;
 

@@ -5,7 +5,8 @@
  * 130/143 interrupted while watching.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { CancelledFailure, TerminatedFailure } from '@temporalio/common';
 import { Command, CommanderError, Option } from 'commander';
@@ -29,6 +30,8 @@ import { BackendRegistry } from '../activities';
 import { ConfigError, loadConfig } from '../config';
 import { prepareDemo } from '../demo';
 import { ObjinferError } from '../errors';
+import { EXPORT_FORMATS, exportRows, type ExportFormat } from '../exports';
+import { writeReport } from '../report';
 import { ScheduleSpecError } from '../schedules';
 import { connectWorker, forgetDevServer, readDevServerRecord, resolveTarget, startLocalDevServer, stateDir, TemporalUnreachable, workflowUiUrl } from '../temporal/connection';
 import { stopDetached } from '../temporal/devServer';
@@ -43,6 +46,16 @@ import { checkModelFirst, exitCodeOf, Interrupted, runPipeline, whileWorking } f
 import { addScheduleCommands } from './schedule';
 
 const VERSION = (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+
+/** The row filters `results` and `export` share. */
+function withRowFilters(command: Command): Command {
+  return command
+    .option('--label <label>', 'only this label')
+    .option('--min-score <score>', 'only scores at least this', score)
+    .option('--max-score <score>', 'only scores at most this', score)
+    .option('--run <runId>', 'only rows written by this run')
+    .option('--since <time>', 'only rows written since (ISO 8601)', isoTime);
+}
 
 function printSummary(summary: PipelineSummary, format: Format): void {
   process.stdout.write(renderOne(summaryRecord(summary), format, () => summaryText(summary)));
@@ -244,8 +257,11 @@ export function buildProgram(): Command {
       const summary = await runPipeline(spec, { worker: true, target });
       printSummary(summary, 'table');
       await printDemoResults(demo.configFile, join(demo.dir, 'images'), 12);
+      const report = join(demo.dir, 'report.html');
+      await writeReport(spec, { out: report });
+      console.log(`\nthe report (images, labels, scores, errors):\n  ${pathToFileURL(report).href}`);
       const url = workflowUiUrl(resolveTarget(process.env, options.port ? target : {}), Ids.pipeline(spec.name));
-      if (url) console.log(`\nthe run in the Temporal UI:\n  ${url}`);
+      if (url) console.log(`the run in the Temporal UI:\n  ${url}`);
       console.log(`run it again: only new or changed images are classified; its config:\n  ${demo.configFile}`);
     });
 
@@ -308,20 +324,52 @@ export function buildProgram(): Command {
       }, 'no');
     });
 
-  program
+  const results = program
     .command('results')
     .description('print predictions (or, with --errors, failures), newest first; readable while a run is writing')
     .option('-c, --config <file>', 'pipeline config (default: ./objinfer.yaml, else the demo)')
     .option('-n, --limit <n>', 'rows to show', positiveInt, 20)
     .option('--all', 'every row (no limit)')
-    .option('--errors', 'show the errors table (images that could not be classified) instead')
-    .option('--label <label>', 'only this label')
-    .option('--min-score <score>', 'only scores at least this', score)
-    .option('--max-score <score>', 'only scores at most this', score)
+    .option('--errors', 'show the errors table (images that could not be classified) instead');
+  withRowFilters(results).addOption(outputOption()).action(printResults);
+
+  program
+    .command('report')
+    .description('write one HTML file (opens offline) with counts, charts, a gallery of thumbnails with their top-k, and the errors')
+    .option('-c, --config <file>', 'pipeline config (default: ./objinfer.yaml, else the demo)')
+    .option('--out <file>', 'where to write it (default: ./<pipeline>-report.html)')
     .option('--run <runId>', 'only rows written by this run')
-    .option('--since <time>', 'only rows written since (ISO 8601)', isoTime)
     .addOption(outputOption())
-    .action(printResults);
+    .action(async (options: { config?: string; out?: string; run?: string; output: Format }) => {
+      const spec = findConfig(options.config, { checkFiles: false });
+      const out = resolve(options.out ?? `${spec.name}-report.html`);
+      const progress = process.stderr.isTTY ? (done: number, total: number) => process.stderr.write(`\rthumbnails ${done}/${total}`) : undefined;
+      const data = await writeReport(spec, { out, runId: options.run, onProgress: progress });
+      if (progress) process.stderr.write('\n');
+      const record = { out, url: pathToFileURL(out).href, predicted: data.cards.length, failed: data.errors.length };
+      process.stdout.write(renderOne(record, options.output, () => `report of ${record.predicted} predictions and ${record.failed} errors:\n  ${record.url}`));
+    });
+
+  const exporter = program
+    .command('export')
+    .description('write the results (or, with --errors, the failures) as Parquet, CSV, JSON lines or Label Studio tasks')
+    .option('-c, --config <file>', 'pipeline config (default: ./objinfer.yaml, else the demo)')
+    .addOption(new Option('--format <format>', 'file format').choices(EXPORT_FORMATS).makeOptionMandatory())
+    .option('--out <file>', 'where to write it (default: ./<pipeline>-results.<ext>)')
+    .option('--errors', 'the errors table instead of the results');
+  withRowFilters(exporter)
+    .addOption(outputOption())
+    .action(async (options: Omit<ResultFlags, 'limit'> & { format: ExportFormat; out?: string }) => {
+      const spec = findConfig(options.config, { checkFiles: false });
+      if (options.errors && (options.label !== undefined || options.minScore !== undefined || options.maxScore !== undefined)) {
+        throw new UsageError('--label, --min-score and --max-score filter predictions; the errors table has no labels or scores', 'drop them, or drop --errors');
+      }
+      const extension = { parquet: 'parquet', csv: 'csv', jsonl: 'jsonl', 'label-studio': 'label-studio.json' }[options.format];
+      const out = resolve(options.out ?? `${spec.name}-${options.errors ? 'errors' : 'results'}.${extension}`);
+      const filter = { label: options.label, minScore: options.minScore, maxScore: options.maxScore, runId: options.run, since: options.since };
+      const outcome = await exportRows(spec, { format: options.format, out, errors: options.errors, filter });
+      process.stdout.write(renderOne({ ...outcome }, options.output, () => `${outcome.rows} ${outcome.table} rows written to ${outcome.out} (${outcome.format})`));
+    });
 
   program
     .command('plan')

@@ -1,0 +1,128 @@
+/**
+ * `objinfer export`: the results (or the errors) of a pipeline as a file other tools read:
+ * Parquet, CSV, JSON lines, or Label Studio tasks with predictions for people to review.
+ * Rows come through the read port (either backend, the filters of `objinfer results`);
+ * Parquet is written by DuckDB in memory, so `top_k` stays a list of structs.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { csv, type Row } from './cli/output';
+import { readErrors, readResults } from './client';
+import type { ErrorRow, ResultFilter, ResultRow } from './backends/port';
+import type { RunSpec } from './config';
+
+export const EXPORT_FORMATS = ['parquet', 'csv', 'jsonl', 'label-studio'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+export const RESULT_COLUMNS = ['uri', 'generation', 'model_version', 'label', 'score', 'top_k', 'run_id', 'predicted_at'] as const;
+export const ERROR_COLUMNS = ['uri', 'generation', 'model_version', 'error', 'kind', 'run_id', 'failed_at'] as const;
+
+/** DuckDB types of the exported columns: what `read_json` is told, so that nothing is guessed. */
+const RESULT_TYPES = {
+  uri: 'VARCHAR',
+  generation: 'BIGINT',
+  model_version: 'VARCHAR',
+  label: 'VARCHAR',
+  score: 'DOUBLE',
+  top_k: 'STRUCT(label VARCHAR, "index" INTEGER, score DOUBLE)[]',
+  run_id: 'VARCHAR',
+  predicted_at: 'TIMESTAMPTZ',
+};
+const ERROR_TYPES = { uri: 'VARCHAR', generation: 'BIGINT', model_version: 'VARCHAR', error: 'VARCHAR', kind: 'VARCHAR', run_id: 'VARCHAR', failed_at: 'TIMESTAMPTZ' };
+
+export interface ExportRequest {
+  format: ExportFormat;
+  out: string;
+  errors?: boolean;
+  filter?: ResultFilter;
+}
+
+export interface ExportOutcome {
+  format: ExportFormat;
+  out: string;
+  rows: number;
+  table: 'results' | 'errors';
+}
+
+export const resultRecord = (r: ResultRow): Row => ({
+  uri: r.uri,
+  generation: r.generation,
+  model_version: r.modelVersion,
+  label: r.label,
+  score: r.score,
+  top_k: r.topK.map((t) => ({ label: t.label, index: t.index, score: t.score })),
+  run_id: r.runId,
+  predicted_at: r.predictedAt,
+});
+
+export const errorRecord = (e: ErrorRow): Row => ({
+  uri: e.uri,
+  generation: e.generation,
+  model_version: e.modelVersion,
+  error: e.error,
+  kind: e.kind,
+  run_id: e.runId,
+  failed_at: e.failedAt,
+});
+
+/**
+ * Label Studio's import format: one task per image with the model's answer as a prediction
+ * (a `choices` result with its score), for an image-classification labelling config whose
+ * `<Choices name="choice" toName="image">` holds the model's labels.
+ */
+export function labelStudioTasks(rows: ResultRow[]): object[] {
+  return rows.map((r) => ({
+    data: { image: r.uri, objinfer: { generation: r.generation, run_id: r.runId, top_k: r.topK } },
+    predictions: [
+      {
+        model_version: r.modelVersion,
+        score: r.score,
+        result: [{ from_name: 'choice', to_name: 'image', type: 'choices', value: { choices: [r.label] }, score: r.score }],
+      },
+    ],
+  }));
+}
+
+/** Escapes a path for a single-quoted SQL string. */
+const sqlString = (text: string) => `'${text.replace(/'/g, "''")}'`;
+
+async function writeParquet(records: Row[], types: Record<string, string>, out: string): Promise<void> {
+  const scratch = await mkdtemp(join(tmpdir(), 'objinfer-export-'));
+  try {
+    const lines = join(scratch, 'rows.jsonl');
+    await writeFile(lines, records.map((r) => JSON.stringify(r)).join('\n'));
+    const columns = `{${Object.entries(types).map(([name, type]) => `${sqlString(name)}: ${sqlString(type)}`).join(', ')}}`;
+    const instance = await DuckDBInstance.create(':memory:');
+    const connection = await instance.connect();
+    try {
+      const source = records.length
+        ? `read_json(${sqlString(lines)}, format = 'newline_delimited', columns = ${columns})`
+        : `(SELECT ${Object.entries(types).map(([name, type]) => `NULL::${type} AS "${name}"`).join(', ')} LIMIT 0)`;
+      await connection.run(`COPY (SELECT * FROM ${source}) TO ${sqlString(out)} (FORMAT PARQUET)`);
+    } finally {
+      connection.closeSync();
+      instance.closeSync();
+    }
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+export async function exportRows(spec: RunSpec, request: ExportRequest): Promise<ExportOutcome> {
+  const filter = { ...request.filter };
+  const table = request.errors ? 'errors' : 'results';
+  if (request.format === 'label-studio') {
+    if (request.errors) throw new Error('--format label-studio exports predictions; errors have none to review');
+    const rows = await readResults(spec, filter);
+    await writeFile(request.out, `${JSON.stringify(labelStudioTasks(rows), null, 2)}\n`);
+    return { format: request.format, out: request.out, rows: rows.length, table };
+  }
+  const records = request.errors ? (await readErrors(spec, filter)).map(errorRecord) : (await readResults(spec, filter)).map(resultRecord);
+  const columns = request.errors ? [...ERROR_COLUMNS] : [...RESULT_COLUMNS];
+  if (request.format === 'csv') await writeFile(request.out, csv(records, columns));
+  else if (request.format === 'jsonl') await writeFile(request.out, records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
+  else await writeParquet(records, request.errors ? ERROR_TYPES : RESULT_TYPES, request.out);
+  return { format: request.format, out: request.out, rows: records.length, table };
+}

@@ -1,0 +1,172 @@
+/**
+ * The report page: one self-contained HTML file (no server, no network: a content security
+ * policy allows only inline code and data: images). Charts are SVG drawn here; the gallery
+ * is drawn in the browser from the data embedded as JSON, with text set through textContent,
+ * so that nothing in an object's name or a label can become markup.
+ */
+
+export interface ReportCard {
+  uri: string;
+  name: string;
+  label: string;
+  score: number;
+  topK: { label: string; score: number }[];
+  runId: string;
+  thumbnail?: string;
+}
+
+export interface ReportError {
+  uri: string;
+  name: string;
+  error: string;
+  kind: string;
+  thumbnail?: string;
+}
+
+export interface ReportData {
+  pipeline: string;
+  backend: string;
+  modelVersions: string[];
+  runs: string[];
+  generatedAt: string;
+  /** Where the thumbnails come from, or why there are none. */
+  thumbnailNote: string;
+  cards: ReportCard[];
+  errors: ReportError[];
+}
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** JSON that can sit inside a <script> element: nothing in it can close the element. */
+export function scriptJson(value: unknown): string {
+  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+}
+
+/** Predictions per label, most frequent first, as horizontal bars. */
+export function labelChart(cards: ReportCard[]): string {
+  const counts = new Map<string, number>();
+  for (const c of cards) counts.set(c.label, (counts.get(c.label) ?? 0) + 1);
+  const bars = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, 30);
+  const most = Math.max(1, ...bars.map(([, n]) => n));
+  const row = 22;
+  const height = Math.max(row, bars.length * row);
+  const items = bars
+    .map(([label, n], i) => {
+      const width = Math.max(1, Math.round((n / most) * 300));
+      const y = i * row;
+      return (
+        `<text x="158" y="${y + 15}" text-anchor="end">${escapeHtml(label.length > 24 ? `${label.slice(0, 23)}…` : label)}</text>` +
+        `<rect x="164" y="${y + 4}" width="${width}" height="14" class="bar"><title>${escapeHtml(label)}: ${n}</title></rect>` +
+        `<text x="${170 + width}" y="${y + 15}">${n}</text>`
+      );
+    })
+    .join('');
+  return `<svg role="img" aria-label="predictions per label" width="520" height="${height}" viewBox="0 0 520 ${height}">${items}</svg>`;
+}
+
+/** How confident the model was: the top score of each image in ten bins from 0 to 1 (scores outside count at the ends). */
+export function scoreChart(cards: ReportCard[]): string {
+  const bins = new Array<number>(10).fill(0);
+  for (const c of cards) bins[Math.min(9, Math.max(0, Math.floor(c.score * 10)))]!++;
+  const most = Math.max(1, ...bins);
+  const bars = bins
+    .map((n, i) => {
+      const h = Math.round((n / most) * 120);
+      return (
+        `<rect x="${20 + i * 48}" y="${130 - h}" width="40" height="${h}" class="bar"><title>${(i / 10).toFixed(1)}–${((i + 1) / 10).toFixed(1)}: ${n}</title></rect>` +
+        `<text x="${40 + i * 48}" y="148" text-anchor="middle">${(i / 10).toFixed(1)}</text>`
+      );
+    })
+    .join('');
+  return `<svg role="img" aria-label="top scores" width="520" height="160" viewBox="0 0 520 160">${bars}</svg>`;
+}
+
+const STYLE = `
+body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+header,section{padding:12px 24px}header{background:#1d2330;color:#fff}h1{font-size:20px;margin:0 0 4px}
+.meta{opacity:.8;font-size:13px}.counts span{margin-right:18px}.charts{display:flex;flex-wrap:wrap;gap:24px}
+svg text{font-size:11px;fill:#1d2330}.bar{fill:#3b6fd8}.controls{display:flex;flex-wrap:wrap;gap:12px;align-items:center}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(180px,1fr));gap:12px;margin-top:12px}
+.card{background:#fff;border-radius:6px;padding:8px;box-shadow:0 1px 2px #0002}.card img,.ph{width:100%;height:128px;object-fit:contain;background:#eef0f3;display:block}
+.ph{display:flex;align-items:center;justify-content:center;color:#889;font-size:12px}.name{font-size:12px;word-break:break-all;margin:4px 0}
+.topk div{display:flex;align-items:center;gap:4px;font-size:12px}.topk i{display:block;height:8px;background:#3b6fd8;border-radius:2px}
+.topk span{flex:0 0 45%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}table{border-collapse:collapse;width:100%;background:#fff}
+td,th{border-bottom:1px solid #e3e5e8;padding:4px 8px;text-align:left;vertical-align:top;font-size:12px}td img{width:64px}
+`;
+
+/** Runs in the page: filters, sort and paging over the embedded cards. */
+const SCRIPT = `
+const data = JSON.parse(document.getElementById('report-data').textContent);
+const $ = (id) => document.getElementById(id);
+const PAGE = 60;
+let page = 0;
+const labels = [...new Set(data.cards.map((c) => c.label))].sort();
+for (const l of labels) { const o = document.createElement('option'); o.value = l; o.textContent = l; $('label').appendChild(o); }
+function selected() {
+  const label = $('label').value, min = parseFloat($('min').value), max = parseFloat($('max').value), sort = $('sort').value;
+  const shown = data.cards.filter((c) => (!label || c.label === label) && !(c.score < min) && !(c.score > max));
+  const by = { 'least-confident': (a, b) => a.score - b.score, 'most-confident': (a, b) => b.score - a.score, name: (a, b) => a.name.localeCompare(b.name) }[sort];
+  return shown.sort((a, b) => by(a, b) || a.uri.localeCompare(b.uri));
+}
+function image(src, alt) {
+  if (typeof src === 'string' && src.startsWith('data:image/jpeg;base64,')) { const img = document.createElement('img'); img.src = src; img.alt = alt; return img; }
+  const ph = document.createElement('div'); ph.className = 'ph'; ph.textContent = 'no preview'; return ph;
+}
+function card(c) {
+  const el = document.createElement('div'); el.className = 'card'; el.dataset.label = c.label; el.dataset.score = String(c.score);
+  el.appendChild(image(c.thumbnail, c.name));
+  const name = document.createElement('div'); name.className = 'name'; name.textContent = c.name; name.title = c.uri; el.appendChild(name);
+  const topk = document.createElement('div'); topk.className = 'topk';
+  for (const t of c.topK) {
+    const row = document.createElement('div'); const l = document.createElement('span'); l.textContent = t.label;
+    const bar = document.createElement('i'); bar.style.width = Math.max(1, Math.round(Math.max(0, Math.min(1, t.score)) * 60)) + 'px';
+    const s = document.createElement('b'); s.textContent = t.score.toFixed(3);
+    row.append(l, bar, s); topk.appendChild(row);
+  }
+  el.appendChild(topk); return el;
+}
+function draw() {
+  const shown = selected(); const pages = Math.max(1, Math.ceil(shown.length / PAGE)); page = Math.min(page, pages - 1);
+  $('gallery').replaceChildren(...shown.slice(page * PAGE, (page + 1) * PAGE).map(card));
+  $('count').textContent = shown.length + ' of ' + data.cards.length + ' images; page ' + (page + 1) + ' of ' + pages;
+  $('prev').disabled = page === 0; $('next').disabled = page >= pages - 1;
+}
+for (const id of ['label', 'min', 'max', 'sort']) $(id).addEventListener('input', () => { page = 0; draw(); });
+$('prev').addEventListener('click', () => { page--; draw(); });
+$('next').addEventListener('click', () => { page++; draw(); });
+const rows = data.errors.map((e) => {
+  const tr = document.createElement('tr'); const td = (text) => { const d = document.createElement('td'); d.textContent = text; return d; };
+  const pic = document.createElement('td'); pic.appendChild(image(e.thumbnail, e.name));
+  tr.append(pic, td(e.name), td(e.kind), td(e.error)); return tr;
+});
+$('errors').replaceChildren(...rows);
+draw();
+`;
+
+export function reportHtml(data: ReportData): string {
+  const runs = data.runs.length === 1 ? `run ${data.runs[0]}` : `${data.runs.length} runs`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>objinfer report: ${escapeHtml(data.pipeline)}</title><style>${STYLE}</style></head>
+<body>
+<header><h1>objinfer report: ${escapeHtml(data.pipeline)}</h1>
+<div class="meta">${escapeHtml(data.backend)} backend · prediction version ${escapeHtml(data.modelVersions.join(', ') || '-')} · ${escapeHtml(runs)} · made ${escapeHtml(data.generatedAt)}</div>
+<div class="counts"><span id="predicted">${data.cards.length} predicted</span><span id="failed">${data.errors.length} failed</span><span>${escapeHtml(data.thumbnailNote)}</span></div></header>
+<section class="charts"><div><h2>Predictions per label</h2>${labelChart(data.cards)}</div><div><h2>Top score</h2>${scoreChart(data.cards)}</div></section>
+<section><h2>Images</h2><div class="controls">
+<label>Label <select id="label"><option value="">all</option></select></label>
+<label>Score from <input id="min" type="number" step="0.01" placeholder="any"></label>
+<label>to <input id="max" type="number" step="0.01" placeholder="any"></label>
+<label>Sort <select id="sort"><option value="least-confident">least confident first</option><option value="most-confident">most confident first</option><option value="name">name</option></select></label>
+<button id="prev">previous</button><button id="next">next</button><span id="count"></span></div>
+<div class="grid" id="gallery"></div></section>
+<section><h2>Errors (${data.errors.length})</h2><table><thead><tr><th></th><th>object</th><th>kind</th><th>reason</th></tr></thead><tbody id="errors"></tbody></table></section>
+<script type="application/json" id="report-data">${scriptJson(data)}</script>
+<script>${SCRIPT}</script>
+</body></html>
+`;
+}

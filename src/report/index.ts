@@ -1,0 +1,92 @@
+/**
+ * `objinfer report`: a pipeline's results (or one run's) as one HTML file to open in a
+ * browser: counts, charts, a gallery of thumbnails with their top-k, and the errors.
+ */
+import { writeFile } from 'node:fs/promises';
+import type { ErrorRow, ResultRow } from '../backends/port';
+import { readErrors, readResults } from '../client';
+import type { RunSpec } from '../config';
+import { reportHtml, type ReportData } from './html';
+import { Thumbnailer } from './thumbnails';
+
+export { reportHtml, type ReportData } from './html';
+
+/** A name people can read: the path of a file:// URI, else the URI; bytes that are not UTF-8 stay escaped. */
+export function displayName(uri: string): string {
+  const raw = uri.startsWith('file://') ? uri.slice('file://'.length) : uri;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
+export interface ReportOptions {
+  runId?: string;
+  out: string;
+  /** Thumbnails for at most this many images (least confident first); the rest show a placeholder. */
+  maxThumbnails?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+async function mapLimited<T, R>(items: T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await work(items[i]!, i);
+      }
+    }),
+  );
+  return out;
+}
+
+export async function buildReport(spec: RunSpec, options: Omit<ReportOptions, 'out'>): Promise<ReportData> {
+  const filter = { runId: options.runId };
+  const results: ResultRow[] = (await readResults(spec, filter)).sort((a, b) => a.score - b.score || a.uri.localeCompare(b.uri));
+  const errors: ErrorRow[] = await readErrors(spec, filter);
+  const local = spec.backend === 'local';
+  const budget = options.maxThumbnails ?? 2_000; // ~4 KB each: the least confident 2,000 keep a large report near 8 MB
+  const thumbnailer = local ? new Thumbnailer() : undefined;
+  let done = 0;
+  const total = Math.min(budget, results.length) + errors.length;
+  const thumb = async (uri: string, index: number) => {
+    const t = thumbnailer && index < budget ? await thumbnailer.thumbnail(uri) : undefined;
+    options.onProgress?.(++done, total);
+    return t;
+  };
+  try {
+    const cardThumbs = await mapLimited(results, 4, (r, i) => thumb(r.uri, i));
+    const errorThumbs = await mapLimited(errors, 4, (e) => thumb(e.uri, 0));
+    return {
+      pipeline: spec.name,
+      backend: spec.backend,
+      modelVersions: [...new Set([...results.map((r) => r.modelVersion), ...errors.map((e) => e.modelVersion)])],
+      runs: [...new Set([...results.map((r) => r.runId), ...errors.map((e) => e.runId)])],
+      generatedAt: new Date().toISOString(),
+      thumbnailNote: local
+        ? `thumbnails made from the images (${Math.min(budget, results.length)} of ${results.length})`
+        : 'no thumbnails on gcp yet: open an object from its gs:// URI',
+      cards: results.map((r, i) => ({
+        uri: r.uri,
+        name: displayName(r.uri),
+        label: r.label,
+        score: r.score,
+        topK: r.topK.map((t) => ({ label: t.label, score: t.score })),
+        runId: r.runId,
+        thumbnail: cardThumbs[i],
+      })),
+      errors: errors.map((e, i) => ({ uri: e.uri, name: displayName(e.uri), error: e.error, kind: e.kind, thumbnail: errorThumbs[i] })),
+    };
+  } finally {
+    thumbnailer?.close();
+  }
+}
+
+export async function writeReport(spec: RunSpec, options: ReportOptions): Promise<ReportData> {
+  const data = await buildReport(spec, options);
+  await writeFile(options.out, reportHtml(data));
+  return data;
+}

@@ -1,0 +1,141 @@
+/**
+ * Looking at the results: `objinfer export` read back by readers that objinfer did not write
+ * (pyarrow and DuckDB for Parquet, Python's csv and json), and `objinfer report` opened in
+ * real Chromium, with object names that try to become markup.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Client, Connection } from '@temporalio/client';
+import { chromium, type Browser } from 'playwright-core';
+import { startPipeline, waitForResult } from '../src/client';
+import { PROJECT_ROOT, CLI } from './support/paths';
+import { makeFixture, query, testClient, uniqueQueue, withWorker, type Fixture } from './support/pipeline';
+
+const PYTHON = join(PROJECT_ROOT, '.objinfer', 'tools', 'venv', 'bin', 'python');
+const ARTEFACTS = join(PROJECT_ROOT, 'test-output', 'report');
+const HOSTILE_NAMES = ['a"b\'c&d.png', 'x<script>window.pwned=1<\\script>.png', '<img src=x onerror=window.pwned=2>.png'];
+
+let client: Client;
+let connection: Connection;
+let fixture: Fixture;
+let browser: Browser;
+
+function cli(args: string[]) {
+  const result = spawnSync(CLI, [...args, '--config', fixture.configFile], { cwd: fixture.dir, encoding: 'utf8', timeout: 120_000 });
+  if (result.status !== 0) throw new Error(`objinfer ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
+  return result.stdout;
+}
+
+function python(script: string, ...args: string[]): unknown {
+  const result = spawnSync(PYTHON, ['-c', script, ...args], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(result.stderr);
+  return JSON.parse(result.stdout);
+}
+
+type Table = { uri: string; generation: bigint; label: string; score: number; top_k: { label: string; index: number; score: number }[] }[];
+
+async function resultsTable(): Promise<Table> {
+  const rows = await query<Table[number]>(fixture.config, `SELECT uri, generation, label, score, top_k FROM ${fixture.config.dataset}.${fixture.config.results.table} ORDER BY uri`);
+  return rows.map((r) => ({ ...r, top_k: r.top_k.map((t) => ({ label: t.label, index: t.index, score: t.score })) }));
+}
+
+beforeAll(async () => {
+  ({ client, connection } = await testClient());
+  fixture = await makeFixture({ labels: ['red', 'green', 'blue', 'red', 'yellow'], corrupt: true, taskQueue: uniqueQueue('look') });
+  const png = readFileSync(join(fixture.imagesDir, 'red-000.png'));
+  for (const name of HOSTILE_NAMES) writeFileSync(join(fixture.imagesDir, name), png);
+  // A name that is not UTF-8 (byte 0xff), as some file systems hold them.
+  writeFileSync(Buffer.from([...Buffer.from(join(fixture.imagesDir, 'latin')), 0xff, ...Buffer.from('.png')]), png);
+  await withWorker(fixture.config.temporal.taskQueue, async () => waitForResult(client, (await startPipeline(client, fixture.config)).workflowId));
+  mkdirSync(ARTEFACTS, { recursive: true });
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+}, 240_000);
+afterAll(async () => {
+  await browser?.close();
+  await connection.close();
+});
+
+test('Parquet keeps every row and top_k as a list of structs (read by pyarrow and by DuckDB)', async () => {
+  const out = join(fixture.dir, 'r.parquet');
+  expect(JSON.parse(cli(['export', '--format', 'parquet', '--out', out, '-o', 'json']))).toMatchObject({ rows: 9, table: 'results' });
+  const table = await resultsTable();
+  const read = python(
+    `import pyarrow.parquet as pq, json, sys
+t = pq.read_table(sys.argv[1])
+print(json.dumps({"schema": {f.name: str(f.type) for f in t.schema}, "rows": sorted(t.select(["uri","generation","label","score","top_k"]).to_pylist(), key=lambda r: r["uri"])}))`,
+    out,
+  ) as { schema: Record<string, string>; rows: Table };
+  expect(read.schema.top_k).toBe('list<element: struct<label: string, index: int32, score: double>>');
+  expect(read.schema.generation).toBe('int64');
+  expect(read.rows.map((r) => ({ ...r, generation: BigInt(r.generation as unknown as number) }))).toEqual(table);
+  const viaDuckDb = await query<{ n: bigint }>(fixture.config, `SELECT count(*) AS n FROM read_parquet('${out}') p JOIN ${fixture.config.dataset}.${fixture.config.results.table} r ON p.uri = r.uri AND p.top_k = r.top_k AND p.score = r.score`);
+  expect(Number(viaDuckDb[0]!.n)).toBe(table.length);
+});
+
+test('CSV and JSON lines hold the same rows (read by Python), with the filters of `results`', async () => {
+  const table = await resultsTable();
+  const csvOut = join(fixture.dir, 'r.csv');
+  cli(['export', '--format', 'csv', '--out', csvOut]);
+  const csvRows = python(`import csv, json, sys; print(json.dumps(list(csv.DictReader(open(sys.argv[1], newline="", encoding="utf-8")))))`, csvOut) as Record<string, string>[];
+  expect(csvRows.map((r) => r.uri).sort()).toEqual(table.map((r) => r.uri).sort());
+  expect(Object.keys(csvRows[0]!)).toEqual(['uri', 'generation', 'model_version', 'label', 'score', 'top_k', 'run_id', 'predicted_at']);
+  for (const row of csvRows) expect(Number(row.score)).toBe(table.find((t) => t.uri === row.uri)!.score);
+
+  const jsonlOut = join(fixture.dir, 'red.jsonl');
+  cli(['export', '--format', 'jsonl', '--out', jsonlOut, '--label', 'red']);
+  const lines = python(`import json, sys; print(json.dumps([json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]))`, jsonlOut) as Table;
+  expect(lines.length).toBe(table.filter((r) => r.label === 'red').length);
+  expect(lines.every((l) => l.label === 'red' && Array.isArray(l.top_k) && l.top_k[0]!.label === 'red')).toBe(true);
+
+  const errorsOut = join(fixture.dir, 'e.jsonl');
+  cli(['export', '--format', 'jsonl', '--errors', '--out', errorsOut]);
+  const errors = readFileSync(errorsOut, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { uri: string; error: string });
+  expect(errors.map((e) => e.uri)).toEqual([expect.stringMatching(/broken\.jpg$/)]);
+});
+
+test('Label Studio tasks: one per image, its prediction a scored choice', async () => {
+  const out = join(fixture.dir, 'tasks.json');
+  cli(['export', '--format', 'label-studio', '--out', out, '--max-score', '1']);
+  const tasks = JSON.parse(readFileSync(out, 'utf8')) as { data: { image: string }; predictions: { model_version: string; score: number; result: { from_name: string; to_name: string; type: string; value: { choices: string[] }; score: number }[] }[] }[];
+  const table = await resultsTable();
+  expect(tasks).toHaveLength(table.length);
+  for (const task of tasks) {
+    const row = table.find((r) => r.uri === task.data.image)!;
+    expect(task.predictions[0]!.result).toEqual([{ from_name: 'choice', to_name: 'image', type: 'choices', value: { choices: [row.label] }, score: row.score }]);
+  }
+});
+
+test('the report opens offline in Chromium: a card per prediction, filters and sort work, names stay text', async () => {
+  const out = join(fixture.dir, 'report.html');
+  expect(JSON.parse(cli(['report', '--out', out, '-o', 'json']))).toMatchObject({ predicted: 9, failed: 1 });
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+  page.on('pageerror', (e) => problems.push(e.message));
+  page.on('request', (r) => !r.url().startsWith('file://') && !r.url().startsWith('data:') && problems.push(`network: ${r.url()}`));
+  await page.goto(`file://${out}`);
+  await page.screenshot({ path: join(ARTEFACTS, 'report.png'), fullPage: true });
+  expect(problems).toEqual([]);
+  expect(await page.locator('#gallery .card').count()).toBe(9);
+  expect(await page.locator('#gallery .card img').count()).toBe(9); // every image has a thumbnail
+  expect(await page.evaluate('typeof window.pwned')).toBe('undefined');
+  for (const name of HOSTILE_NAMES) await expect(page.getByText(name, { exact: false }).count()).resolves.toBeGreaterThan(0);
+
+  const scores = async () => (await page.locator('#gallery .card').evaluateAll((cards) => cards.map((c) => c.getAttribute('data-score')))).map(Number);
+  const first = await scores();
+  expect(first).toEqual([...first].sort((a, b) => a - b)); // least confident first
+  await page.selectOption('#sort', 'most-confident');
+  const second = await scores();
+  expect(second).toEqual([...first].sort((a, b) => b - a));
+
+  await page.selectOption('#label', 'red');
+  const reds = (await resultsTable()).filter((r) => r.label === 'red').length;
+  expect(await page.locator('#gallery .card').count()).toBe(reds);
+  expect(await page.locator('#gallery .card').evaluateAll((cards) => cards.map((c) => c.getAttribute('data-label')))).toEqual(new Array(reds).fill('red'));
+  await page.selectOption('#label', '');
+  await page.fill('#min', '2'); // above every score
+  expect(await page.locator('#gallery .card').count()).toBe(0);
+  expect(await page.locator('#errors tr').count()).toBe(1);
+  await page.close();
+}, 120_000);
