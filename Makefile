@@ -24,6 +24,8 @@ test: build tools
 	# The BigQuery emulator the gcp tests run every statement on: built once into ~/.cache/objinfer.
 	./scripts/setup-bigquery-emulator.sh >/dev/null
 	npm run typecheck
+	# ESLint (workflow code kept deterministic, no floating promises) and Prettier.
+	npm run lint
 	# The Google clients load a module dynamically, which jest's VM contexts allow only with this flag.
 	NODE_OPTIONS=--experimental-vm-modules npx jest
 

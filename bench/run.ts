@@ -39,7 +39,9 @@ async function bareLoop(): Promise<{ measure(images: number): Promise<number> }>
   const session = await ort.InferenceSession.create(resnetModel(), SESSION_OPTIONS);
   const distinct = 3;
   const dir = await photos(BATCH * distinct);
-  const files = readdirSync(dir).sort().slice(0, BATCH * distinct);
+  const files = readdirSync(dir)
+    .sort()
+    .slice(0, BATCH * distinct);
   const batches = Array.from({ length: distinct }, () => new Float32Array(BATCH * 224 * 224 * 3));
   for (const [i, file] of files.entries()) {
     resizeRgb8(await decodeRgb8(readFileSync(join(dir, file))), 224, 224, false, batches[Math.floor(i / BATCH)]!.subarray((i % BATCH) * 224 * 224 * 3));
@@ -61,16 +63,29 @@ async function ceiling(): Promise<Row[]> {
   const rates: number[] = [];
   for (let r = 0; r < RUNS; r++) rates.push(await loop.measure(Number(process.env.BENCH_CEILING_IMAGES ?? 384)));
   const rate = median(rates);
-  return [{ group: 'ceiling', benchmark: `ceiling: bare ONNX Runtime, ResNet-50-shaped, batch ${BATCH}`, result: `${rate.toFixed(1)} img/s (${(1000 / rate).toFixed(1)} ms/img), peak RSS ${ownPeakRssMiB().toFixed(0)} MiB`, figures: { imagesPerSecond: rate, peakRssMiB: ownPeakRssMiB() } }];
+  return [
+    {
+      group: 'ceiling',
+      benchmark: `ceiling: bare ONNX Runtime, ResNet-50-shaped, batch ${BATCH}`,
+      result: `${rate.toFixed(1)} img/s (${(1000 / rate).toFixed(1)} ms/img), peak RSS ${ownPeakRssMiB().toFixed(0)} MiB`,
+      figures: { imagesPerSecond: rate, peakRssMiB: ownPeakRssMiB() },
+    },
+  ];
 }
 
 /** Decoding and resizing alone, one image at a time. */
 async function images(): Promise<Row[]> {
   const rows: Row[] = [];
-  for (const [width, height] of [[640, 480], [1920, 1080]] as const) {
+  for (const [width, height] of [
+    [640, 480],
+    [1920, 1080],
+  ] as const) {
     for (const format of ['jpeg', 'png'] as const) {
       const dir = await photos(8, width, height, format);
-      const bytes = readdirSync(dir).sort().slice(0, 8).map((f) => readFileSync(join(dir, f)));
+      const bytes = readdirSync(dir)
+        .sort()
+        .slice(0, 8)
+        .map((f) => readFileSync(join(dir, f)));
       const perImage: { decode: number; resize: number }[] = [];
       for (let r = 0; r < RUNS; r++) {
         let decode = 0;
@@ -117,7 +132,9 @@ async function pipeline(): Promise<Row[]> {
     for (let r = 0; r < RUNS; r++) {
       const bare = await loop.measure(Math.min(size, 384));
       const config = writeConfig(`pipeline-${size}-${r}`, {
-        dataset: 'bench', sourceUris: firstPhotos(dir, size), model: { name: 'resnet', source: resnetModel() },
+        dataset: 'bench',
+        sourceUris: firstPhotos(dir, size),
+        model: { name: 'resnet', source: resnetModel() },
         batch: { size: BATCH, concurrency: 2 },
       });
       const { summary, wallMs } = await cluster.run(config);
@@ -147,12 +164,18 @@ async function incremental(): Promise<Row[]> {
   const cluster = await BenchCluster.start();
   const [worker] = await cluster.startWorkers(1);
   const models = await writeColorModel(join(ROOT, 'colour-model'));
-  const png = await sharp({ create: { width: 2, height: 2, channels: 3, background: { r: 200, g: 30, b: 30 } } }).png().toBuffer();
+  const png = await sharp({ create: { width: 2, height: 2, channels: 3, background: { r: 200, g: 30, b: 30 } } })
+    .png()
+    .toBuffer();
   for (const size of sizes) {
     const dir = join(ROOT, `objects-${size}`);
     mkdirSync(dir, { recursive: true });
     if (readdirSync(dir).length !== size) for (let i = 0; i < size; i++) writeFileSync(join(dir, `o${String(i).padStart(6, '0')}.png`), png);
-    const config = writeConfig(`incremental-${size}`, { dataset: 'bench', sourceUris: [`${dir}/*.png`], model: { name: 'colors', source: models.model, labels: models.labels } });
+    const config = writeConfig(`incremental-${size}`, {
+      dataset: 'bench',
+      sourceUris: [`${dir}/*.png`],
+      model: { name: 'colors', source: models.model, labels: models.labels },
+    });
     await seedPredictions(config);
     const walls: number[] = [];
     for (let r = 0; r < RUNS; r++) {
@@ -169,7 +192,12 @@ async function incremental(): Promise<Row[]> {
   }
   const rss = peakRssMiB(worker!.pid!);
   await cluster.stop();
-  rows.push({ group: 'incremental', benchmark: 'incremental: worker peak RSS over those runs', result: `${rss.toFixed(0)} MiB`, figures: { workerPeakRssMiB: rss } });
+  rows.push({
+    group: 'incremental',
+    benchmark: 'incremental: worker peak RSS over those runs',
+    result: `${rss.toFixed(0)} MiB`,
+    figures: { workerPeakRssMiB: rss },
+  });
   return rows;
 }
 
@@ -199,7 +227,9 @@ async function overhead(): Promise<Row[]> {
   writeFileSync(join(dir, 'trivial.onnx'), colorClassifierOnnx(1));
   writeFileSync(join(dir, 'trivial.labels.txt'), colorLabelsFile());
   const images = 480;
-  const png = await sharp({ create: { width: 1, height: 1, channels: 3, background: { r: 20, g: 200, b: 20 } } }).png().toBuffer();
+  const png = await sharp({ create: { width: 1, height: 1, channels: 3, background: { r: 20, g: 200, b: 20 } } })
+    .png()
+    .toBuffer();
   for (let i = 0; i < images; i++) writeFileSync(join(dir, `t${String(i).padStart(4, '0')}.png`), png);
   const cluster = await BenchCluster.start();
   await cluster.startWorkers(1);
@@ -210,7 +240,9 @@ async function overhead(): Promise<Row[]> {
     const fixed: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       const config = writeConfig(`overhead-${size}-${r}`, {
-        dataset: 'bench', sourceUris: [`${dir}/*.png`], model: { name: 'trivial', source: join(dir, 'trivial.onnx'), labels: join(dir, 'trivial.labels.txt') },
+        dataset: 'bench',
+        sourceUris: [`${dir}/*.png`],
+        model: { name: 'trivial', source: join(dir, 'trivial.onnx'), labels: join(dir, 'trivial.labels.txt') },
         batch: { size, concurrency: 2 },
       });
       const { summary } = await cluster.run(config);
@@ -240,7 +272,10 @@ async function scaleout(): Promise<Row[]> {
     const rates: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       const config = writeConfig(`scaleout-${workers}-${r}`, {
-        dataset: 'bench', sourceUris: firstPhotos(dir, size), model: { name: 'resnet', source: resnetModel() }, batch: { size: BATCH, concurrency: 2 * workers },
+        dataset: 'bench',
+        sourceUris: firstPhotos(dir, size),
+        model: { name: 'resnet', source: resnetModel() },
+        batch: { size: BATCH, concurrency: 2 * workers },
       });
       const { summary } = await cluster.run(config);
       rates.push(summary.predicted / (summary.inferDurationMs / 1000));
@@ -291,12 +326,17 @@ async function main(): Promise<void> {
   }
   const out = resolve(__dirname, 'results');
   mkdirSync(out, { recursive: true });
-  const previous = existsSync(join(out, 'latest.json')) ? (JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as { rows: Row[] }).rows.filter((r) => r.group) : [];
+  const previous = existsSync(join(out, 'latest.json'))
+    ? (JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as { rows: Row[] }).rows.filter((r) => r.group)
+    : [];
   const all = merge(previous, rows);
   const table = markdown(all);
   const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
   writeFileSync(join(out, 'latest.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, runs: RUNS, rows: all }, null, 2)}\n`);
-  writeFileSync(join(out, 'latest.md'), `Measured ${new Date().toISOString().slice(0, 10)} on ${machine.cpus} cores (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}; median of ${RUNS} runs.\n\n${table}\n`);
+  writeFileSync(
+    join(out, 'latest.md'),
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${machine.cpus} cores (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}; median of ${RUNS} runs.\n\n${table}\n`,
+  );
   console.log(table);
 }
 

@@ -72,12 +72,17 @@ export function writeConfig(name: string, raw: Record<string, unknown>): RunSpec
   const dir = join(ROOT, 'configs');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, stringify({
-    name, bucket: 'bench-models', objectTable: 'images',
-    local: { warehouse: join(ROOT, 'run', `${name}.duckdb`), storage: join(ROOT, 'run', 'storage') },
-    temporal: { taskQueue: 'bench' },
-    ...raw,
-  }));
+  writeFileSync(
+    file,
+    stringify({
+      name,
+      bucket: 'bench-models',
+      objectTable: 'images',
+      local: { warehouse: join(ROOT, 'run', `${name}.duckdb`), storage: join(ROOT, 'run', 'storage') },
+      temporal: { taskQueue: 'bench' },
+      ...raw,
+    }),
+  );
   return loadConfig(file);
 }
 
@@ -97,8 +102,10 @@ export class BenchCluster {
     const run = join(ROOT, 'run');
     mkdirSync(run, { recursive: true });
     const server = await startDevServer({
-      cliPath, ...(([port, uiPort]) => ({ port: port!, uiPort: uiPort! }))(await freePorts(2)),
-      dbFile: join(run, `temporal-${process.pid}.db`), logFile: join(run, 'temporal.log'),
+      cliPath,
+      ...(([port, uiPort]) => ({ port: port!, uiPort: uiPort! }))(await freePorts(2)),
+      dbFile: join(run, `temporal-${process.pid}.db`),
+      logFile: join(run, 'temporal.log'),
     });
     const connection = await Connection.connect({ address: server.address });
     const cluster = new BenchCluster(server, connection, new Client({ connection }));

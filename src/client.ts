@@ -85,7 +85,10 @@ export async function startPipeline(client: Client, spec: RunSpec, options: { se
 }
 
 async function isRunning(client: Client, workflowId: string): Promise<boolean> {
-  const description = await client.workflow.getHandle(workflowId).describe().catch(() => undefined);
+  const description = await client.workflow
+    .getHandle(workflowId)
+    .describe()
+    .catch(() => undefined);
   return description?.status.name === 'RUNNING';
 }
 
@@ -134,7 +137,8 @@ export async function getProgress(client: Client, workflowId: string): Promise<P
 export async function waitingReason(client: Client, workflowId: string): Promise<string | undefined> {
   const description = await client.workflow.getHandle(workflowId).describe();
   const stuck = description.raw.pendingWorkflowTask;
-  if (stuck && (stuck.attempt ?? 1) > 1) return `the workflow task keeps failing (attempt ${stuck.attempt}): ${await lastWorkflowTaskFailure(client, workflowId, description.runId)}`;
+  if (stuck && (stuck.attempt ?? 1) > 1)
+    return `the workflow task keeps failing (attempt ${stuck.attempt}): ${await lastWorkflowTaskFailure(client, workflowId, description.runId)}`;
   for (const activity of description.raw.pendingActivities ?? []) {
     const details = activity.heartbeatDetails?.payloads?.[0];
     const progress = details ? (defaultPayloadConverter.fromPayload(details) as BatchProgress | undefined) : undefined;
@@ -273,8 +277,15 @@ export async function workersPolling(client: Client, taskQueue: string): Promise
   const recent = (pollers: { lastAccessTime?: { seconds?: unknown } | null }[] | null | undefined) =>
     (pollers ?? []).filter((p) => Date.now() / 1000 - Number(p.lastAccessTime?.seconds ?? 0) < 120).length;
   const ask = (taskQueueType: temporal.api.enums.v1.TaskQueueType) =>
-    client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: taskQueue, kind: enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL }, taskQueueType });
-  const [workflows, activities] = await Promise.all([ask(enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW), ask(enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)]);
+    client.workflowService.describeTaskQueue({
+      namespace: client.options.namespace,
+      taskQueue: { name: taskQueue, kind: enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+      taskQueueType,
+    });
+  const [workflows, activities] = await Promise.all([
+    ask(enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+    ask(enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+  ]);
   return { workflowPollers: recent(workflows.pollers), activityPollers: recent(activities.pollers) };
 }
 

@@ -62,7 +62,10 @@ export const ConfigSchema = z
     name: z.string().regex(PIPELINE_NAME, 'a pipeline name uses letters, digits, ".", "_" and "-" (at most 100)').optional(),
     backend: z.enum(['local', 'gcp']).default('local'),
     project: z.string().regex(PROJECT_ID, 'a Google Cloud project ID is 6-30 lowercase letters, digits and hyphens').optional(),
-    location: z.string().regex(/^[A-Za-z0-9-]{2,40}$/, 'a location such as "US", "EU" or "us-central1"').default('US'),
+    location: z
+      .string()
+      .regex(/^[A-Za-z0-9-]{2,40}$/, 'a location such as "US", "EU" or "us-central1"')
+      .default('US'),
     dataset: identifier('a dataset name'),
     connection: z.string().regex(CONNECTION_ID, 'a connection ID uses letters, digits, "_" and "-" (at most 64)').default('objinfer-connection'),
     bucket: z.string().regex(BUCKET, 'a bucket name is 3-63 lowercase letters, digits, "_" and "-", starting and ending with a letter or digit'),
@@ -124,7 +127,10 @@ export const ConfigSchema = z
       .prefault({}),
     temporal: z
       .object({
-        taskQueue: z.string().regex(/^[A-Za-z0-9_.-]{1,200}$/, 'a task queue name uses letters, digits, ".", "_" and "-"').default('objinfer'),
+        taskQueue: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,200}$/, 'a task queue name uses letters, digits, ".", "_" and "-"')
+          .default('objinfer'),
       })
       .strict()
       .prefault({}),
@@ -272,9 +278,10 @@ function resolveSpec(parsed: ParsedConfig, baseDir: string, checkFiles: boolean)
     model.source = `${model.source}/`; // a SavedModel folder: "gs://b/m" must not also match "gs://b/m2/"
   }
   if (checkFiles) {
-    const hint = backend === 'local'
-      ? 'point it at an .onnx file (the demo model is made by `objinfer demo`)'
-      : 'point it at a SavedModel folder (saved_model.pb + variables/) or an .onnx file, or at its gs:// location';
+    const hint =
+      backend === 'local'
+        ? 'point it at an .onnx file (the demo model is made by `objinfer demo`)'
+        : 'point it at a SavedModel folder (saved_model.pb + variables/) or an .onnx file, or at its gs:// location';
     if (!inCloud(model.source) && !existsSync(model.source)) problem('model.source', `file not found: ${model.source}; ${hint}`);
     if (model.labels && !inCloud(model.labels) && !existsSync(model.labels)) {
       problem('model.labels', `file not found: ${model.labels}; point it at a text file with one label per line, or remove the field`);

@@ -30,7 +30,15 @@ const RESULT_TYPES = {
   run_id: 'VARCHAR',
   predicted_at: 'TIMESTAMPTZ',
 };
-const ERROR_TYPES = { uri: 'VARCHAR', generation: 'BIGINT', model_version: 'VARCHAR', error: 'VARCHAR', kind: 'VARCHAR', run_id: 'VARCHAR', failed_at: 'TIMESTAMPTZ' };
+const ERROR_TYPES = {
+  uri: 'VARCHAR',
+  generation: 'BIGINT',
+  model_version: 'VARCHAR',
+  error: 'VARCHAR',
+  kind: 'VARCHAR',
+  run_id: 'VARCHAR',
+  failed_at: 'TIMESTAMPTZ',
+};
 
 export interface ExportRequest {
   format: ExportFormat;
@@ -93,13 +101,17 @@ async function writeParquet(records: Row[], types: Record<string, string>, out: 
   try {
     const lines = join(scratch, 'rows.jsonl');
     await writeFile(lines, records.map((r) => JSON.stringify(r)).join('\n'));
-    const columns = `{${Object.entries(types).map(([name, type]) => `${sqlString(name)}: ${sqlString(type)}`).join(', ')}}`;
+    const columns = `{${Object.entries(types)
+      .map(([name, type]) => `${sqlString(name)}: ${sqlString(type)}`)
+      .join(', ')}}`;
     const instance = await DuckDBInstance.create(':memory:');
     const connection = await instance.connect();
     try {
       const source = records.length
         ? `read_json(${sqlString(lines)}, format = 'newline_delimited', columns = ${columns})`
-        : `(SELECT ${Object.entries(types).map(([name, type]) => `NULL::${type} AS "${name}"`).join(', ')} LIMIT 0)`;
+        : `(SELECT ${Object.entries(types)
+            .map(([name, type]) => `NULL::${type} AS "${name}"`)
+            .join(', ')} LIMIT 0)`;
       await connection.run(`COPY (SELECT * FROM ${source}) TO ${sqlString(out)} (FORMAT PARQUET)`);
     } finally {
       connection.closeSync();

@@ -53,10 +53,17 @@ export function validateScheduleRequest(request: ScheduleRequest): void {
     const fields = request.cron.trim().split(/\s+/);
     const shaped = CRON_SHORTHAND.test(request.cron.trim()) || (fields.length >= 5 && fields.length <= 7 && fields.every((f) => CRON_FIELD.test(f)));
     if (!shaped) {
-      throw new ScheduleSpecError('--cron', `"${request.cron}" is not a cron expression: use 5 fields "minute hour day-of-month month day-of-week", e.g. "0 * * * *", or @hourly/@daily`);
+      throw new ScheduleSpecError(
+        '--cron',
+        `"${request.cron}" is not a cron expression: use 5 fields "minute hour day-of-month month day-of-week", e.g. "0 * * * *", or @hourly/@daily`,
+      );
     }
   }
-  for (const [field, value] of [['--every', request.every], ['--jitter', request.jitter], ['--catchup-window', request.catchupWindow]] as const) {
+  for (const [field, value] of [
+    ['--every', request.every],
+    ['--jitter', request.jitter],
+    ['--catchup-window', request.catchupWindow],
+  ] as const) {
     if (value !== undefined && !durationMs(value)) {
       throw new ScheduleSpecError(field, `"${value}" is not a positive duration such as "30s", "15m", "1h" or "1d"`);
     }
@@ -84,7 +91,10 @@ function specOf(request: ScheduleRequest): ScheduleSpec {
 /** Same config and same spec give the same fingerprint: how `create` knows it has nothing to do. */
 function fingerprint(config: RunSpec, request: ScheduleRequest): string {
   const { note: _note, ...spec } = request;
-  return createHash('sha256').update(JSON.stringify({ config, spec: { overlap: 'skip', ...spec } })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify({ config, spec: { overlap: 'skip', ...spec } }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 function scheduleOptions(config: RunSpec, request: ScheduleRequest, searchAttributes: boolean) {
@@ -99,7 +109,12 @@ function scheduleOptions(config: RunSpec, request: ScheduleRequest, searchAttrib
       taskQueue: config.temporal.taskQueue,
       args: [input] as [PipelineInput],
       // The fingerprint rides on the action, which `update` replaces (a schedule's own memo is fixed).
-      memo: { config: describeRunSpec(config), objinferFingerprint: fingerprint(config, request), objinferScheduleSpec: specText(request), [SPEC_MEMO_KEY]: config },
+      memo: {
+        config: describeRunSpec(config),
+        objinferFingerprint: fingerprint(config, request),
+        objinferScheduleSpec: specText(request),
+        [SPEC_MEMO_KEY]: config,
+      },
       staticSummary: `objinfer ${config.name} (scheduled): ${config.model.name} over ${config.sourceUris.join(', ')}`,
       typedSearchAttributes: searchAttributes ? searchAttributesFor(config) : undefined,
     },
@@ -138,12 +153,7 @@ export async function createSchedule(
   throw new ScheduleSpecError(scheduleId, 'a schedule with this name exists with a different config or spec; change it with `objinfer schedule update`');
 }
 
-export async function updateSchedule(
-  client: Client,
-  config: RunSpec,
-  request: ScheduleRequest,
-  options: { searchAttributes?: boolean } = {},
-): Promise<string> {
+export async function updateSchedule(client: Client, config: RunSpec, request: ScheduleRequest, options: { searchAttributes?: boolean } = {}): Promise<string> {
   validateScheduleRequest(request);
   const scheduleId = Ids.schedule(config.name);
   const built = scheduleOptions(config, request, options.searchAttributes ?? false);

@@ -32,7 +32,14 @@ const SIDES = [1, 2, 3, 7, 64, 257, 1500, 3000] as const;
 
 async function validImage(): Promise<{ bytes: Buffer; format: DemoFormat }> {
   const format = pick<DemoFormat>(['png', 'jpg', 'bmp']);
-  const [height, width] = random() < 0.3 ? pick([[1, 3000], [3000, 1], [2, 1500]] as const) : [pick(SIDES), pick(SIDES)];
+  const [height, width] =
+    random() < 0.3
+      ? pick([
+          [1, 3000],
+          [3000, 1],
+          [2, 1500],
+        ] as const)
+      : [pick(SIDES), pick(SIDES)];
   const pixels = new Uint8Array(height * width * 3);
   if (random() < 0.5) pixels.fill(pick([0, 1, 127, 254, 255]));
   else for (let i = 0; i < pixels.length; i++) pixels[i] = int(0, 255);
@@ -52,7 +59,8 @@ function bomb(): Buffer {
 
 async function hostileFile(): Promise<{ kind: Kind; bytes: Buffer; extension: string }> {
   const kind = pick<Kind>(['valid', 'valid', 'valid', 'truncated', 'bit-flipped', 'random-bytes', 'bomb', 'empty']);
-  if (kind === 'random-bytes') return { kind, bytes: Buffer.from(Array.from({ length: int(1, 4096) }, () => int(0, 255))), extension: pick(['png', 'jpg', 'bmp']) };
+  if (kind === 'random-bytes')
+    return { kind, bytes: Buffer.from(Array.from({ length: int(1, 4096) }, () => int(0, 255))), extension: pick(['png', 'jpg', 'bmp']) };
   if (kind === 'bomb') return { kind, bytes: bomb(), extension: 'png' };
   if (kind === 'empty') return { kind, bytes: Buffer.alloc(0), extension: pick(['png', 'jpg']) };
   const { bytes, format } = await validImage();
@@ -153,11 +161,18 @@ describe(`a generated adversary (seed ${SEED}; rerun with OBJINFER_SEED=${SEED})
     const onDisk = readdirSync(fixture.imagesDir).filter((f) => lstatSync(join(fixture.imagesDir, f)).isFile());
     expect(listed.map((r) => r.uri).sort()).toEqual(onDisk.map((f) => `file://${join(fixture.imagesDir, f)}`).sort());
 
-    const rows = await query<{ uri: string; generation: bigint; label: string; score: number; probabilities: number[]; top_k: { label: string; index: number; score: number }[] }>(
+    const rows = await query<{
+      uri: string;
+      generation: bigint;
+      label: string;
+      score: number;
+      probabilities: number[];
+      top_k: { label: string; index: number; score: number }[];
+    }>(spec, `SELECT uri, generation, label, score, probabilities, top_k FROM ${t(spec.results.table)} WHERE model_version = '${modelVersion}'`);
+    const errors = await query<{ uri: string; generation: bigint; error: string }>(
       spec,
-      `SELECT uri, generation, label, score, probabilities, top_k FROM ${t(spec.results.table)} WHERE model_version = '${modelVersion}'`,
+      `SELECT uri, generation, error FROM ${t(spec.results.errorsTable)} WHERE model_version = '${modelVersion}'`,
     );
-    const errors = await query<{ uri: string; generation: bigint; error: string }>(spec, `SELECT uri, generation, error FROM ${t(spec.results.errorsTable)} WHERE model_version = '${modelVersion}'`);
     const key = (r: { uri: string; generation: bigint }) => `${r.uri}#${r.generation}`;
     const outcomes = new Map<string, number>();
     for (const r of [...rows, ...errors]) outcomes.set(key(r), (outcomes.get(key(r)) ?? 0) + 1);
@@ -199,9 +214,13 @@ describe(`a generated adversary (seed ${SEED}; rerun with OBJINFER_SEED=${SEED})
     };
   }, 120_000);
 
-  test.each([1, 2, 3])('run %i completes, and every object is predicted or failed exactly once', async (round) => {
-    if (round > 1) await mutate();
-    const summary = await runOnce();
-    await checkInvariants(summary.modelVersion);
-  }, 240_000);
+  test.each([1, 2, 3])(
+    'run %i completes, and every object is predicted or failed exactly once',
+    async (round) => {
+      if (round > 1) await mutate();
+      const summary = await runOnce();
+      await checkInvariants(summary.modelVersion);
+    },
+    240_000,
+  );
 });

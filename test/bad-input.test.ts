@@ -44,7 +44,8 @@ function bmp(colour: Rgb, options: { bpp: 8 | 24 | 32 | 1; topDown?: boolean; co
   out.writeUInt16LE(1, 26);
   out.writeUInt16LE(options.bpp, 28);
   out.writeUInt32LE(options.compression ?? 0, 30);
-  if (paletteBytes) out.set([colour.b, colour.g, colour.r, 0], 54); // every pixel is index 0
+  if (paletteBytes)
+    out.set([colour.b, colour.g, colour.r, 0], 54); // every pixel is index 0
   else {
     for (let y = 0; y < size; y++) {
       for (let x = 0; x < size; x++) out.set([colour.b, colour.g, colour.r], offset + y * stride + (x * options.bpp) / 8);
@@ -58,17 +59,28 @@ test('a folder of bad objects: each lands in the errors table with its reason; e
   const fixture = await makeFixture({
     labels: [], // the objects below are all there is
     taskQueue,
-    config: { model: { name: 'color_classifier', source: 'models/color-classifier.onnx', labels: 'models/color-classifier.labels.txt', preserveAspectRatio: true } },
+    config: {
+      model: { name: 'color_classifier', source: 'models/color-classifier.onnx', labels: 'models/color-classifier.labels.txt', preserveAspectRatio: true },
+    },
   });
   const dir = fixture.imagesDir;
   const write = (name: string | Buffer, bytes: Buffer) => writeFileSync(Buffer.concat([Buffer.from(`${dir}/`), Buffer.from(name)]), bytes);
-  const noisy = await sharp({ create: { width: 200, height: 200, channels: 3, background: RED, noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).jpeg().toBuffer();
+  const noisy = await sharp({ create: { width: 200, height: 200, channels: 3, background: RED, noise: { type: 'gaussian', mean: 128, sigma: 60 } } })
+    .jpeg()
+    .toBuffer();
 
   // Valid, if unusual: each must get a prediction of the colour it shows.
   const valid: Record<string, string> = {
-    'alpha-red.png': 'red', '16bit-green.png': 'green', 'cmyk-blue.jpg': 'blue', 'gray.jpg': '', 'one-pixel-red.png': 'red',
-    'bmp24-red.bmp': 'red', 'bmp32-topdown-green.bmp': 'green', 'bmp8-palette-blue.bmp': 'blue',
-    [`long-${'x'.repeat(230)}-red.png`]: 'red', [`quote-it's "red"; DROP TABLE predictions; --.png`]: 'red',
+    'alpha-red.png': 'red',
+    '16bit-green.png': 'green',
+    'cmyk-blue.jpg': 'blue',
+    'gray.jpg': '',
+    'one-pixel-red.png': 'red',
+    'bmp24-red.bmp': 'red',
+    'bmp32-topdown-green.bmp': 'green',
+    'bmp8-palette-blue.bmp': 'blue',
+    [`long-${'x'.repeat(230)}-red.png`]: 'red',
+    [`quote-it's "red"; DROP TABLE predictions; --.png`]: 'red',
     'inside-a-folder.jpg/green.png': 'green',
   };
   write('alpha-red.png', await solid(16, 16, RED, 4).png().toBuffer());
@@ -117,7 +129,10 @@ test('a folder of bad objects: each lands in the errors table with its reason; e
   const validCount = Object.keys(valid).length + 1; // the list and the non-UTF-8 name
   expect(summary).toMatchObject({ objectsSeen: validCount + Object.keys(invalid).length, predicted: validCount, failed: Object.keys(invalid).length });
 
-  const predictions = await query<{ uri: string; label: string; n: bigint }>(fixture.config, 'SELECT uri, any_value(label) AS label, count(*) AS n FROM objinfer_test.predictions GROUP BY uri');
+  const predictions = await query<{ uri: string; label: string; n: bigint }>(
+    fixture.config,
+    'SELECT uri, any_value(label) AS label, count(*) AS n FROM objinfer_test.predictions GROUP BY uri',
+  );
   const errors = await query<{ uri: string; error: string }>(fixture.config, 'SELECT uri, error FROM objinfer_test.predictions_errors');
   expect(predictions.every((p) => Number(p.n) === 1)).toBe(true);
   const byName = (uri: string) => decodeURIComponent(uri.slice(`file://${dir}/`.length).replace(/%E9%FF/, '<latin1>'));
@@ -141,7 +156,10 @@ async function withPipeline(taskQueue: string, config: Parameters<typeof startPi
 
 async function failureOf(taskQueue: string, config: Parameters<typeof startPipeline>[1]): Promise<{ type?: string; message: string }> {
   const error = await withWorker(taskQueue, async () =>
-    waitForResult(client, (await startPipeline(client, config)).workflowId).then(() => new Error('the run succeeded'), (e: unknown) => e),
+    waitForResult(client, (await startPipeline(client, config)).workflowId).then(
+      () => new Error('the run succeeded'),
+      (e: unknown) => e,
+    ),
   );
   expect(error).toBeInstanceOf(WorkflowFailedError);
   let cause: Error | undefined = (error as WorkflowFailedError).cause;
@@ -169,7 +187,8 @@ test('a folder the worker may not read fails at once, naming the folder and what
   mkdirSync(join(code, 'backends', 'local'), { recursive: true });
   copyFileSync(require.resolve('../dist/backends/local/storage.js'), join(code, 'backends', 'local', 'storage.js'));
   copyFileSync(require.resolve('../dist/errors.js'), join(code, 'errors.js'));
-  const script = `require(${JSON.stringify(join(code, 'backends', 'local', 'storage.js'))}).listObjects(['file://${fixture.imagesDir}/*']).then(` +
+  const script =
+    `require(${JSON.stringify(join(code, 'backends', 'local', 'storage.js'))}).listObjects(['file://${fixture.imagesDir}/*']).then(` +
     `() => console.log('listed'), (e) => console.log(JSON.stringify({ type: e.type, message: e.message })))`;
   const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
   chmodSync(fixture.dir, 0o755);
@@ -178,7 +197,9 @@ test('a folder the worker may not read fails at once, naming the folder and what
   expect(result.stderr).toBe('');
   const failure = JSON.parse(result.stdout) as { type: string; message: string };
   expect(failure.type).toBe('PermissionDenied');
-  expect(failure.message).toBe(`cannot list ${fixture.imagesDir}/private: permission denied (EACCES); give the user the worker runs as read and execute permission on it`);
+  expect(failure.message).toBe(
+    `cannot list ${fixture.imagesDir}/private: permission denied (EACCES); give the user the worker runs as read and execute permission on it`,
+  );
   expect(loadConfig(fixture.configFile).sourceUris).toHaveLength(1); // the config itself was fine
 });
 
@@ -207,7 +228,9 @@ test('a labels file with the wrong number of lines fails before inference, namin
   const config = { ...fixture.config, model: { ...fixture.config.model, labels: join(fixture.dir, 'short-labels.txt') } };
   const failure = await failureOf(taskQueue, config);
   expect(failure.type).toBe('ModelShapeMismatch');
-  expect(failure.message).toMatch(/^model\.labels \(.*short-labels\.txt\) has 2 labels but output "scores" of .*color-classifier\.onnx has 8 classes \[batch, 8\]; use the labels file that belongs to this model$/);
+  expect(failure.message).toMatch(
+    /^model\.labels \(.*short-labels\.txt\) has 2 labels but output "scores" of .*color-classifier\.onnx has 8 classes \[batch, 8\]; use the labels file that belongs to this model$/,
+  );
 });
 
 describe('bad config: a non-zero exit before any side effect, naming the field and the rule', () => {
@@ -225,7 +248,19 @@ describe('bad config: a non-zero exit before any side effect, naming the field a
   test.each(cases)('%s', async (_name, override, message) => {
     const fixture = await makeFixture({ labels: [], taskQueue: 'unused' });
     const file = join(fixture.dir, 'bad.yaml');
-    writeFileSync(file, stringify({ name: 'bad', dataset: 'd', bucket: 'b-models', objectTable: 'images', sourceUris: ['images/*'], model: { name: 'm', source: 'models/color-classifier.onnx' }, local: { warehouse: 'w.duckdb', storage: 'storage' }, ...override }));
+    writeFileSync(
+      file,
+      stringify({
+        name: 'bad',
+        dataset: 'd',
+        bucket: 'b-models',
+        objectTable: 'images',
+        sourceUris: ['images/*'],
+        model: { name: 'm', source: 'models/color-classifier.onnx' },
+        local: { warehouse: 'w.duckdb', storage: 'storage' },
+        ...override,
+      }),
+    );
     const run = spawnSync(CLI, ['run', '--config', file], { encoding: 'utf8', env: { ...process.env, TEMPORAL_ADDRESS: testServer().address } });
     expect(run.status).not.toBe(0);
     expect(run.stderr).toMatch(message);

@@ -83,7 +83,11 @@ describe('exit codes, as documented', () => {
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/no image was predicted: all 1 failed/);
 
-    const broken = await makeFixture({ labels: ['red'], taskQueue: uniqueQueue('failedrun'), config: { iam: { simulatedPropagationDelay: '1h', propagationTimeout: '2s' } } });
+    const broken = await makeFixture({
+      labels: ['red'],
+      taskQueue: uniqueQueue('failedrun'),
+      config: { iam: { simulatedPropagationDelay: '1h', propagationTimeout: '2s' } },
+    });
     const failing = await startPipeline(client, broken.config);
     const failed = await withWorker(broken.config.temporal.taskQueue, () => waitForResult(client, failing.workflowId).catch(() => 'failed'));
     expect(failed).toBe('failed');
@@ -127,7 +131,9 @@ describe('machine-readable output', () => {
   test('CSV quotes commas, quotes and line breaks, and neutralises cells a spreadsheet would run as formulas', async () => {
     const f = await makeFixture({ labels: [], taskQueue: uniqueQueue('csv') });
     writeFileSync(f.config.model.labels!, ['=HYPERLINK("http://x")', 'comma, "quoted"', '+plus', '-minus', '@at', 'cyan', 'white', 'black'].join('\n'));
-    await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 250, g: 10, b: 10 } } }).png().toFile(join(f.imagesDir, 'line\rbreak.png'));
+    await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 250, g: 10, b: 10 } } })
+      .png()
+      .toFile(join(f.imagesDir, 'line\rbreak.png'));
     expect(cli(f, ['run', '--config', f.configFile]).status).toBe(0);
     const csv = cli(f, ['results', '--config', f.configFile, '-o', 'csv']).stdout;
     const [header, row] = csv.split('\r\n');
@@ -144,9 +150,17 @@ describe('run semantics', () => {
     const f = await makeFixture({ labels: ['red'], taskQueue: uniqueQueue('version') });
     const base = JSON.parse(cli(f, ['run', '--config', f.configFile, '-o', 'json']).stdout) as { predictionVersion: string; predicted: number };
     const versions = new Set([base.predictionVersion]);
-    for (const change of [{ results: { topK: 2 } }, { model: { ...rawModel(), preserveAspectRatio: true, inputSize: 32 } }, { results: { keepProbabilities: true } }]) {
+    for (const change of [
+      { results: { topK: 2 } },
+      { model: { ...rawModel(), preserveAspectRatio: true, inputSize: 32 } },
+      { results: { keepProbabilities: true } },
+    ]) {
       writeFileSync(f.configFile, stringify({ ...rawConfig(f), ...change }));
-      const summary = JSON.parse(cli(f, ['run', '--config', f.configFile, '-o', 'json']).stdout) as { predictionVersion: string; predicted: number; failedNow: number };
+      const summary = JSON.parse(cli(f, ['run', '--config', f.configFile, '-o', 'json']).stdout) as {
+        predictionVersion: string;
+        predicted: number;
+        failedNow: number;
+      };
       expect(summary.predicted + summary.failedNow).toBe(1); // done again under the new version
       versions.add(summary.predictionVersion);
     }
@@ -156,7 +170,9 @@ describe('run semantics', () => {
   test('failures are not "already predicted": the summary tells them apart, and --retry-failed tries them again, once', async () => {
     const f = await makeFixture({ labels: ['red'], taskQueue: uniqueQueue('retry') });
     // 81 megapixels, 243 MB of RGB: more than a decoder capped at 200 MB can hold, fine with the default cap.
-    await sharp({ create: { width: 9000, height: 9000, channels: 3, background: { r: 10, g: 10, b: 240 } } }).png().toFile(join(f.imagesDir, 'big-blue.png'));
+    await sharp({ create: { width: 9000, height: 9000, channels: 3, background: { r: 10, g: 10, b: 240 } } })
+      .png()
+      .toFile(join(f.imagesDir, 'big-blue.png'));
     const capped = cli(f, ['run', '--config', f.configFile, '-o', 'json'], { OBJINFER_DECODER_MEMORY_MB: '200' });
     expect(JSON.parse(capped.stdout)).toMatchObject({ predicted: 1, failedNow: 1 });
     const again = JSON.parse(cli(f, ['run', '--config', f.configFile, '-o', 'json']).stdout) as Record<string, number>;
@@ -170,7 +186,10 @@ describe('run semantics', () => {
   test('a labels file of the wrong length is refused before anything is created (exit 2, naming both counts)', async () => {
     const f = await makeFixture({ labels: ['red'], taskQueue: uniqueQueue('labels') });
     writeFileSync(f.config.model.labels!, 'only\ntwo\n');
-    for (const command of [['run', '--config', f.configFile], ['plan', '--config', f.configFile]]) {
+    for (const command of [
+      ['run', '--config', f.configFile],
+      ['plan', '--config', f.configFile],
+    ]) {
       const result = cli(f, command);
       expect(result.status).toBe(2);
       expect(result.stderr).toMatch(/config error: model\.labels: model\.labels \(.*\) has 2 labels but output "scores" of .* has 8 classes/);
@@ -209,7 +228,9 @@ describe('run semantics', () => {
 
         for (let i = 0; i < 4; i++) {
           // Something new, so that the next run has work to do while the slot comes.
-          await sharp({ create: { width: 1600, height: 1600, channels: 3, background: { r: 20, g: 20, b: 230 } } }).jpeg().toFile(join(f.imagesDir, `blue-${i}.jpg`));
+          await sharp({ create: { width: 1600, height: 1600, channels: 3, background: { r: 20, g: 20, b: 230 } } })
+            .jpeg()
+            .toFile(join(f.imagesDir, `blue-${i}.jpg`));
         }
         const second = await startPipeline(client, f.config);
         expect(second.attached).toBe(false);
@@ -232,7 +253,10 @@ describe('run semantics', () => {
 describe('interrupts, outages and missing workers', () => {
   test('Ctrl-C on `run` says at once that the run goes on and how to re-attach; re-attaching finishes it exactly once', async () => {
     const f = await slowFixture('ctrlc', 40);
-    for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    for (const [signal, code] of [
+      ['SIGINT', 130],
+      ['SIGTERM', 143],
+    ] as const) {
       const child = spawn(CLI, ['run', '--config', f.configFile], {
         cwd: f.dir,
         env: { ...process.env, TEMPORAL_ADDRESS: testServer().address, OBJINFER_HOME: join(f.dir, 'state') },
@@ -261,7 +285,10 @@ describe('interrupts, outages and missing workers', () => {
     const serverOptions = { cliPath, port, uiPort, dbFile: join(state, 'temporal.db'), logFile: join(state, 'temporal.log'), detached: true };
     let server = await startDevServer(serverOptions);
     const f = await slowFixture('outage', 12);
-    const child = spawn(CLI, ['run', '--config', f.configFile], { cwd: f.dir, env: { ...process.env, TEMPORAL_ADDRESS: server.address, OBJINFER_HOME: join(f.dir, 'state') } });
+    const child = spawn(CLI, ['run', '--config', f.configFile], {
+      cwd: f.dir,
+      env: { ...process.env, TEMPORAL_ADDRESS: server.address, OBJINFER_HOME: join(f.dir, 'state') },
+    });
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const exited = new Promise<number | null>((done) => child.once('exit', done));
@@ -284,7 +311,9 @@ describe('interrupts, outages and missing workers', () => {
     const created = cli(f, ['schedule', 'create', '--config', f.configFile, '--every', '1d']);
     try {
       expect(created.status).toBe(0);
-      expect(created.stderr).toMatch(/warning: no worker polls task queue noworker-\w+: runs wait .* Start one with `objinfer worker --task-queue noworker-\w+`/);
+      expect(created.stderr).toMatch(
+        /warning: no worker polls task queue noworker-\w+: runs wait .* Start one with `objinfer worker --task-queue noworker-\w+`/,
+      );
       await startPipeline(client, f.config);
       const status = cli(f, ['status', f.config.name]);
       expect(status.stdout).toMatch(/RUNNING[\s\S]*not started by a worker yet[\s\S]*no worker polls task queue/);
@@ -328,7 +357,9 @@ describe('a second Temporal and the demo', () => {
         if (saved.home === undefined) delete process.env.OBJINFER_HOME;
       });
       await connected.close();
-      expect(notices).toEqual([expect.stringMatching(new RegExp(`using the Temporal server already listening on 127\\.0\\.0\\.1:${port} .*which objinfer did not start`))]);
+      expect(notices).toEqual([
+        expect.stringMatching(new RegExp(`using the Temporal server already listening on 127\\.0\\.0\\.1:${port} .*which objinfer did not start`)),
+      ]);
     } finally {
       server.kill('SIGINT');
       await new Promise((done) => server.once('exit', done));
@@ -337,7 +368,12 @@ describe('a second Temporal and the demo', () => {
 
   test('the demo fits a terminal: a compact table of relative names, at most a dozen rows', () => {
     const home = mkdtempSync(join(tmpdir(), 'objinfer-demo-'));
-    const result = spawnSync(CLI, ['demo'], { cwd: home, env: { ...process.env, TEMPORAL_ADDRESS: testServer().address, OBJINFER_HOME: join(home, '.objinfer') }, encoding: 'utf8', timeout: 120_000 });
+    const result = spawnSync(CLI, ['demo'], {
+      cwd: home,
+      env: { ...process.env, TEMPORAL_ADDRESS: testServer().address, OBJINFER_HOME: join(home, '.objinfer') },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(result.status).toBe(0);
     // Only a path or a link, alone on its line, may be wider than the terminal.
     const lines = result.stdout.split('\n');

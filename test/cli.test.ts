@@ -69,11 +69,22 @@ test('results -o rejects an unknown format with exit 2', () => {
   expect(result.stderr).toMatch(/Allowed choices are table, json, jsonl, csv/);
 });
 
-test('`objinfer plan` prints every statement of the tutorial\'s own config, without credentials and without waiting for them', () => {
+test("`objinfer plan` prints every statement of the tutorial's own config, without credentials and without waiting for them", () => {
   const dir = mkdtempSync(join(tmpdir(), 'objinfer-plan-'));
   // No ADC anywhere: an empty HOME and gcloud config, no GOOGLE_* variables.
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: dir, CLOUDSDK_CONFIG: join(dir, 'gcloud'), OBJINFER_HOME: join(dir, 'state'), TEMPORAL_ADDRESS: '127.0.0.1:1' };
-  const result = spawnSync(CLI, ['plan', '--config', join(__dirname, '..', 'examples', 'tutorial.gcp.yaml')], { cwd: dir, env, encoding: 'utf8', timeout: 30_000 });
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: dir,
+    CLOUDSDK_CONFIG: join(dir, 'gcloud'),
+    OBJINFER_HOME: join(dir, 'state'),
+    TEMPORAL_ADDRESS: '127.0.0.1:1',
+  };
+  const result = spawnSync(CLI, ['plan', '--config', join(__dirname, '..', 'examples', 'tutorial.gcp.yaml')], {
+    cwd: dir,
+    env,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   expect(result.status).toBe(0);
   // Nothing on stderr: before, the Google clients looked for a metadata server and warned, for a minute.
   expect(result.stderr).toBe('');

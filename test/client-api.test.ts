@@ -7,17 +7,19 @@ import { makeFixture, testServer, uniqueQueue, withWorker } from './support/pipe
 test('examples/start-and-watch.ts starts a run, prints progress and the summary', async () => {
   const taskQueue = uniqueQueue('example');
   const fixture = await makeFixture({ labels: ['red', 'green', 'blue', 'white'], taskQueue, config: { batch: { size: 1, concurrency: 1 } } });
-  const output = await withWorker(taskQueue, () =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
-      const child = spawn(join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'), [join(PROJECT_ROOT, 'examples', 'start-and-watch.ts'), fixture.configFile], {
-        env: { ...process.env, TEMPORAL_ADDRESS: testServer().address },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('exit', (code) => done({ code, stdout, stderr }));
-    }),
+  const output = await withWorker(
+    taskQueue,
+    () =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
+        const child = spawn(join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'), [join(PROJECT_ROOT, 'examples', 'start-and-watch.ts'), fixture.configFile], {
+          env: { ...process.env, TEMPORAL_ADDRESS: testServer().address },
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('exit', (code) => done({ code, stdout, stderr }));
+      }),
   );
   expect(output.stderr).toBe('');
   expect(output.code).toBe(0);

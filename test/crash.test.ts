@@ -42,7 +42,9 @@ async function slowFixture(taskQueue: string, count: number, batchSize = 2): Pro
   for (let i = 0; i < count; i++) {
     const label = COLOR_LABELS[i % COLOR_LABELS.length]!;
     const [r, g, b] = COLOR_PROTOTYPES[label].map((c) => c * 215 + 20);
-    const jpeg = await sharp({ create: { width: 1500, height: 1500, channels: 3, background: { r: r!, g: g!, b: b! } } }).jpeg().toBuffer();
+    const jpeg = await sharp({ create: { width: 1500, height: 1500, channels: 3, background: { r: r!, g: g!, b: b! } } })
+      .jpeg()
+      .toBuffer();
     await writeFile(join(fixture.imagesDir, `${label}-${String(i).padStart(3, '0')}.jpg`), jpeg);
   }
   return fixture;
@@ -64,7 +66,7 @@ test('a worker killed mid-run is replaced and the run completes with no duplicat
   const fixture = await slowFixture(taskQueue, count);
   const first = startWorkerProcess(fixture, taskQueue);
   const { workflowId } = await startPipeline(client, fixture.config);
-  await until(async () => (await getProgress(client, workflowId).catch(() => undefined))?.batchesDone! >= 3);
+  await until(async () => ((await getProgress(client, workflowId).catch(() => undefined))?.batchesDone ?? 0) >= 3);
 
   first.kill('SIGKILL');
   await new Promise((r) => first.once('exit', r));
@@ -88,7 +90,7 @@ test('the CLI reads results while a worker is writing them', async () => {
   const fixture = await slowFixture(taskQueue, 40, 1); // 40 batches: seconds of writing to read during
   startWorkerProcess(fixture, taskQueue);
   const { workflowId } = await startPipeline(client, fixture.config);
-  await until(async () => (await getProgress(client, workflowId).catch(() => undefined))?.batchesDone! >= 1);
+  await until(async () => ((await getProgress(client, workflowId).catch(() => undefined))?.batchesDone ?? 0) >= 1);
 
   const readsWhileRunning: number[] = [];
   while ((await status(workflowId)) === 'RUNNING') {
@@ -113,10 +115,13 @@ test('cancelling a run stops its batches and writes nothing more', async () => {
   const fixture = await slowFixture(taskQueue, count);
   const worker = startWorkerProcess(fixture, taskQueue);
   const { workflowId } = await startPipeline(client, fixture.config);
-  await until(async () => (await getProgress(client, workflowId).catch(() => undefined))?.batchesDone! >= 2);
+  await until(async () => ((await getProgress(client, workflowId).catch(() => undefined))?.batchesDone ?? 0) >= 2);
 
   await cancelPipeline(client, workflowId);
-  const outcome = await waitForResult(client, workflowId).then(() => 'completed', (error: unknown) => error);
+  const outcome = await waitForResult(client, workflowId).then(
+    () => 'completed',
+    (error: unknown) => error,
+  );
   expect(outcome).toBeInstanceOf(WorkflowFailedError);
   expect((outcome as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
   expect(await status(workflowId)).toBe('CANCELLED');
@@ -139,13 +144,18 @@ test('two worker processes on one task queue share the batches; every row is sti
   const fixture = await slowFixture(taskQueue, count, 2); // 12 batches, two at a time
   await writeFile(fixture.configFile, (await readFile(fixture.configFile, 'utf8')).replace('concurrency: 1', 'concurrency: 2'));
   // One activity at a time each: while one worker runs a batch, only the other can take the next.
-  const workers = [startWorkerProcess(fixture, taskQueue, ['--max-concurrent-activities', '1']), startWorkerProcess(fixture, taskQueue, ['--max-concurrent-activities', '1'])];
+  const workers = [
+    startWorkerProcess(fixture, taskQueue, ['--max-concurrent-activities', '1']),
+    startWorkerProcess(fixture, taskQueue, ['--max-concurrent-activities', '1']),
+  ];
   const { workflowId } = await startPipeline(client, loadConfig(fixture.configFile));
   const summary = await waitForResult(client, workflowId);
   expect(summary).toMatchObject({ predicted: count, failed: 0, batches: 12 });
 
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  const batchEvents = new Set((history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'predictBatch').map((e) => String(e.eventId)));
+  const batchEvents = new Set(
+    (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'predictBatch').map((e) => String(e.eventId)),
+  );
   const identities = (history.events ?? [])
     .filter((e) => e.activityTaskStartedEventAttributes && batchEvents.has(String(e.activityTaskStartedEventAttributes.scheduledEventId)))
     .map((e) => e.activityTaskStartedEventAttributes!.identity);

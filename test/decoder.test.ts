@@ -43,7 +43,7 @@ function bombHeader(width: number, height: number): Buffer {
 
 const request = (path: string, size = 4) => ({ path, height: size, width: size, preserveAspectRatio: false, into: new Float32Array(size * size * 3) });
 
-test('a decoded image arrives in the caller\'s tensor, resized', async () => {
+test("a decoded image arrives in the caller's tensor, resized", async () => {
   const path = await png('red.png', 10, 6);
   const into = new Float32Array(4 * 4 * 3);
   const outcome = await pool({ processes: 1 }).decode({ ...request(path), into });
@@ -59,7 +59,10 @@ test('an image bomb is refused from its header, before any decoder reads its pix
   const outcome = await pool({ processes: 1 }).decode(request(path));
   expect(outcome).toEqual({
     ok: false,
-    failure: { kind: 'permanent', message: `image is 40000x40000 = 1600000000 pixels; objinfer decodes at most ${MAX_IMAGE_PIXELS} pixels (a small file that decodes this big is an image bomb)` },
+    failure: {
+      kind: 'permanent',
+      message: `image is 40000x40000 = 1600000000 pixels; objinfer decodes at most ${MAX_IMAGE_PIXELS} pixels (a small file that decodes this big is an image bomb)`,
+    },
   });
 });
 
@@ -100,7 +103,13 @@ test('a decoder that dies on every try: the object fails with the reason, and th
   // 8 MB of memory: node cannot start its threads, so every decoder dies at once.
   const starved = pool({ processes: 1, memoryMb: 8 });
   const outcome = await starved.decode(request(path));
-  expect(outcome).toEqual({ ok: false, failure: { kind: 'permanent', message: expect.stringMatching(/^the decoder process (exited with code \d+|was killed by SIG\w+).* while decoding this object \(2 times\)$/) } });
+  expect(outcome).toEqual({
+    ok: false,
+    failure: {
+      kind: 'permanent',
+      message: expect.stringMatching(/^the decoder process (exited with code \d+|was killed by SIG\w+).* while decoding this object \(2 times\)$/),
+    },
+  });
   expect(starved.deaths).toBe(2);
   expect(await pool({ processes: 1 }).decode(request(path))).toEqual({ ok: true });
 }, 60_000);
@@ -123,7 +132,9 @@ test('a file that cannot be read now is a transient failure', async () => {
 });
 
 test('headers: JPEG start-of-frame, PNG IHDR and BMP sizes are read without decoding', async () => {
-  const jpeg = await sharp({ create: { width: 33, height: 17, channels: 3, background: 'white' } }).jpeg().toBuffer();
+  const jpeg = await sharp({ create: { width: 33, height: 17, channels: 3, background: 'white' } })
+    .jpeg()
+    .toBuffer();
   expect(readHeader(jpeg)).toEqual({ format: 'jpeg', width: 33, height: 17 });
   expect(() => readHeader(Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x02]))).toThrow(ImageDecodeError);
   expect(() => readHeader(Buffer.from('GIF89a'))).toThrow(/only JPEG, PNG and BMP/);

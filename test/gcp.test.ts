@@ -44,7 +44,10 @@ async function fixture(options: Parameters<typeof gcpFixture>[2]): Promise<GcpFi
 }
 
 const failureOf = async (promise: Promise<unknown>) => {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(WorkflowFailedError);
   let cause = (error as WorkflowFailedError).cause as (Error & { type?: string; cause?: unknown }) | undefined;
   while (cause?.cause) cause = cause.cause as typeof cause;
@@ -90,14 +93,22 @@ test('the whole procedure on the emulator: right top-k labels at the right offse
     expect(row.model_version).toBe(summary.modelVersion);
   }
   const errors = await f.rows<{ uri: string; error: string; kind: string }>('SELECT uri, error, kind FROM DATASET.predictions_errors');
-  expect(errors).toEqual([{ uri: `gs://${f.imageBucket}/broken.jpg`, error: expect.stringMatching(/ML\.PREDICT failed for this object: Error while decoding image/), kind: 'permanent' }]);
+  expect(errors).toEqual([
+    {
+      uri: `gs://${f.imageBucket}/broken.jpg`,
+      error: expect.stringMatching(/ML\.PREDICT failed for this object: Error while decoding image/),
+      kind: 'permanent',
+    },
+  ]);
 
   // Nothing twice, and a second run finds nothing to do, with no ML.PREDICT job.
   const batchJobs = f.gateway.batchStatements.length;
   const again = await f.run();
   expect(again).toMatchObject({ objectsSeen: 11, predicted: 0, failed: 0, alreadyDone: 10, failedBefore: 1, batches: 0 });
   expect(f.gateway.batchStatements).toHaveLength(batchJobs);
-  const counts = await f.rows<{ n: number; keys: number }>('SELECT COUNT(*) AS n, COUNT(DISTINCT CONCAT(uri, CAST(generation AS STRING))) AS keys FROM DATASET.predictions');
+  const counts = await f.rows<{ n: number; keys: number }>(
+    'SELECT COUNT(*) AS n, COUNT(DISTINCT CONCAT(uri, CAST(generation AS STRING))) AS keys FROM DATASET.predictions',
+  );
   expect(counts).toEqual([{ n: 10, keys: 10 }]);
 });
 
@@ -123,7 +134,10 @@ test('a second run creates nothing, uploads nothing, lists the bucket once and r
 });
 
 test('jobs per run: one per batch plus a constant; the statements are refused nowhere', async () => {
-  const f = await fixture({ labels: ['red', 'green', 'blue', 'white', 'black', 'cyan', 'yellow', 'magenta', 'red'], config: { batch: { size: 2, concurrency: 2 } } });
+  const f = await fixture({
+    labels: ['red', 'green', 'blue', 'white', 'black', 'cyan', 'yellow', 'magenta', 'red'],
+    config: { batch: { size: 2, concurrency: 2 } },
+  });
   const summary = await f.run();
   expect(summary).toMatchObject({ predicted: 9, batches: 5 });
   const kinds = f.gateway.statements.map((s) => s.split(/\s/)[0] + (s.includes('ML.PREDICT') ? ' batch' : ''));
@@ -178,17 +192,33 @@ test('IAM propagation that outlasts iam.propagationTimeout fails with a clear er
 });
 
 test('missing permissions: one error listing each, before anything is created', async () => {
-  const f = await fixture({ labels: ['red'], gateway: { missingPermissions: ['bigquery.connections.delegate', 'storage.buckets.setIamPolicy', 'bigquery.tables.updateData'] } });
+  const f = await fixture({
+    labels: ['red'],
+    gateway: { missingPermissions: ['bigquery.connections.delegate', 'storage.buckets.setIamPolicy', 'bigquery.tables.updateData'] },
+  });
   const before = await datasets();
   const cause = await failureOf(f.run());
   expect(cause.type).toBe('PermissionDenied');
-  expect(cause.message).toMatch(/you lack 3 permission\(s\) on project objinfer-test: bigquery\.connections\.delegate, bigquery\.tables\.updateData, storage\.buckets\.setIamPolicy\./);
+  expect(cause.message).toMatch(
+    /you lack 3 permission\(s\) on project objinfer-test: bigquery\.connections\.delegate, bigquery\.tables\.updateData, storage\.buckets\.setIamPolicy\./,
+  );
   expect(await datasets()).toEqual(before);
   expect(f.gateway.standIn.connections.size).toBe(0);
 });
 
 test('storage permissions granted on the bucket (not the project) are enough when the bucket exists', async () => {
-  const f = await fixture({ labels: ['red'], gateway: { bucketOnlyPermissions: ['storage.objects.create', 'storage.objects.get', 'storage.objects.list', 'storage.buckets.getIamPolicy', 'storage.buckets.setIamPolicy'] } });
+  const f = await fixture({
+    labels: ['red'],
+    gateway: {
+      bucketOnlyPermissions: [
+        'storage.objects.create',
+        'storage.objects.get',
+        'storage.objects.list',
+        'storage.buckets.getIamPolicy',
+        'storage.buckets.setIamPolicy',
+      ],
+    },
+  });
   await world.gcs.createBucket(f.spec.bucket);
   const summary = await f.run();
   expect(summary.predicted).toBe(1);
@@ -198,11 +228,16 @@ test('the Resource Manager API switched off: preflight says which API to enable'
   const f = await fixture({ labels: ['red'], gateway: { resourceManagerDisabled: true } });
   const cause = await failureOf(f.run());
   expect(cause.type).toBe('PermissionDenied');
-  expect(cause.message).toMatch(/Cloud Resource Manager API has not been used .*Enable the API in the project \(e\.g\. gcloud services enable cloudresourcemanager\.googleapis\.com/);
+  expect(cause.message).toMatch(
+    /Cloud Resource Manager API has not been used .*Enable the API in the project \(e\.g\. gcloud services enable cloudresourcemanager\.googleapis\.com/,
+  );
 });
 
-test('an error of a gax client (gRPC code) is classified by its code: FAILED_PRECONDITION fails at once with Google\'s message', async () => {
-  const f = await fixture({ labels: ['red'], gateway: { refuseConnectionCreate: [400, 'FAILED_PRECONDITION', 'Cloud resource connections are not allowed by an organisation policy'] } });
+test("an error of a gax client (gRPC code) is classified by its code: FAILED_PRECONDITION fails at once with Google's message", async () => {
+  const f = await fixture({
+    labels: ['red'],
+    gateway: { refuseConnectionCreate: [400, 'FAILED_PRECONDITION', 'Cloud resource connections are not allowed by an organisation policy'] },
+  });
   const cause = await failureOf(f.run());
   expect(cause.type).toBe('Refused');
   expect(cause.message).toMatch(/connection lake-connection: 9 FAILED_PRECONDITION: Cloud resource connections are not allowed by an organisation policy/);
@@ -210,11 +245,13 @@ test('an error of a gax client (gRPC code) is classified by its code: FAILED_PRE
   expect(attempts).toHaveLength(1);
 });
 
-test('a statement BigQuery refuses at job creation fails the run at once, with one job and Google\'s message', async () => {
+test("a statement BigQuery refuses at job creation fails the run at once, with one job and Google's message", async () => {
   const f = await fixture({ labels: ['red', 'blue'] });
   // A results table made by someone else, with a score column that is text: every insert is refused.
   await world.emulator.direct.createDataset(f.dataset, { location: 'US' });
-  await f.rows('CREATE TABLE DATASET.predictions (uri STRING, generation INT64, model_version STRING, label STRING, score STRING, top_k ARRAY<STRUCT<label STRING, index INT64, score FLOAT64>>, probabilities ARRAY<FLOAT64>, run_id STRING, predicted_at TIMESTAMP)');
+  await f.rows(
+    'CREATE TABLE DATASET.predictions (uri STRING, generation INT64, model_version STRING, label STRING, score STRING, top_k ARRAY<STRUCT<label STRING, index INT64, score FLOAT64>>, probabilities ARRAY<FLOAT64>, run_id STRING, predicted_at TIMESTAMP)',
+  );
   const cause = await failureOf(f.run());
   expect(cause.type).toBe('Refused');
   expect(cause.message).toMatch(/Query column 5 has type DOUBLE which cannot be inserted into column score, which has type STRING/);
@@ -225,7 +262,9 @@ test('CREATE MODEL carries only the documented options; the content label is set
   const f = await fixture({ labels: ['red'] });
   await f.run();
   const create = f.gateway.statements.find((s) => s.startsWith('CREATE OR REPLACE MODEL'))!;
-  expect(create).toMatch(/^CREATE OR REPLACE MODEL `objinfer-test\.ds_\w+\.resnet`\nOPTIONS \(model_type = 'ONNX', model_path = 'gs:\/\/[^']+\/models\/resnet\/[0-9a-f]{12}\/model\.onnx'\)$/);
+  expect(create).toMatch(
+    /^CREATE OR REPLACE MODEL `objinfer-test\.ds_\w+\.resnet`\nOPTIONS \(model_type = 'ONNX', model_path = 'gs:\/\/[^']+\/models\/resnet\/[0-9a-f]{12}\/model\.onnx'\)$/,
+  );
   expect(f.gateway.calls).toContain('PATCH bigquery.models.patch');
   const second = await f.run();
   expect(second.provisioned.find((p) => p.step === 'model')!.action).toBe('exists');
@@ -278,7 +317,9 @@ test('a project whose QUERY assignment points elsewhere: a clear error, nothing 
   const f = await fixture({ labels: ['red'], gateway: { existingAssignment: 'team-reservation' }, config: { reservation: { name: 'objinfer' } } });
   const cause = await failureOf(f.run());
   expect(cause.type).toBe('ResourceConflict');
-  expect(cause.message).toMatch(/already has a QUERY assignment in US, to projects\/objinfer-test\/locations\/US\/reservations\/team-reservation; .*set reservation\.name to team-reservation/);
+  expect(cause.message).toMatch(
+    /already has a QUERY assignment in US, to projects\/objinfer-test\/locations\/US\/reservations\/team-reservation; .*set reservation\.name to team-reservation/,
+  );
   expect(f.gateway.standIn.assignments.size).toBe(1);
 });
 
@@ -286,7 +327,9 @@ test('without a QUERY assignment, preflight warns', async () => {
   const f = await fixture({ labels: ['red'], gateway: { existingAssignment: undefined } });
   f.gateway.standIn.assignments.set('x/assignments/9', { name: 'x/assignments/9', assignee: `projects/${PROJECT}`, jobType: 'PIPELINE', state: 'ACTIVE' });
   const summary = await f.run();
-  expect(summary.warnings.join('\n')).toMatch(/no QUERY reservation assignment in US: ML\.PREDICT on imported models over object tables needs an Enterprise reservation/);
+  expect(summary.warnings.join('\n')).toMatch(
+    /no QUERY reservation assignment in US: ML\.PREDICT on imported models over object tables needs an Enterprise reservation/,
+  );
 });
 
 test('cleanup removes only what objinfer created; data, dataset, connection and bucket only with --yes', async () => {
@@ -294,18 +337,28 @@ test('cleanup removes only what objinfer created; data, dataset, connection and 
   await f.run();
   await f.rows('CREATE TABLE DATASET.users_own_table (x STRING)');
   const kept = await f.cleanup(false);
-  expect(kept.filter((o) => o.action === 'removed').map((o) => o.step).sort()).toEqual(['grant', 'grant', 'model', 'model file', 'table', 'table']);
+  expect(
+    kept
+      .filter((o) => o.action === 'removed')
+      .map((o) => o.step)
+      .sort(),
+  ).toEqual(['grant', 'grant', 'model', 'model file', 'table', 'table']);
   const [tables] = await world.emulator.direct.dataset(f.dataset).getTables();
-  expect(tables.map((t) => t.id).filter((id) => !id!.startsWith('_shim') && !id!.startsWith('_objinfer_pending')).sort()).toEqual([
-    '_objinfer_created',
-    'predictions',
-    'predictions_errors',
-    'users_own_table',
-  ]);
+  expect(
+    tables
+      .map((t) => t.id)
+      .filter((id) => !id!.startsWith('_shim') && !id!.startsWith('_objinfer_pending'))
+      .sort(),
+  ).toEqual(['_objinfer_created', 'predictions', 'predictions_errors', 'users_own_table']);
   expect(f.gateway.standIn.models.size).toBe(0);
   expect(await world.gcs.list(f.spec.bucket)).toEqual([]);
   const all = await f.cleanup(true);
-  expect(all.filter((o) => o.action === 'removed').map((o) => o.step).sort()).toEqual(['bucket', 'connection', 'dataset', 'table', 'table']);
+  expect(
+    all
+      .filter((o) => o.action === 'removed')
+      .map((o) => o.step)
+      .sort(),
+  ).toEqual(['bucket', 'connection', 'dataset', 'table', 'table']);
   expect(await datasets()).not.toContain(f.dataset);
   expect(await world.gcs.list(f.imageBucket)).toHaveLength(2); // the images were never objinfer's
 });
@@ -359,7 +412,10 @@ test('security: the token never reaches history or logs, and the only grant is o
   expect(logs.length).toBeGreaterThan(0);
   expect(logs).not.toContain('stand-in-token');
   // IAM writes: bucket policies only (never the project's), one role, one member.
-  expect(ok.gateway.calls.filter((c) => /IamPolicy/.test(c) && c.startsWith('PUT'))).toEqual(['PUT storage.buckets.setIamPolicy', 'PUT storage.buckets.setIamPolicy']);
+  expect(ok.gateway.calls.filter((c) => /IamPolicy/.test(c) && c.startsWith('PUT'))).toEqual([
+    'PUT storage.buckets.setIamPolicy',
+    'PUT storage.buckets.setIamPolicy',
+  ]);
   for (const bucket of [ok.spec.bucket, ok.imageBucket]) {
     expect(ok.gateway.standIn.policies.get(bucket)!.bindings.map((b) => [b.role, b.members.length])).toContainEqual(['roles/storage.objectViewer', 1]);
   }

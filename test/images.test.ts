@@ -6,12 +6,20 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import {
-  decodeImage, decodeRgb8, encodeBmp, ImageDecodeError, resizeRgb8, ImageResizeError, MAX_IMAGE_BYTES, resizedSize, resizeImage, roundHalfToEven,
+  decodeImage,
+  decodeRgb8,
+  encodeBmp,
+  ImageDecodeError,
+  resizeRgb8,
+  ImageResizeError,
+  MAX_IMAGE_BYTES,
+  resizedSize,
+  resizeImage,
+  roundHalfToEven,
   type RgbImage,
 } from '../src/images';
 
-const raw = (pixels: number[], width: number, height: number, channels: 1 | 2 | 3 | 4) =>
-  sharp(Buffer.from(pixels), { raw: { width, height, channels } });
+const raw = (pixels: number[], width: number, height: number, channels: 1 | 2 | 3 | 4) => sharp(Buffer.from(pixels), { raw: { width, height, channels } });
 
 /** A one-channel-per-value image whose three channels are equal, for readable resize cases. */
 function gray(height: number, width: number, values: number[]): RgbImage {
@@ -54,7 +62,14 @@ describe('DECODE_IMAGE', () => {
   });
 
   test('JPEG decodes to values close to its source pixels', async () => {
-    const jpeg = await raw(new Array(8 * 8 * 3).fill(0).map((_, i) => (i % 3 === 0 ? 200 : 40)), 8, 8, 3).jpeg({ quality: 100 }).toBuffer();
+    const jpeg = await raw(
+      new Array(8 * 8 * 3).fill(0).map((_, i) => (i % 3 === 0 ? 200 : 40)),
+      8,
+      8,
+      3,
+    )
+      .jpeg({ quality: 100 })
+      .toBuffer();
     const image = await decodeImage(jpeg);
     expect(image.data[0]).toBeCloseTo(200 / 255, 1);
     expect(image.data[1]).toBeCloseTo(40 / 255, 1);
@@ -132,7 +147,16 @@ describe('RESIZE_IMAGE', () => {
 describe('TensorFlow oracle (shared/fixtures/image-oracle)', () => {
   const dir = join(__dirname, 'fixtures', 'image-oracle');
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as {
-    cases: { image: string; decode: string; decode_shape: number[]; height: number; width: number; preserve_aspect_ratio: boolean; expected: string; expected_shape: number[] }[];
+    cases: {
+      image: string;
+      decode: string;
+      decode_shape: number[];
+      height: number;
+      width: number;
+      preserve_aspect_ratio: boolean;
+      expected: string;
+      expected_shape: number[];
+    }[];
   };
   const floats = (file: string) => {
     const bytes = readFileSync(join(dir, file));

@@ -1,7 +1,14 @@
 /** The caps that keep any config inside Temporal's limits (pending activities, payload sizes). */
 import { addLabelCounts, capBatches, MAX_BATCHES, MAX_LABEL_COUNTS, OTHER_LABELS } from '../src/workflows/limits';
 
-const plan = (pending: number, size: number) => ({ modelVersion: 'v', objectsSeen: pending, alreadyDone: 0, failedBefore: 0, pending, batchCount: Math.ceil(pending / size) });
+const plan = (pending: number, size: number) => ({
+  modelVersion: 'v',
+  objectsSeen: pending,
+  alreadyDone: 0,
+  failedBefore: 0,
+  pending,
+  batchCount: Math.ceil(pending / size),
+});
 
 test('a plan within the cap is left as it is, with no warning', () => {
   const warnings: string[] = [];

@@ -25,7 +25,16 @@ test('the colour classifier labels an image by the named colour nearest its mean
     [[0.9, 0.85, 0.95], 'white'],
     [[0.1, 0.15, 0.05], 'black'],
   ];
-  const out = await session.run({ [COLOR_MODEL_INPUT]: new ort.Tensor('float32', solid(8, cases.map((c) => c[0])), [cases.length, 8, 8, 3]) });
+  const out = await session.run({
+    [COLOR_MODEL_INPUT]: new ort.Tensor(
+      'float32',
+      solid(
+        8,
+        cases.map((c) => c[0]),
+      ),
+      [cases.length, 8, 8, 3],
+    ),
+  });
   const scores = out[COLOR_MODEL_OUTPUT]!;
   expect(scores.dims).toEqual([cases.length, COLOR_LABELS.length]);
   const data = scores.data as Float32Array;
@@ -42,7 +51,16 @@ test('the ResNet-shaped model takes NHWC images and returns a softmax per image'
   const session = await ort.InferenceSession.create(bytes);
   expect(session.inputNames).toEqual([RESNET_INPUT]);
   expect(session.outputNames).toEqual([RESNET_OUTPUT]);
-  const out = await session.run({ [RESNET_INPUT]: new ort.Tensor('float32', solid(32, [[0.2, 0.4, 0.6], [0.9, 0.1, 0.5]]), [2, 32, 32, 3]) });
+  const out = await session.run({
+    [RESNET_INPUT]: new ort.Tensor(
+      'float32',
+      solid(32, [
+        [0.2, 0.4, 0.6],
+        [0.9, 0.1, 0.5],
+      ]),
+      [2, 32, 32, 3],
+    ),
+  });
   const scores = out[RESNET_OUTPUT]!;
   expect(scores.dims).toEqual([2, 10]);
   const data = Array.from(scores.data as Float32Array);

@@ -133,7 +133,10 @@ test('IAM propagation that outlasts iam.propagationTimeout fails with a clear er
   });
   const failure = await withWorker(taskQueue, async () => {
     const { workflowId } = await startPipeline(client, fixture.config);
-    return waitForResult(client, workflowId).then(() => undefined, (error: unknown) => error);
+    return waitForResult(client, workflowId).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
   });
   expect(failure).toBeInstanceOf(WorkflowFailedError);
   const cause = (failure as WorkflowFailedError).cause as { type?: string; message: string };
@@ -155,7 +158,10 @@ test('a permission error that is not propagation fails at once, without retries'
     taskQueue,
     async () => {
       const { workflowId } = await startPipeline(client, fixture.config);
-      return waitForResult(client, workflowId).then(() => undefined, (error: unknown) => error);
+      return waitForResult(client, workflowId).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
     },
     withoutGrants,
   );
@@ -167,17 +173,22 @@ test('a permission error that is not propagation fails at once, without retries'
   const history = await client.workflow.getHandle(Ids.pipeline(fixture.config.name)).fetchHistory();
   const failedAttempts = (history.events ?? []).filter((e) => e.activityTaskFailedEventAttributes);
   expect(failedAttempts).toHaveLength(1);
-  expect(failedAttempts[0]!.activityTaskFailedEventAttributes!.retryState).toBe(
-    temporal.api.enums.v1.RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE,
-  );
+  expect(failedAttempts[0]!.activityTaskFailedEventAttributes!.retryState).toBe(temporal.api.enums.v1.RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE);
 });
 
 test('a model whose input size disagrees with the config fails naming both shapes', async () => {
   const taskQueue = uniqueQueue('shape');
-  const fixture = await makeFixture({ labels: ['red'], taskQueue, config: { model: { name: 'color_classifier', source: 'models/color-classifier.onnx', inputSize: 64 } } });
+  const fixture = await makeFixture({
+    labels: ['red'],
+    taskQueue,
+    config: { model: { name: 'color_classifier', source: 'models/color-classifier.onnx', inputSize: 64 } },
+  });
   const failure = await withWorker(taskQueue, async () => {
     const { workflowId } = await startPipeline(client, fixture.config);
-    return waitForResult(client, workflowId).then(() => undefined, (error: unknown) => error);
+    return waitForResult(client, workflowId).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
   });
   const root = ((failure as WorkflowFailedError).cause!.cause ?? {}) as { type?: string; message: string };
   expect(root.type).toBe('ModelShapeMismatch');
@@ -234,12 +245,9 @@ test('the run is findable by its search attributes (also with objinfer list), wi
   const summaries = (history.events ?? [])
     .filter((e) => e.activityTaskScheduledEventAttributes && e.userMetadata?.summary)
     .map((e) => defaultPayloadConverter.fromPayload<string>(e.userMetadata!.summary!));
-  expect(summaries).toEqual(expect.arrayContaining([
-    'provision: dataset objinfer_test',
-    'provision: object table images',
-    'plan: count pending images',
-    'infer: batch 1/1',
-  ]));
+  expect(summaries).toEqual(
+    expect.arrayContaining(['provision: dataset objinfer_test', 'provision: object table images', 'plan: count pending images', 'infer: batch 1/1']),
+  );
 
   const list = spawnSync(CLI, ['list', '--model', 'color_classifier', '--stage', 'done', '--status', 'completed', '-n', '500'], {
     env: { ...process.env, TEMPORAL_ADDRESS: testServer().address },
@@ -271,7 +279,9 @@ test('cleanup removes what the pipeline created and keeps the data until asked (
   const taskQueue = uniqueQueue('cleanup');
   const fixture = await makeFixture({ labels: ['red', 'blue'], taskQueue });
   const tables = async () =>
-    (await query<{ table_name: string }>(fixture.config, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'objinfer_test' ORDER BY 1")).map((r) => r.table_name);
+    (
+      await query<{ table_name: string }>(fixture.config, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'objinfer_test' ORDER BY 1")
+    ).map((r) => r.table_name);
   await withWorker(taskQueue, async () => {
     const { workflowId } = await startPipeline(client, fixture.config);
     await waitForResult(client, workflowId);
@@ -279,14 +289,24 @@ test('cleanup removes what the pipeline created and keeps the data until asked (
   expect(await tables()).toEqual(['color_classifier_labels', 'images', 'predictions', 'predictions_errors']);
 
   const kept = await withWorker(taskQueue, () => cleanupPipeline(client, fixture.config, { deleteData: false }));
-  expect(kept.filter((o) => o.action === 'removed').map((o) => o.step).sort()).toEqual(['grant', 'grant', 'model', 'model files', 'table', 'table']);
+  expect(
+    kept
+      .filter((o) => o.action === 'removed')
+      .map((o) => o.step)
+      .sort(),
+  ).toEqual(['grant', 'grant', 'model', 'model files', 'table', 'table']);
   expect(await tables()).toEqual(['predictions', 'predictions_errors']);
   expect(await query(fixture.config, 'SELECT * FROM _objinfer.grants')).toEqual([]);
   expect(existsSync(join(fixture.config.local.storage, fixture.config.bucket, 'models'))).toBe(true);
   expect(readdirSync(join(fixture.config.local.storage, fixture.config.bucket, 'models'))).toEqual([]);
 
   const all = await withWorker(taskQueue, () => cleanupPipeline(client, fixture.config, { deleteData: true }));
-  expect(all.filter((o) => o.action === 'removed').map((o) => o.step).sort()).toEqual(['bucket', 'connection', 'dataset', 'table', 'table']);
+  expect(
+    all
+      .filter((o) => o.action === 'removed')
+      .map((o) => o.step)
+      .sort(),
+  ).toEqual(['bucket', 'connection', 'dataset', 'table', 'table']);
   expect(await tables()).toEqual([]);
   expect(existsSync(join(fixture.config.local.storage, fixture.config.bucket))).toBe(false);
   expect(readdirSync(fixture.imagesDir)).toHaveLength(2); // the images were never objinfer's
@@ -294,9 +314,25 @@ test('cleanup removes what the pipeline created and keeps the data until asked (
 
 test('objinfer plan prints every step in order and changes nothing', async () => {
   const fixture = await makeFixture({ labels: ['red'], taskQueue: uniqueQueue('plan') });
-  const result = spawnSync(CLI, ['plan', '--config', fixture.configFile], { encoding: 'utf8', env: { ...process.env, TEMPORAL_ADDRESS: testServer().address } });
+  const result = spawnSync(CLI, ['plan', '--config', fixture.configFile], {
+    encoding: 'utf8',
+    env: { ...process.env, TEMPORAL_ADDRESS: testServer().address },
+  });
   expect(result.status).toBe(0);
   const steps = [...result.stdout.matchAll(/^\s*\d+\. (.+)$/gm)].map((m) => m[1]);
-  expect(steps).toEqual(['preflight', 'dataset', 'connection', 'bucket', 'grant', 'upload model', 'object table', 'model', 'describe model', 'tables', 'plan', 'infer']);
+  expect(steps).toEqual([
+    'preflight',
+    'dataset',
+    'connection',
+    'bucket',
+    'grant',
+    'upload model',
+    'object table',
+    'model',
+    'describe model',
+    'tables',
+    'plan',
+    'infer',
+  ]);
   expect(existsSync(fixture.config.local.warehouse)).toBe(false);
 });

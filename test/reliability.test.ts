@@ -31,7 +31,13 @@ async function writePng(path: string, r: number, g: number, b: number, size = 8)
 }
 
 /** A fixture whose images are solid PNGs and whose model is `model` (8x8 input) with these labels. */
-async function modelFixture(name: string, model: Buffer, labels: string[] | undefined, images: Record<string, [number, number, number]>, config: Record<string, unknown> = {}): Promise<Fixture> {
+async function modelFixture(
+  name: string,
+  model: Buffer,
+  labels: string[] | undefined,
+  images: Record<string, [number, number, number]>,
+  config: Record<string, unknown> = {},
+): Promise<Fixture> {
   const taskQueue = uniqueQueue(name);
   const fixture = await makeFixture({ labels: [], taskQueue, config });
   writeFileSync(join(fixture.dir, 'models', `${name}.onnx`), model);
@@ -39,20 +45,32 @@ async function modelFixture(name: string, model: Buffer, labels: string[] | unde
   for (const [file, [r, g, b]] of Object.entries(images)) await writePng(join(fixture.imagesDir, file), r, g, b);
   const spec: RunSpec = {
     ...fixture.config,
-    model: { ...fixture.config.model, source: join(fixture.dir, 'models', `${name}.onnx`), labels: labels ? join(fixture.dir, 'models', `${name}.labels.txt`) : undefined, output: (config.model as { output?: string } | undefined)?.output },
+    model: {
+      ...fixture.config.model,
+      source: join(fixture.dir, 'models', `${name}.onnx`),
+      labels: labels ? join(fixture.dir, 'models', `${name}.labels.txt`) : undefined,
+      output: (config.model as { output?: string } | undefined)?.output,
+    },
   };
   return { ...fixture, config: spec };
 }
 
 async function run(spec: RunSpec, backendFor?: (s: RunSpec) => Backend) {
-  return withWorker(spec.temporal.taskQueue, async () => {
-    const { workflowId } = await startPipeline(client, spec);
-    return waitForResult(client, workflowId);
-  }, backendFor);
+  return withWorker(
+    spec.temporal.taskQueue,
+    async () => {
+      const { workflowId } = await startPipeline(client, spec);
+      return waitForResult(client, workflowId);
+    },
+    backendFor,
+  );
 }
 
 async function failureOf(promise: Promise<unknown>): Promise<{ type?: string; message: string }> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(WorkflowFailedError);
   let cause = (error as WorkflowFailedError).cause as (Error & { type?: string; cause?: unknown }) | undefined;
   while (cause?.cause) cause = cause.cause as typeof cause;
@@ -67,13 +85,21 @@ interface Result {
   probabilities: number[] | null;
 }
 
-const results = (spec: RunSpec) => query<Result & Record<string, unknown>>(spec, `SELECT uri, label, score, top_k, probabilities FROM objinfer_test.predictions ORDER BY uri`);
-const errors = (spec: RunSpec) => query<{ uri: string; error: string; kind: string }>(spec, 'SELECT uri, error, kind FROM objinfer_test.predictions_errors ORDER BY uri');
+const results = (spec: RunSpec) =>
+  query<Result & Record<string, unknown>>(spec, `SELECT uri, label, score, top_k, probabilities FROM objinfer_test.predictions ORDER BY uri`);
+const errors = (spec: RunSpec) =>
+  query<{ uri: string; error: string; kind: string }>(spec, 'SELECT uri, error, kind FROM objinfer_test.predictions_errors ORDER BY uri');
 const name = (uri: string) => uri.split('/').pop();
 
 describe('a confident, broken or unusual model', () => {
   test('a top score of exactly 1 followed by fractions is stored as given (it used to fail every batch)', async () => {
-    const f = await modelFixture('saturated', constantScoresModel([1, 0.25, 0]), ['a', 'b', 'c'], { 'x.png': [10, 10, 10], 'y.png': [200, 0, 0] }, { results: { topK: 3, keepProbabilities: true } });
+    const f = await modelFixture(
+      'saturated',
+      constantScoresModel([1, 0.25, 0]),
+      ['a', 'b', 'c'],
+      { 'x.png': [10, 10, 10], 'y.png': [200, 0, 0] },
+      { results: { topK: 3, keepProbabilities: true } },
+    );
     const summary = await run(f.config);
     expect(summary).toMatchObject({ predicted: 2, failed: 0 });
     for (const row of await results(f.config)) {
@@ -92,7 +118,12 @@ describe('a confident, broken or unusual model', () => {
     const f = await modelFixture('logits', constantScoresModel([3, -2, 7, -1e30]), ['w', 'x', 'y', 'z'], { 'a.png': [1, 2, 3] }, { results: { topK: 4 } });
     await run(f.config);
     const [row] = await results(f.config);
-    expect(row!.top_k.map((t) => [t.label, t.score])).toEqual([['y', 7], ['w', 3], ['x', -2], ['z', Math.fround(-1e30)]]);
+    expect(row!.top_k.map((t) => [t.label, t.score])).toEqual([
+      ['y', 7],
+      ['w', 3],
+      ['x', -2],
+      ['z', Math.fround(-1e30)],
+    ]);
   });
 
   test('NaN scores are an error for that image, with the reason; finite ones are predicted', async () => {
@@ -102,7 +133,11 @@ describe('a confident, broken or unusual model', () => {
     expect(summary).toMatchObject({ predicted: 1, failed: 1 });
     expect((await results(f.config)).map((r) => name(r.uri))).toEqual(['white.png']);
     expect(await errors(f.config)).toEqual([
-      { uri: expect.stringMatching(/red\.png$/), kind: 'permanent', error: 'the model\'s output "scores" holds NaN at class 1, NaN at class 2 for this image; it cannot be ranked' },
+      {
+        uri: expect.stringMatching(/red\.png$/),
+        kind: 'permanent',
+        error: 'the model\'s output "scores" holds NaN at class 1, NaN at class 2 for this image; it cannot be ranked',
+      },
     ]);
   });
 
@@ -113,7 +148,11 @@ describe('a confident, broken or unusual model', () => {
     expect(summary).toMatchObject({ predicted: 1, failed: 1 });
     expect((await errors(f.config))[0]!.error).toMatch(/holds -Infinity at class 0, -Infinity at class 1, -Infinity at class 2 for this image/);
     const [white] = await results(f.config);
-    expect(white!.top_k.map((t) => [t.index, t.score])).toEqual([[0, 0], [1, 0], [2, 0]]);
+    expect(white!.top_k.map((t) => [t.index, t.score])).toEqual([
+      [0, 0],
+      [1, 0],
+      [2, 0],
+    ]);
   });
 
   test('a model with several outputs: the one with a score per label is used, and the summary names it', async () => {
@@ -121,7 +160,10 @@ describe('a confident, broken or unusual model', () => {
     const summary = await run(f.config);
     expect(summary.modelOutput).toBe('logits');
     expect(summary.warnings.join('\n')).not.toMatch(/error/);
-    expect((await results(f.config)).map((r) => [name(r.uri), r.label])).toEqual([['black.png', 'bright'], ['white.png', 'dark']]);
+    expect((await results(f.config)).map((r) => [name(r.uri), r.label])).toEqual([
+      ['black.png', 'bright'],
+      ['white.png', 'dark'],
+    ]);
   });
 
   test('model.output chooses another output, and changes the prediction version', async () => {
@@ -161,7 +203,10 @@ describe('image bombs and files too large to read', () => {
     execFileSync('truncate', ['-s', '2500M', join(f.imagesDir, 'huge.png')]); // sparse: no disk used
     const summary = await run(f.config);
     expect(summary).toMatchObject({ objectsSeen: 2, predicted: 1, failed: 1 });
-    expect((await errors(f.config))[0]).toMatchObject({ uri: expect.stringMatching(/huge\.png$/), error: 'image is 2621440000 bytes; DECODE_IMAGE accepts at most 10000000 bytes (10 MB)' });
+    expect((await errors(f.config))[0]).toMatchObject({
+      uri: expect.stringMatching(/huge\.png$/),
+      error: 'image is 2621440000 bytes; DECODE_IMAGE accepts at most 10000000 bytes (10 MB)',
+    });
     const [object] = await query<{ md5_hash: string | null }>(f.config, "SELECT md5_hash FROM objinfer_test.images WHERE uri LIKE '%huge.png'");
     expect(object!.md5_hash).toBeNull();
   });
@@ -194,7 +239,10 @@ describe('files that change, vanish or are links', () => {
 
   test('an object that could not be read now is a transient failure, retried by the next run', async () => {
     const f = await makeFixture({ labels: ['red', 'green'], taskQueue: uniqueQueue('transient') });
-    const victim = join(f.imagesDir, readdirSync(f.imagesDir).find((n) => n.startsWith('green'))!);
+    const victim = join(
+      f.imagesDir,
+      readdirSync(f.imagesDir).find((n) => n.startsWith('green'))!,
+    );
     // Moved away after the listing, as a sync tool might; put back before the next run.
     const movingAway = (spec: RunSpec): Backend => {
       const backend = createBackend(spec);
@@ -207,7 +255,9 @@ describe('files that change, vanish or are links', () => {
     };
     const first = await run(f.config, movingAway);
     expect(first).toMatchObject({ predicted: 1, failed: 1 });
-    expect(await errors(f.config)).toEqual([{ uri: expect.stringMatching(/green-001\.jpg$/), kind: 'transient', error: expect.stringMatching(/^cannot read the object now \(ENOENT\)/) }]);
+    expect(await errors(f.config)).toEqual([
+      { uri: expect.stringMatching(/green-001\.jpg$/), kind: 'transient', error: expect.stringMatching(/^cannot read the object now \(ENOENT\)/) },
+    ]);
     renameSync(`${victim}.away`, victim);
     const second = await run(f.config);
     expect(second).toMatchObject({ predicted: 1, failedBefore: 0, alreadyDone: 1 });
@@ -251,7 +301,12 @@ describe('files that change, vanish or are links', () => {
       ['linked-folder/green.png', 'green'],
       ['red-000.png', 'red'],
     ]);
-    expect(summary.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/loop leads to a folder already listed .* not followed again/), expect.stringMatching(/broken symlink .*dangling\.png: skipped/)]));
+    expect(summary.warnings).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/loop leads to a folder already listed .* not followed again/),
+        expect.stringMatching(/broken symlink .*dangling\.png: skipped/),
+      ]),
+    );
   });
 
   test('a labels file saved again with CRLF line endings and a trailing newline is the same prediction version', async () => {
@@ -289,7 +344,9 @@ describe('the warehouse', () => {
       const started = Date.now();
       const cause = await failureOf(run(f.config));
       expect(cause.type).toBe('PermissionDenied');
-      expect(cause.message).toMatch(new RegExp(`^cannot open the warehouse ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} for writing: .*give the user the worker runs as write access`));
+      expect(cause.message).toMatch(
+        new RegExp(`^cannot open the warehouse ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} for writing: .*give the user the worker runs as write access`),
+      );
       expect(Date.now() - started).toBeLessThan(20_000);
     } finally {
       if (root) execFileSync('chattr', ['-i', file]);
@@ -300,10 +357,17 @@ describe('the warehouse', () => {
   test('a warehouse locked by another process: `objinfer run` shows who holds it while it waits', async () => {
     const f = await makeFixture({ labels: ['red'], taskQueue: uniqueQueue('locked') });
     await run(f.config);
-    const locker = spawn('node', ['-e', `
+    const locker = spawn(
+      'node',
+      [
+        '-e',
+        `
       const { DuckDBInstance } = require(${JSON.stringify(require.resolve('@duckdb/node-api'))});
       DuckDBInstance.create(${JSON.stringify(f.config.local.warehouse)}).then(() => { console.log('holding'); setTimeout(() => process.exit(0), 12000); });
-    `], { stdio: ['ignore', 'pipe', 'inherit'] });
+    `,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     await new Promise<void>((ready) => locker.stdout.once('data', () => ready()));
     await writePng(join(f.imagesDir, 'new.png'), 250, 0, 0);
     const result = spawnSync(CLI, ['run', '--config', f.configFile], {

@@ -30,5 +30,7 @@ test('a history the code would not produce is caught (the replay check can fail)
   // The history says the first step was another activity than the one the code schedules.
   const first = history.events.find((e) => e.activityTaskScheduledEventAttributes)!;
   first.activityTaskScheduledEventAttributes!.activityType!.name = 'notAStepOfThisWorkflow';
-  await expect(Worker.runReplayHistory({ workflowBundle: { codePath: WORKFLOW_BUNDLE } }, history, 'tampered')).rejects.toBeInstanceOf(DeterminismViolationError);
+  await expect(Worker.runReplayHistory({ workflowBundle: { codePath: WORKFLOW_BUNDLE } }, history, 'tampered')).rejects.toBeInstanceOf(
+    DeterminismViolationError,
+  );
 });

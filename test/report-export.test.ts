@@ -36,7 +36,10 @@ function python(script: string, ...args: string[]): unknown {
 type Table = { uri: string; generation: bigint; label: string; score: number; top_k: { label: string; index: number; score: number }[] }[];
 
 async function resultsTable(): Promise<Table> {
-  const rows = await query<Table[number]>(fixture.config, `SELECT uri, generation, label, score, top_k FROM ${fixture.config.dataset}.${fixture.config.results.table} ORDER BY uri`);
+  const rows = await query<Table[number]>(
+    fixture.config,
+    `SELECT uri, generation, label, score, top_k FROM ${fixture.config.dataset}.${fixture.config.results.table} ORDER BY uri`,
+  );
   return rows.map((r) => ({ ...r, top_k: r.top_k.map((t) => ({ label: t.label, index: t.index, score: t.score })) }));
 }
 
@@ -49,7 +52,10 @@ beforeAll(async () => {
   writeFileSync(Buffer.from([...Buffer.from(join(fixture.imagesDir, 'latin')), 0xff, ...Buffer.from('.png')]), png);
   await withWorker(fixture.config.temporal.taskQueue, async () => waitForResult(client, (await startPipeline(client, fixture.config)).workflowId));
   mkdirSync(ARTEFACTS, { recursive: true });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+  });
 }, 240_000);
 afterAll(async () => {
   await browser?.close();
@@ -69,7 +75,10 @@ print(json.dumps({"schema": {f.name: str(f.type) for f in t.schema}, "rows": sor
   expect(read.schema.top_k).toBe('list<element: struct<label: string, index: int32, score: double>>');
   expect(read.schema.generation).toBe('int64');
   expect(read.rows.map((r) => ({ ...r, generation: BigInt(r.generation as unknown as number) }))).toEqual(table);
-  const viaDuckDb = await query<{ n: bigint }>(fixture.config, `SELECT count(*) AS n FROM read_parquet('${out}') p JOIN ${fixture.config.dataset}.${fixture.config.results.table} r ON p.uri = r.uri AND p.top_k = r.top_k AND p.score = r.score`);
+  const viaDuckDb = await query<{ n: bigint }>(
+    fixture.config,
+    `SELECT count(*) AS n FROM read_parquet('${out}') p JOIN ${fixture.config.dataset}.${fixture.config.results.table} r ON p.uri = r.uri AND p.top_k = r.top_k AND p.score = r.score`,
+  );
   expect(Number(viaDuckDb[0]!.n)).toBe(table.length);
 });
 
@@ -77,7 +86,10 @@ test('CSV and JSON lines hold the same rows (read by Python), with the filters o
   const table = await resultsTable();
   const csvOut = join(fixture.dir, 'r.csv');
   cli(['export', '--format', 'csv', '--out', csvOut]);
-  const csvRows = python(`import csv, json, sys; print(json.dumps(list(csv.DictReader(open(sys.argv[1], newline="", encoding="utf-8")))))`, csvOut) as Record<string, string>[];
+  const csvRows = python(`import csv, json, sys; print(json.dumps(list(csv.DictReader(open(sys.argv[1], newline="", encoding="utf-8")))))`, csvOut) as Record<
+    string,
+    string
+  >[];
   expect(csvRows.map((r) => r.uri).sort()).toEqual(table.map((r) => r.uri).sort());
   expect(Object.keys(csvRows[0]!)).toEqual(['uri', 'generation', 'model_version', 'label', 'score', 'top_k', 'run_id', 'predicted_at']);
   for (const row of csvRows) expect(Number(row.score)).toBe(table.find((t) => t.uri === row.uri)!.score);
@@ -90,19 +102,31 @@ test('CSV and JSON lines hold the same rows (read by Python), with the filters o
 
   const errorsOut = join(fixture.dir, 'e.jsonl');
   cli(['export', '--format', 'jsonl', '--errors', '--out', errorsOut]);
-  const errors = readFileSync(errorsOut, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { uri: string; error: string });
+  const errors = readFileSync(errorsOut, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { uri: string; error: string });
   expect(errors.map((e) => e.uri)).toEqual([expect.stringMatching(/broken\.jpg$/)]);
 });
 
 test('Label Studio tasks: one per image, its prediction a scored choice', async () => {
   const out = join(fixture.dir, 'tasks.json');
   cli(['export', '--format', 'label-studio', '--out', out, '--max-score', '1']);
-  const tasks = JSON.parse(readFileSync(out, 'utf8')) as { data: { image: string }; predictions: { model_version: string; score: number; result: { from_name: string; to_name: string; type: string; value: { choices: string[] }; score: number }[] }[] }[];
+  const tasks = JSON.parse(readFileSync(out, 'utf8')) as {
+    data: { image: string };
+    predictions: {
+      model_version: string;
+      score: number;
+      result: { from_name: string; to_name: string; type: string; value: { choices: string[] }; score: number }[];
+    }[];
+  }[];
   const table = await resultsTable();
   expect(tasks).toHaveLength(table.length);
   for (const task of tasks) {
     const row = table.find((r) => r.uri === task.data.image)!;
-    expect(task.predictions[0]!.result).toEqual([{ from_name: 'choice', to_name: 'image', type: 'choices', value: { choices: [row.label] }, score: row.score }]);
+    expect(task.predictions[0]!.result).toEqual([
+      { from_name: 'choice', to_name: 'image', type: 'choices', value: { choices: [row.label] }, score: row.score },
+    ]);
   }
 });
 

@@ -33,7 +33,9 @@ test(`${OBJECTS} objects: one row each, bounded worker memory, small histories (
   const pngs = await Promise.all(
     COLOR_LABELS.map((label) => {
       const [r, g, b] = COLOR_PROTOTYPES[label].map((c) => c * 215 + 20);
-      return sharp({ create: { width: 4, height: 4, channels: 3, background: { r: r!, g: g!, b: b! } } }).png().toBuffer();
+      return sharp({ create: { width: 4, height: 4, channels: 3, background: { r: r!, g: g!, b: b! } } })
+        .png()
+        .toBuffer();
     }),
   );
   for (let i = 0; i < OBJECTS; i++) writeFileSync(join(fixture.imagesDir, `${COLOR_LABELS[i % 8]}-${i}.png`), pngs[i % 8]!);

@@ -3,15 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
 import { startPipeline, waitForResult } from '../src/client';
-import {
-  backfillSchedule,
-  createSchedule,
-  describeSchedule,
-  listSchedules,
-  ScheduleSpecError,
-  triggerSchedule,
-  type ScheduleRequest,
-} from '../src/schedules';
+import { backfillSchedule, createSchedule, describeSchedule, listSchedules, ScheduleSpecError, triggerSchedule, type ScheduleRequest } from '../src/schedules';
 import { Ids, type PipelineSummary, type ScheduledOutcome } from '../src/workflows/contract';
 import { CLI } from './support/paths';
 import { activityStarts, makeFixture, testClient, testServer, uniqueQueue, withWorker } from './support/pipeline';
@@ -24,7 +16,11 @@ beforeAll(async () => {
   ({ client, connection } = await testClient());
 });
 afterAll(async () => {
-  for (const id of created) await client.schedule.getHandle(id).delete().catch(() => undefined);
+  for (const id of created)
+    await client.schedule
+      .getHandle(id)
+      .delete()
+      .catch(() => undefined);
   await connection.close();
 });
 

@@ -15,7 +15,12 @@ afterAll(() => connection.close());
 
 test('history and logs hold no image bytes and no object names; payloads stay small', async () => {
   const taskQueue = uniqueQueue('security');
-  const fixture = await makeFixture({ labels: ['red', 'green', 'blue', 'white', 'black', 'cyan'], corrupt: true, taskQueue, config: { batch: { size: 2, concurrency: 2 } } });
+  const fixture = await makeFixture({
+    labels: ['red', 'green', 'blue', 'white', 'black', 'cyan'],
+    corrupt: true,
+    taskQueue,
+    config: { batch: { size: 2, concurrency: 2 } },
+  });
   const logsBefore = capturedLogs.length;
   const summary = await withWorker(taskQueue, async () => waitForResult(client, (await startPipeline(client, fixture.config)).workflowId));
   expect(summary).toMatchObject({ predicted: 6, failed: 1 });
@@ -27,7 +32,10 @@ test('history and logs hold no image bytes and no object names; payloads stay sm
   for (const name of readdirSync(fixture.imagesDir)) {
     const bytes = readFileSync(join(fixture.imagesDir, name));
     const sample = bytes.subarray(0, 24);
-    for (const [where, haystack] of [['history', text], ['logs', logs]] as const) {
+    for (const [where, haystack] of [
+      ['history', text],
+      ['logs', logs],
+    ] as const) {
       expect(`${where}: ${haystack.includes(name)}`).toBe(`${where}: false`);
       expect(`${where}: ${haystack.includes(sample.toString('base64'))}`).toBe(`${where}: false`);
       expect(`${where}: ${haystack.includes(sample.toString('latin1'))}`).toBe(`${where}: false`);

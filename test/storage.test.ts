@@ -3,8 +3,14 @@ import { pathToFileURL } from 'node:url';
 import { objectPath, pathToUri } from '../src/backends/local/storage';
 
 test.each([
-  '/data/red-001.png', '/data/with space.jpg', "/data/it's \"quoted\"; DROP TABLE x; --.png", '/data/tilde~x.png',
-  '/data/per%cent#hash?q.png', '/data/ünïcödé/画像.png', '/data/a+b=c,d@e:f.png', '/data/star*.png',
+  '/data/red-001.png',
+  '/data/with space.jpg',
+  '/data/it\'s "quoted"; DROP TABLE x; --.png',
+  '/data/tilde~x.png',
+  '/data/per%cent#hash?q.png',
+  '/data/ünïcödé/画像.png',
+  '/data/a+b=c,d@e:f.png',
+  '/data/star*.png',
 ])('%s: the URI is what pathToFileURL gives, and maps back to the same path', (path) => {
   expect(pathToUri(path)).toBe(pathToFileURL(path).href);
   expect(pathToUri(Buffer.from(path))).toBe(pathToFileURL(path).href);

@@ -20,7 +20,15 @@ beforeAll(async () => {
   mkdirSync(SCREENSHOTS, { recursive: true });
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 afterAll(async () => {
@@ -46,7 +54,14 @@ test('the UI lists the run under its search attribute and its page shows the sta
 async function textOfAllFrames(page: Page, waitingFor: string): Promise<string> {
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const texts = await Promise.all(page.frames().map((frame) => frame.locator('body').innerText().catch(() => '')));
+    const texts = await Promise.all(
+      page.frames().map((frame) =>
+        frame
+          .locator('body')
+          .innerText()
+          .catch(() => ''),
+      ),
+    );
     const text = texts.join('\n');
     if (text.includes(waitingFor) || Date.now() > deadline) return text;
     await page.waitForTimeout(250);

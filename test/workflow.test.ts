@@ -45,11 +45,20 @@ test('IAM propagation is waited out for as long as iam.propagationTimeout allows
 });
 
 test('IAM propagation that outlasts iam.propagationTimeout fails with the bound and the time waited', async () => {
-  const error = await run(spec({ iam: { propagationTimeout: '10m' } }), mockActivities(1, { ensureObjectTable: async () => { throw pending(); } })).catch((e: unknown) => e);
+  const error = await run(
+    spec({ iam: { propagationTimeout: '10m' } }),
+    mockActivities(1, {
+      ensureObjectTable: async () => {
+        throw pending();
+      },
+    }),
+  ).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(WorkflowFailedError);
   const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
   expect(cause.type).toBe(ErrorType.IamPropagationTimeout);
-  expect(cause.message).toMatch(/^object table: IAM permissions did not propagate within 10m00s \(waited (9|10)m\d\ds; last error: .*Permission denied while globbing file pattern/);
+  expect(cause.message).toMatch(
+    /^object table: IAM permissions did not propagate within 10m00s \(waited (9|10)m\d\ds; last error: .*Permission denied while globbing file pattern/,
+  );
 });
 
 test('the sliding window never has more than batch.concurrency batches in flight', async () => {

@@ -28,7 +28,10 @@ async function classified<T>(work: (heartbeat: (details: BatchProgress) => void)
   const timeout = context.info.heartbeatTimeoutMs;
   const beat = timeout ? setInterval(() => context.heartbeat(last), Math.max(100, timeout / 3)) : undefined;
   try {
-    return await listeningForWaits((why) => heartbeat({ ...last, waiting: why }), () => work(heartbeat));
+    return await listeningForWaits(
+      (why) => heartbeat({ ...last, waiting: why }),
+      () => work(heartbeat),
+    );
   } catch (error) {
     if (error instanceof ObjinferError) {
       throw ApplicationFailure.create({ type: error.type, message: error.message, nonRetryable: !error.retryable });

@@ -33,7 +33,16 @@ import { ObjinferError } from '../errors';
 import { EXPORT_FORMATS, exportRows, type ExportFormat } from '../exports';
 import { writeReport } from '../report';
 import { ScheduleSpecError } from '../schedules';
-import { connectWorker, forgetDevServer, readDevServerRecord, resolveTarget, startLocalDevServer, stateDir, TemporalUnreachable, workflowUiUrl } from '../temporal/connection';
+import {
+  connectWorker,
+  forgetDevServer,
+  readDevServerRecord,
+  resolveTarget,
+  startLocalDevServer,
+  stateDir,
+  TemporalUnreachable,
+  workflowUiUrl,
+} from '../temporal/connection';
 import { stopDetached } from '../temporal/devServer';
 import { createWorker } from '../worker';
 import { inferencePipeline } from '../workflows';
@@ -154,7 +163,12 @@ async function printDemoResults(configFile: string, imagesDir: string, shown: nu
   const errors = await readErrors(spec, { limit: 5 });
   if (errors.length) {
     console.log('\nimages that could not be classified:');
-    console.log(table(errors.map((e) => ({ image: name(e.uri), error: e.error })), { maxWidth: width }));
+    console.log(
+      table(
+        errors.map((e) => ({ image: name(e.uri), error: e.error })),
+        { maxWidth: width },
+      ),
+    );
   }
 }
 
@@ -188,11 +202,21 @@ function exitCodeOfStatus(status: string): number {
   return Exit.ok;
 }
 
-async function showStatus(client: Client, nameOrId: string | undefined, options: { watch?: boolean; output: Format }, uiBase: ReturnType<typeof resolveTarget>): Promise<number> {
+async function showStatus(
+  client: Client,
+  nameOrId: string | undefined,
+  options: { watch?: boolean; output: Format },
+  uiBase: ReturnType<typeof resolveTarget>,
+): Promise<number> {
   const name = nameOrId ?? (await newestRun(client));
   if (!name) throw new UsageError('no objinfer runs found', 'start one with `objinfer run --config FILE` or `objinfer demo`');
   const status = await pipelineStatus(client, name);
-  const record: Row = { workflowId: status.workflowId, status: status.status, startTime: status.startTime.toISOString(), closeTime: status.closeTime?.toISOString() };
+  const record: Row = {
+    workflowId: status.workflowId,
+    status: status.status,
+    startTime: status.startTime.toISOString(),
+    closeTime: status.closeTime?.toISOString(),
+  };
   const lines = [`${status.workflowId}: ${status.status} (started ${status.startTime.toISOString()})`];
   const url = workflowUiUrl(uiBase, status.workflowId);
   if (url) lines.push(`  ${url}`);
@@ -200,7 +224,9 @@ async function showStatus(client: Client, nameOrId: string | undefined, options:
     if (options.watch) {
       if (options.output === 'table') console.log(lines.join('\n'));
       const view = new ProgressView(process.stdout);
-      const summary = await waitForResult(client, status.workflowId, { onProgress: (p) => view.update(p), onWaiting: (w) => view.waiting(w) }).finally(() => view.stop());
+      const summary = await waitForResult(client, status.workflowId, { onProgress: (p) => view.update(p), onWaiting: (w) => view.waiting(w) }).finally(() =>
+        view.stop(),
+      );
       printSummary(summary, options.output);
       return exitCodeOf(summary);
     }
@@ -235,7 +261,7 @@ export function buildProgram(): Command {
   const program = new Command('objinfer')
     .description('Image classification over object tables, as a durable Temporal pipeline')
     .version(VERSION, '-V, --version')
-    .option('-v, --verbose', 'show the Temporal SDK\'s log lines (one per event)')
+    .option('-v, --verbose', "show the Temporal SDK's log lines (one per event)")
     .showHelpAfterError('(run `objinfer --help` for usage)')
     .exitOverride();
   program.hook('preAction', (_root, command) => {
@@ -278,7 +304,8 @@ export function buildProgram(): Command {
       const summary = await runPipeline(spec, { worker: options.worker });
       printSummary(summary, options.output);
       process.exitCode = exitCodeOf(summary);
-      if (process.exitCode !== Exit.ok) console.error(`objinfer: no image was predicted: all ${summary.failed} failed (see why: objinfer results --errors --config ${options.config})`);
+      if (process.exitCode !== Exit.ok)
+        console.error(`objinfer: no image was predicted: all ${summary.failed} failed (see why: objinfer results --errors --config ${options.config})`);
     });
 
   program
@@ -301,7 +328,17 @@ export function buildProgram(): Command {
     .addOption(new Option('--backend <backend>', 'backend').choices(['local', 'gcp']))
     .option('--dataset <dataset>', 'dataset as written in the config, or project.dataset')
     .option('--model <name>', 'model name')
-    .addOption(new Option('--status <status>', 'execution status').choices(['running', 'completed', 'failed', 'canceled', 'terminated', 'continued-as-new', 'timed-out']))
+    .addOption(
+      new Option('--status <status>', 'execution status').choices([
+        'running',
+        'completed',
+        'failed',
+        'canceled',
+        'terminated',
+        'continued-as-new',
+        'timed-out',
+      ]),
+    )
     .option('-n, --limit <n>', 'runs to show', positiveInt, 20)
     .addOption(outputOption())
     .action(async (options: { stage?: string; backend?: string; dataset?: string; model?: string; status?: string; limit: number; output: Format }) => {
@@ -362,13 +399,18 @@ export function buildProgram(): Command {
     .action(async (options: Omit<ResultFlags, 'limit'> & { format: ExportFormat; out?: string }) => {
       const spec = findConfig(options.config, { checkFiles: false });
       if (options.errors && (options.label !== undefined || options.minScore !== undefined || options.maxScore !== undefined)) {
-        throw new UsageError('--label, --min-score and --max-score filter predictions; the errors table has no labels or scores', 'drop them, or drop --errors');
+        throw new UsageError(
+          '--label, --min-score and --max-score filter predictions; the errors table has no labels or scores',
+          'drop them, or drop --errors',
+        );
       }
       const extension = { parquet: 'parquet', csv: 'csv', jsonl: 'jsonl', 'label-studio': 'label-studio.json' }[options.format];
       const out = resolve(options.out ?? `${spec.name}-${options.errors ? 'errors' : 'results'}.${extension}`);
       const filter = { label: options.label, minScore: options.minScore, maxScore: options.maxScore, runId: options.run, since: options.since };
       const outcome = await exportRows(spec, { format: options.format, out, errors: options.errors, filter });
-      process.stdout.write(renderOne({ ...outcome }, options.output, () => `${outcome.rows} ${outcome.table} rows written to ${outcome.out} (${outcome.format})`));
+      process.stdout.write(
+        renderOne({ ...outcome }, options.output, () => `${outcome.rows} ${outcome.table} rows written to ${outcome.out} (${outcome.format})`),
+      );
     });
 
   program
@@ -383,11 +425,21 @@ export function buildProgram(): Command {
       }
       const calls = await describePlan(spec);
       if (options.output !== 'table') {
-        process.stdout.write(render(calls.map((c, i) => ({ order: i + 1, step: c.step, call: c.call, estimatedBytes: c.estimatedBytes ?? null, note: c.estimateNote ?? null })), options.output));
+        process.stdout.write(
+          render(
+            calls.map((c, i) => ({ order: i + 1, step: c.step, call: c.call, estimatedBytes: c.estimatedBytes ?? null, note: c.estimateNote ?? null })),
+            options.output,
+          ),
+        );
         return;
       }
       calls.forEach((c, i) => {
-        const bytes = c.estimatedBytes !== undefined ? `  -- dry run: ${c.estimatedBytes} bytes${c.estimateNote ? ` ${c.estimateNote}` : ''}` : c.estimateNote ? `  -- ${c.estimateNote}` : '';
+        const bytes =
+          c.estimatedBytes !== undefined
+            ? `  -- dry run: ${c.estimatedBytes} bytes${c.estimateNote ? ` ${c.estimateNote}` : ''}`
+            : c.estimateNote
+              ? `  -- ${c.estimateNote}`
+              : '';
         console.log(`${String(i + 1).padStart(2)}. ${c.step}${bytes}\n${c.call.replace(/^/gm, '    ')}`);
       });
       if (spec.backend === 'gcp' && !calls.some((c) => c.estimatedBytes !== undefined)) {
@@ -410,7 +462,12 @@ export function buildProgram(): Command {
         const outcomes = await whileWorking(options.worker, target, spec.temporal.taskQueue, backends, () =>
           cleanupPipeline(client, spec, { deleteData: options.yes ?? false }),
         );
-        process.stdout.write(render(outcomes.map((o) => ({ step: o.step, result: o.action, detail: o.detail })), options.output));
+        process.stdout.write(
+          render(
+            outcomes.map((o) => ({ step: o.step, result: o.action, detail: o.detail })),
+            options.output,
+          ),
+        );
       });
     });
 
@@ -420,7 +477,11 @@ export function buildProgram(): Command {
     .action(async (run: string) => {
       await withTemporal(async ({ client }) => {
         const { workflowId, outcome } = await cancelPipeline(client, run);
-        console.log(outcome === 'not running' ? `${workflowId} is not running; nothing to cancel` : `cancellation requested for ${workflowId}; its batches stop and finished work is kept`);
+        console.log(
+          outcome === 'not running'
+            ? `${workflowId} is not running; nothing to cancel`
+            : `cancellation requested for ${workflowId}; its batches stop and finished work is kept`,
+        );
       }, 'no');
     });
 
@@ -432,7 +493,12 @@ export function buildProgram(): Command {
     .action(async (options: { taskQueue: string; maxConcurrentActivities: number }) => {
       await withTemporal(async ({ target }) => {
         const connection = await connectWorker(target);
-        const worker = await createWorker({ connection, namespace: target.namespace, taskQueue: options.taskQueue, maxConcurrentActivities: options.maxConcurrentActivities });
+        const worker = await createWorker({
+          connection,
+          namespace: target.namespace,
+          taskQueue: options.taskQueue,
+          maxConcurrentActivities: options.maxConcurrentActivities,
+        });
         const stop = () => worker.shutdown();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
@@ -484,7 +550,10 @@ export function reportError(error: unknown): number {
   if (error instanceof Interrupted) return error.exitCode;
   if (error instanceof ConfigError) {
     const problems = error.problems.map((p) => `${p.field ? `${p.field}: ` : ''}${p.problem}`);
-    line(`config error${problems.length > 1 ? `s (${problems.length})` : ''}: ${problems.length > 1 ? `\n  - ${problems.join('\n  - ')}` : problems[0]}`, 'fix the config and run again; nothing was changed');
+    line(
+      `config error${problems.length > 1 ? `s (${problems.length})` : ''}: ${problems.length > 1 ? `\n  - ${problems.join('\n  - ')}` : problems[0]}`,
+      'fix the config and run again; nothing was changed',
+    );
     return Exit.usage;
   }
   if (error instanceof ScheduleSpecError) {
@@ -522,4 +591,3 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = reportError(error);
   }
 }
-

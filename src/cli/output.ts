@@ -14,6 +14,7 @@ export type Row = Record<string, Cell>;
 
 /** Control characters (and DEL, C1) shown as escapes: names are data, not terminal commands. */
 export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
     const code = c.charCodeAt(0);
     return code === 0x0a ? '\\n' : code === 0x0d ? '\\r' : code === 0x09 ? '\\t' : `\\x${code.toString(16).padStart(2, '0')}`;
@@ -156,7 +157,11 @@ export function wrap(prefix: string, words: string[], width: number): string {
 
 /** A comma-separated list after a label, wrapped like `wrap`. */
 export function wrapList(prefix: string, items: string[], width: number): string {
-  return wrap(prefix, items.map((item, i) => (i < items.length - 1 ? `${item},` : item)), width);
+  return wrap(
+    prefix,
+    items.map((item, i) => (i < items.length - 1 ? `${item},` : item)),
+    width,
+  );
 }
 
 /** The summary for people, no line wider than the terminal (100 columns when not on one). */

@@ -78,7 +78,9 @@ export async function runPipeline(spec: RunSpec, options: RunOptions): Promise<P
         try {
           const started = await startPipeline(client, spec, { searchAttributes: temporal.searchAttributes });
           const url = workflowUiUrl(target, started.workflowId);
-          console.error(`${started.attached ? 'attached to the running' : 'started'} pipeline ${spec.name} (workflow ${started.workflowId})${url ? `\n  watch it: ${url}` : ''}`);
+          console.error(
+            `${started.attached ? 'attached to the running' : 'started'} pipeline ${spec.name} (workflow ${started.workflowId})${url ? `\n  watch it: ${url}` : ''}`,
+          );
           if (!options.worker) {
             const warning = await noWorkerWarning(client, spec.temporal.taskQueue);
             console.error(`  (no worker in this process${warning ? `; ${warning}` : ': `objinfer worker` must be running'})`);
@@ -88,7 +90,9 @@ export async function runPipeline(spec: RunSpec, options: RunOptions): Promise<P
             onProgress: (p) => view.update(p),
             onWaiting: (why) => view.waiting(why),
             onReconnecting: (why, retryInMs) =>
-              view.note(`Temporal at ${target.address} is unreachable (${why}); trying again in ${Math.round(retryInMs / 1000)}s (the run goes on on the server)`),
+              view.note(
+                `Temporal at ${target.address} is unreachable (${why}); trying again in ${Math.round(retryInMs / 1000)}s (the run goes on on the server)`,
+              ),
             signal: signal.signal,
           });
           view.complete(summary);
@@ -157,4 +161,3 @@ export function exitCodeOf(summary: PipelineSummary): number {
   const pending = summary.predicted + summary.failed;
   return pending > 0 && summary.predicted === 0 ? Exit.failed : Exit.ok;
 }
-

@@ -104,7 +104,12 @@ export function addScheduleCommands(program: Command): void {
     .action(async (options: { output: Format }) => {
       await withTemporal(async ({ client }) => {
         const schedules = await listSchedules(client);
-        process.stdout.write(render(schedules.map((s) => ({ schedule: s.scheduleId, paused: s.paused, next: s.next?.toISOString() ?? null })), options.output));
+        process.stdout.write(
+          render(
+            schedules.map((s) => ({ schedule: s.scheduleId, paused: s.paused, next: s.next?.toISOString() ?? null })),
+            options.output,
+          ),
+        );
       }, 'no');
     });
 

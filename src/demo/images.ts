@@ -7,7 +7,13 @@ import { seededRandom } from '../models/random';
 
 export type DemoFormat = 'png' | 'jpg' | 'bmp';
 const FORMATS: DemoFormat[] = ['png', 'jpg', 'bmp'];
-const SIZES: [number, number][] = [[48, 64], [40, 40], [60, 100], [96, 72], [33, 57]];
+const SIZES: [number, number][] = [
+  [48, 64],
+  [40, 40],
+  [60, 100],
+  [96, 72],
+  [33, 57],
+];
 
 /**
  * Pixels whose mean colour is clearly nearest to `label`: the label's colour with
@@ -44,12 +50,7 @@ export interface GeneratedImage {
 }
 
 /** Writes one colour image named `<label>-<id>.<format>` and returns its path. */
-export async function writeColorImage(
-  dir: string,
-  label: ColorLabel,
-  id: number,
-  format: DemoFormat = FORMATS[id % FORMATS.length]!,
-): Promise<string> {
+export async function writeColorImage(dir: string, label: ColorLabel, id: number, format: DemoFormat = FORMATS[id % FORMATS.length]!): Promise<string> {
   const [height, width] = SIZES[id % SIZES.length]!;
   const file = join(dir, `${label}-${String(id).padStart(3, '0')}.${format}`);
   await writeIfChanged(file, await encodeImage(colorPixels(label, height, width, id * 7919 + label.length), height, width, format));

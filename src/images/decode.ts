@@ -42,16 +42,16 @@ export async function decodeRgb8(bytes: Uint8Array): Promise<Rgb8Image> {
   if (format === 'bmp') return decodeBmp(bytes);
   let decoded: { data: Buffer; info: OutputInfo };
   try {
-    decoded = await sharp(bytes, { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS })
-      .raw()
-      .toBuffer({ resolveWithObject: true });
+    decoded = await sharp(bytes, { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS }).raw().toBuffer({ resolveWithObject: true });
   } catch (error) {
     const message = (error as Error).message.split('\n')[0]!;
     if (/Error creating thread|Resource temporarily unavailable/i.test(message)) {
       throw new ImageDecodeError(`the decoder could not start a thread (${message}); its memory cap (${DECODER_MEMORY_MB} MB) may be too low`);
     }
     if (/out of memory/i.test(message)) {
-      throw new ImageDecodeError(`decoding this ${width}x${height} ${format.toUpperCase()} needs more memory than a decoder may use (${DECODER_MEMORY_MB} MB): ${message}`);
+      throw new ImageDecodeError(
+        `decoding this ${width}x${height} ${format.toUpperCase()} needs more memory than a decoder may use (${DECODER_MEMORY_MB} MB): ${message}`,
+      );
     }
     throw new ImageDecodeError(`corrupt ${format.toUpperCase()} data: ${message}`);
   }

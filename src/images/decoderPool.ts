@@ -176,7 +176,8 @@ class DecoderProcess {
     this.job = undefined;
     this.setRef(false);
     if (frame.status === STATUS_OK && frame.length === job.request.into.byteLength) job.resolve({ ok: true });
-    else if (frame.status === STATUS_OK) job.resolve({ ok: false, failure: { kind: 'permanent', message: `decoder returned ${frame.length} bytes, expected ${job.request.into.byteLength}` } });
+    else if (frame.status === STATUS_OK)
+      job.resolve({ ok: false, failure: { kind: 'permanent', message: `decoder returned ${frame.length} bytes, expected ${job.request.into.byteLength}` } });
     else job.resolve({ ok: false, failure: JSON.parse(Buffer.concat(frame.chunks).toString('utf8')) as DecodeFailure });
     this.onIdle(this);
   }
@@ -221,7 +222,12 @@ export class DecoderPool {
       let process = this.processes.find((p) => p.idle);
       if (!process && this.processes.length < this.options.processes) {
         this.script ??= decoderScript();
-        process = new DecoderProcess(this.script, this.options, () => this.dispatch(), (p, orphan, reason) => this.exited(p, orphan, reason));
+        process = new DecoderProcess(
+          this.script,
+          this.options,
+          () => this.dispatch(),
+          (p, orphan, reason) => this.exited(p, orphan, reason),
+        );
         this.processes.push(process);
       }
       if (!process) return;
@@ -235,7 +241,10 @@ export class DecoderPool {
       this.deaths++;
       orphan.deaths++;
       if (orphan.deaths >= DEATHS_ALLOWED || /took longer/.test(reason)) {
-        orphan.resolve({ ok: false, failure: { kind: 'permanent', message: `${reason} while decoding this object${orphan.deaths > 1 ? ` (${orphan.deaths} times)` : ''}` } });
+        orphan.resolve({
+          ok: false,
+          failure: { kind: 'permanent', message: `${reason} while decoding this object${orphan.deaths > 1 ? ` (${orphan.deaths} times)` : ''}` },
+        });
       } else {
         this.queue.unshift(orphan); // once more, in a fresh process: the death may not have been this object's fault
       }

@@ -19,7 +19,6 @@ import { STATUS_FAILED, STATUS_OK, type DecodeFailure, type DecodeJob } from './
 
 let out: ReturnType<typeof createWriteStream>;
 
-
 function send(id: number, status: number, payload: Uint8Array): void {
   const header = Buffer.alloc(12);
   header.writeUInt32LE(id, 0);
@@ -42,13 +41,14 @@ async function readChecked(job: DecodeJob): Promise<Buffer> {
   try {
     file = await open(pathOf(job), 'r');
   } catch (error) {
-    throw new Transient(`cannot read the object now (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); it will be tried again on the next run`);
+    throw new Transient(
+      `cannot read the object now (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); it will be tried again on the next run`,
+    );
   }
   try {
     const before = await file.stat({ bigint: true });
     const changed = (stat: typeof before) =>
-      job.expect &&
-      (String(stat.size) !== job.expect.size || String(stat.mtimeNs) !== job.expect.mtimeNs || String(stat.ctimeNs) !== job.expect.ctimeNs);
+      job.expect && (String(stat.size) !== job.expect.size || String(stat.mtimeNs) !== job.expect.mtimeNs || String(stat.ctimeNs) !== job.expect.ctimeNs);
     if (changed(before)) throw new Transient('changed since it was listed; the next run classifies its new content');
     if (!before.isFile()) throw new ImageDecodeError('not a regular file');
     if (before.size > BigInt(MAX_IMAGE_BYTES)) {

@@ -17,4 +17,3 @@ export interface DecodeFailure {
 
 export const STATUS_OK = 0;
 export const STATUS_FAILED = 1;
-

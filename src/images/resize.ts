@@ -62,12 +62,7 @@ function axisWeights(inSize: number, outSize: number) {
  * computed in float32 like tf.image.resize(..., 'bilinear'). Library resizers that
  * antialias when shrinking (sharp, libvips) give different numbers, hence this.
  */
-export function resizeImage(
-  image: RgbImage,
-  height: number,
-  width: number,
-  preserveAspectRatio: boolean,
-): RgbImage {
+export function resizeImage(image: RgbImage, height: number, width: number, preserveAspectRatio: boolean): RgbImage {
   return resizeFrom(image, image.data, height, width, preserveAspectRatio);
 }
 
@@ -141,7 +136,12 @@ function resizeBytes(src: Uint8Array, table: Float32Array, inWidth: number, ys: 
       const xl = xs.lerp[x]!;
       for (let c = 0; c < 3; c++) {
         out[o++] = bilinear(
-          table[src[top + left + c]!]!, table[src[top + right + c]!]!, table[src[bottom + left + c]!]!, table[src[bottom + right + c]!]!, xl, yl,
+          table[src[top + left + c]!]!,
+          table[src[top + right + c]!]!,
+          table[src[bottom + left + c]!]!,
+          table[src[bottom + right + c]!]!,
+          xl,
+          yl,
         );
       }
     }

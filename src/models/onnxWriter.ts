@@ -12,7 +12,9 @@ class ProtoWriter {
   }
 
   bytes(field: number, value: Uint8Array): this {
-    return this.key(field, 2).raw(encodeVarint(BigInt(value.length))).raw(Buffer.from(value));
+    return this.key(field, 2)
+      .raw(encodeVarint(BigInt(value.length)))
+      .raw(Buffer.from(value));
   }
 
   string(field: number, value: string): this {

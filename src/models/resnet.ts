@@ -32,7 +32,11 @@ export function resnetOnnx(options: ResnetOptions = {}): Buffer {
     const weight = fresh('w');
     const bias = fresh('b');
     const fanIn = inChannels * kernel * kernel;
-    initializers.push({ name: weight, dims: [outChannels, inChannels, kernel, kernel], values: randomValues(outChannels * fanIn, gain * Math.sqrt(1 / fanIn), random) });
+    initializers.push({
+      name: weight,
+      dims: [outChannels, inChannels, kernel, kernel],
+      values: randomValues(outChannels * fanIn, gain * Math.sqrt(1 / fanIn), random),
+    });
     initializers.push({ name: bias, dims: [outChannels], values: new Float32Array(outChannels) });
     const output = fresh('conv');
     const pad = Math.floor(kernel / 2);

@@ -42,7 +42,9 @@ export class Thumbnailer {
       const outcome = await this.pool.decode({ path, height: h, width: w, preserveAspectRatio: false, into });
       if (!outcome.ok) return undefined;
       const rgb = Buffer.from(Uint8Array.from(into, (v) => Math.round(v * 255)));
-      const jpeg = await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 70 }).toBuffer();
+      const jpeg = await sharp(rgb, { raw: { width: w, height: h, channels: 3 } })
+        .jpeg({ quality: 70 })
+        .toBuffer();
       return `data:image/jpeg;base64,${jpeg.toString('base64')}`;
     } catch {
       return undefined;

@@ -131,7 +131,9 @@ export async function connectTemporal(options: ConnectOptions = {}): Promise<Con
     if (target.configured || (options.startDevServer ?? 'detached') === 'no') {
       throw new TemporalUnreachable(
         `cannot reach Temporal at ${target.address}` +
-          (target.configured ? ' (from TEMPORAL_ADDRESS or your envconfig profile); check the address and credentials' : '; start one with `objinfer dev-server`'),
+          (target.configured
+            ? ' (from TEMPORAL_ADDRESS or your envconfig profile); check the address and credentials'
+            : '; start one with `objinfer dev-server`'),
       );
     }
     devServer = await startLocalDevServer(options.startDevServer === 'attached' ? 'attached' : 'detached', options);

@@ -51,12 +51,18 @@ export interface DevServer {
 
 export function devServerArgs(options: Pick<DevServerOptions, 'port' | 'uiPort' | 'dbFile'>): string[] {
   const args = [
-    'server', 'start-dev',
-    '--ip', '127.0.0.1',
-    '--port', String(options.port),
-    '--ui-port', String(options.uiPort),
-    '--db-filename', options.dbFile,
-    '--log-level', 'warn',
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(options.port),
+    '--ui-port',
+    String(options.uiPort),
+    '--db-filename',
+    options.dbFile,
+    '--log-level',
+    'warn',
   ];
   for (const [name, type] of SEARCH_ATTRIBUTE_DEFINITIONS) args.push('--search-attribute', `${name}=${type}`);
   return args;
@@ -121,7 +127,10 @@ async function stopProcess(child: ChildProcess, exited: Promise<number | null>):
   const grace = new AbortController(); // so the 10 s timer does not keep this process alive
   const stopped = await Promise.race([
     exited.then(() => true),
-    sleep(10_000, undefined, { signal: grace.signal }).then(() => false, () => true),
+    sleep(10_000, undefined, { signal: grace.signal }).then(
+      () => false,
+      () => true,
+    ),
   ]);
   grace.abort();
   if (!stopped) child.kill('SIGKILL');

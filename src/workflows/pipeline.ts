@@ -130,16 +130,25 @@ class PipelineRun {
     record(await provisioning.ensureBucket.executeWithOptions(summary(`provision: bucket ${spec.bucket}`), [ref]));
     record(await provisioning.grantObjectViewer.executeWithOptions(summary('provision: grant roles/storage.objectViewer'), [ref, connection.serviceAccount]));
     const artifact = record(await provisioning.uploadModel.executeWithOptions(summary(`provision: upload model ${spec.model.name}`), [ref]));
-    record(await this.waitingOutIam('object table', () => throughConnection.ensureObjectTable.executeWithOptions(summary(`provision: object table ${spec.objectTable}`), [ref])));
+    record(
+      await this.waitingOutIam('object table', () =>
+        throughConnection.ensureObjectTable.executeWithOptions(summary(`provision: object table ${spec.objectTable}`), [ref]),
+      ),
+    );
     record(await provisioning.ensureModel.executeWithOptions(summary(`provision: model ${spec.model.name} (version ${artifact.version})`), [ref, artifact]));
     const model = await this.waitingOutIam('describe model', () =>
       throughConnection.describeModel.executeWithOptions(summary(`provision: describe model ${spec.model.name}`), [ref, artifact]),
     );
-    record(await provisioning.ensureResultTables.executeWithOptions(summary(`provision: tables ${spec.results.table}, ${spec.results.errorsTable}`), [ref, model]));
+    record(
+      await provisioning.ensureResultTables.executeWithOptions(summary(`provision: tables ${spec.results.table}, ${spec.results.errorsTable}`), [ref, model]),
+    );
     log.info('provisioned', { steps: provisioned.map((s) => `${s.step}: ${s.action}`) });
 
     this.enter('plan');
-    const plan = capBatches(await provisioning.planBatches.executeWithOptions(summary('plan: count pending images'), [ref, artifact.version, workflowInfo().firstExecutionRunId]), warnings);
+    const plan = capBatches(
+      await provisioning.planBatches.executeWithOptions(summary('plan: count pending images'), [ref, artifact.version, workflowInfo().firstExecutionRunId]),
+      warnings,
+    );
     if (plan.objectsSeen === 0) {
       warnings.push(
         `sourceUris matched no objects (${spec.sourceUris.join(', ')}): nothing to predict; check the pattern ` +
@@ -147,7 +156,9 @@ class PipelineRun {
       );
     }
     if (plan.failedBefore > 0) {
-      warnings.push(`${plan.failedBefore} image(s) failed in earlier runs and were not retried; fix them and run with --retry-failed (objinfer results --errors lists them)`);
+      warnings.push(
+        `${plan.failedBefore} image(s) failed in earlier runs and were not retried; fix them and run with --retry-failed (objinfer results --errors lists them)`,
+      );
     }
     warnings.forEach((w) => log.warn(w));
     return {
@@ -268,10 +279,13 @@ class PipelineRun {
         log.warn('batch keeps killing its worker; splitting it', { label, pending });
         const halves = [0, 1].map((bit) => ({ ...request, slice: { ...request.slice, split: [...(request.slice.split ?? []), bit] } }));
         const parts = await Promise.all(halves.map((half) => this.runSlice(half, `${label} part ${half.slice.split.join('')}`)));
-        return parts.reduce((sum, part) => {
-          addLabelCounts(sum.labelCounts, part.labelCounts);
-          return { predicted: sum.predicted + part.predicted, failed: sum.failed + part.failed, labelCounts: sum.labelCounts };
-        }, { predicted: 0, failed: 0, labelCounts: {} } as BatchResult);
+        return parts.reduce(
+          (sum, part) => {
+            addLabelCounts(sum.labelCounts, part.labelCounts);
+            return { predicted: sum.predicted + part.predicted, failed: sum.failed + part.failed, labelCounts: sum.labelCounts };
+          },
+          { predicted: 0, failed: 0, labelCounts: {} } as BatchResult,
+        );
       }
     }
   }
@@ -313,9 +327,7 @@ class PipelineRun {
       upsertSearchAttributes([{ key: SearchAttributes.imagesDone, value: p.imagesDone }]);
     }
     const eta = p.etaSeconds !== undefined ? `, about ${formatDuration(p.etaSeconds * 1000)} left` : '';
-    setCurrentDetails(
-      `**${p.stage}**: batches ${p.batchesDone}/${p.batchesTotal}, images ${p.imagesDone}/${p.imagesTotal}, failures ${p.imagesFailed}${eta}`,
-    );
+    setCurrentDetails(`**${p.stage}**: batches ${p.batchesDone}/${p.batchesTotal}, images ${p.imagesDone}/${p.imagesTotal}, failures ${p.imagesFailed}${eta}`);
   }
 
   progress(): PipelineProgress {

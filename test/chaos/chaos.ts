@@ -81,12 +81,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const cliPath = findTemporalCli();
   if (!cliPath) throw new Error('no Temporal CLI: run `make tools`');
   const serverOptions = {
-    cliPath, ...(([port, uiPort]) => ({ port: port!, uiPort: uiPort! }))(await freePorts(2)),
-    dbFile: join(dir, 'temporal.db'), logFile: join(dir, 'temporal.log'),
+    cliPath,
+    ...(([port, uiPort]) => ({ port: port!, uiPort: uiPort! }))(await freePorts(2)),
+    dbFile: join(dir, 'temporal.db'),
+    logFile: join(dir, 'temporal.log'),
   };
   const server = await startDevServer(serverOptions);
   const connection = await Connection.connect({ address: server.address });
-  const cluster: Cluster = { dir, server, serverOptions, client: new Client({ connection }), connection, historyAtStart: -1, workerLog: join(dir, 'worker.log') };
+  const cluster: Cluster = {
+    dir,
+    server,
+    serverOptions,
+    client: new Client({ connection }),
+    connection,
+    historyAtStart: -1,
+    workerLog: join(dir, 'worker.log'),
+  };
   const report: ChaosReport = { kills: 0, killsByStage: {}, serverKills: 0, rounds: [], wallMs: 0 };
   log(`chaos: ${options.images} images per round, target ${options.kills} worker kills, seed ${options.seed}, in ${dir}`);
   try {
@@ -130,7 +140,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const summary = (await cluster.client.workflow.getHandle(workflowId).result()) as PipelineSummary;
       const problems = await checkRound(config, files, summary);
       report.rounds.push({ round, workflowId, kills, summary, problems });
-      log(`  round ${round}: completed after ${kills} kills; ${summary.predicted} predicted, ${summary.failed} failed; ${problems.length ? problems.join('; ') : 'checks pass'}`);
+      log(
+        `  round ${round}: completed after ${kills} kills; ${summary.predicted} predicted, ${summary.failed} failed; ${problems.length ? problems.join('; ') : 'checks pass'}`,
+      );
     }
   } finally {
     if (cluster.worker?.exitCode === null) await killWorker(cluster);
@@ -159,13 +171,20 @@ async function writeImages(dir: string, count: number): Promise<{ valid: number;
 /** Each round is a new dataset, so kills also land in provisioning and planning. */
 function roundConfig(dir: string, round: number): RunSpec {
   const file = join(dir, `round-${round}.yaml`);
-  writeFileSync(file, stringify({
-    name: `chaos-${round}`, dataset: `chaos_${round}`, bucket: 'chaos-models', objectTable: 'images', sourceUris: ['images/*'],
-    model: { name: 'colors', source: 'models/color-classifier.onnx', labels: 'models/color-classifier.labels.txt' },
-    batch: { size: 8, concurrency: 2, heartbeatTimeout: '2s' },
-    local: { warehouse: 'warehouse.duckdb', storage: 'storage' },
-    temporal: { taskQueue: 'chaos' },
-  }));
+  writeFileSync(
+    file,
+    stringify({
+      name: `chaos-${round}`,
+      dataset: `chaos_${round}`,
+      bucket: 'chaos-models',
+      objectTable: 'images',
+      sourceUris: ['images/*'],
+      model: { name: 'colors', source: 'models/color-classifier.onnx', labels: 'models/color-classifier.labels.txt' },
+      batch: { size: 8, concurrency: 2, heartbeatTimeout: '2s' },
+      local: { warehouse: 'warehouse.duckdb', storage: 'storage' },
+      temporal: { taskQueue: 'chaos' },
+    }),
+  );
   return loadConfig(file);
 }
 
@@ -196,7 +215,12 @@ async function restartServer(cluster: Cluster, log: (line: string) => void): Pro
 async function statusOf(cluster: Cluster, workflowId: string): Promise<{ name: string; stage?: string; historyLength: number; runId: string } | undefined> {
   try {
     const description = await cluster.client.workflow.getHandle(workflowId).describe();
-    return { name: description.status.name, stage: description.typedSearchAttributes.get(SearchAttributes.stage), historyLength: description.historyLength, runId: description.runId };
+    return {
+      name: description.status.name,
+      stage: description.typedSearchAttributes.get(SearchAttributes.stage),
+      historyLength: description.historyLength,
+      runId: description.runId,
+    };
   } catch {
     return undefined; // the server is restarting
   }
@@ -245,7 +269,20 @@ if (require.main === module) {
   runChaos(options).then(
     (report) => {
       const problems = report.rounds.flatMap((r) => r.problems.map((p) => `round ${r.round}: ${p}`));
-      console.log(JSON.stringify({ kills: report.kills, killsByStage: report.killsByStage, serverKills: report.serverKills, rounds: report.rounds.length, wallSeconds: Math.round(report.wallMs / 1000), problems }, null, 2));
+      console.log(
+        JSON.stringify(
+          {
+            kills: report.kills,
+            killsByStage: report.killsByStage,
+            serverKills: report.serverKills,
+            rounds: report.rounds.length,
+            wallSeconds: Math.round(report.wallMs / 1000),
+            problems,
+          },
+          null,
+          2,
+        ),
+      );
       process.exit(problems.length ? 1 : 0);
     },
     (error: unknown) => {

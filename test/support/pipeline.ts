@@ -73,12 +73,7 @@ export interface Fixture {
 let nextImageId = 1000;
 
 /** A temp folder with the colour model, generated images, and a config for them. */
-export async function makeFixture(options: {
-  labels: ColorLabel[];
-  corrupt?: boolean;
-  taskQueue: string;
-  config?: Record<string, unknown>;
-}): Promise<Fixture> {
+export async function makeFixture(options: { labels: ColorLabel[]; corrupt?: boolean; taskQueue: string; config?: Record<string, unknown> }): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'objinfer-test-'));
   const imagesDir = join(dir, 'images');
   mkdirSync(imagesDir);

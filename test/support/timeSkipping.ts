@@ -39,7 +39,15 @@ export const spec = (overrides: Record<string, unknown> = {}): RunSpec =>
 
 export const step = (name: string): StepOutcome => ({ step: name, action: 'exists', detail: name });
 const artifact: ModelArtifact = { ...step('upload model'), version: 'v1', uri: 'file:///m.onnx', filesUploaded: 0, filesSkipped: 1 };
-const model: ModelDescription = { version: 'v1', inputName: 'in', outputName: 'out', outputNames: ['out'], inputSize: [8, 8], classCount: 2, modelUri: 'file:///m.onnx' };
+const model: ModelDescription = {
+  version: 'v1',
+  inputName: 'in',
+  outputName: 'out',
+  outputNames: ['out'],
+  inputSize: [8, 8],
+  classCount: 2,
+  modelUri: 'file:///m.onnx',
+};
 
 /** Activities that succeed at once, with `pending` objects one per batch; a test replaces the ones it is about. */
 export function mockActivities(pending: number, overrides: Partial<PipelineActivities> = {}): PipelineActivities {

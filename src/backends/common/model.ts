@@ -70,5 +70,8 @@ export function chooseOutput(
     const what = labelCount === undefined ? '[batch, classes]' : `[batch, ${labelCount}] (one score per label)`;
     return { error: `none of the model's outputs [${names.join(', ')}] is ${what}; set model.output to the one that holds class scores` };
   }
-  return { name: scores.name, why: `the first ${labelCount === undefined ? '[batch, classes]' : `[batch, ${labelCount}]`} output of [${names.join(', ')}] (set model.output to choose another)` };
+  return {
+    name: scores.name,
+    why: `the first ${labelCount === undefined ? '[batch, classes]' : `[batch, ${labelCount}]`} output of [${names.join(', ')}] (set model.output to choose another)`,
+  };
 }

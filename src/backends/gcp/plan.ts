@@ -10,15 +10,7 @@ import { OBJECT_VIEWER } from '../common/iam';
 import type { GcpContext } from './context';
 import { namedParameters } from './jobs';
 import { PROJECT_PERMISSIONS, RESERVATION_PERMISSIONS, STORAGE_PERMISSIONS } from './provision';
-import {
-  countPendingSql,
-  createModelSql,
-  createObjectTableSql,
-  createPendingSql,
-  loadLabelsSql,
-  predictBatchSql,
-  refreshObjectTableSql,
-} from './sql';
+import { countPendingSql, createModelSql, createObjectTableSql, createPendingSql, loadLabelsSql, predictBatchSql, refreshObjectTableSql } from './sql';
 
 const RUN = 'RUN_ID';
 
@@ -28,28 +20,51 @@ export async function describePlan(ctx: GcpContext, options: { dryRun?: boolean 
   const permissions = PROJECT_PERMISSIONS.length + STORAGE_PERMISSIONS.length + (spec.reservation ? RESERVATION_PERMISSIONS.length : 0);
   const signature = { inputName: 'INPUT', outputName: 'OUTPUT', inputSize: model.inputSize ?? ([224, 224] as [number, number]) };
   const modelPath = model.source.startsWith('gs://')
-    ? model.type === 'ONNX' ? model.source : `${model.source}*`
+    ? model.type === 'ONNX'
+      ? model.source
+      : `${model.source}*`
     : `gs://${bucket}/models/${model.name}/CONTENT/${model.type === 'ONNX' ? 'model.onnx' : '*'}`;
   const calls: PlannedCall[] = [
-    { step: 'preflight', call: `POST cloudresourcemanager.googleapis.com/v3/projects/${project}:testIamPermissions (${permissions} permissions; storage ones also on gs://${bucket} when it exists)` },
-    { step: 'preflight', call: `GET bigqueryreservation.googleapis.com/v1/projects/${project}/locations/${location}:searchAllAssignments?query=assignee=projects/${project}` },
+    {
+      step: 'preflight',
+      call: `POST cloudresourcemanager.googleapis.com/v3/projects/${project}:testIamPermissions (${permissions} permissions; storage ones also on gs://${bucket} when it exists)`,
+    },
+    {
+      step: 'preflight',
+      call: `GET bigqueryreservation.googleapis.com/v1/projects/${project}/locations/${location}:searchAllAssignments?query=assignee=projects/${project}`,
+    },
     { step: 'dataset', call: `GET, then if missing POST bigquery datasets ${project}.${dataset} (location ${location})` },
     ...(spec.reservation
-      ? [{ step: 'reservation', call: `GET, then if missing POST reservations ${spec.reservation.name} (${spec.reservation.edition}, ${spec.reservation.slots} slots); POST a QUERY assignment of projects/${project} unless one exists` }]
+      ? [
+          {
+            step: 'reservation',
+            call: `GET, then if missing POST reservations ${spec.reservation.name} (${spec.reservation.edition}, ${spec.reservation.slots} slots); POST a QUERY assignment of projects/${project} unless one exists`,
+          },
+        ]
       : []),
     { step: 'connection', call: `GET, then if missing POST bigqueryconnection ${connectionName} (Cloud resource)` },
     { step: 'bucket', call: `GET, then if missing POST storage buckets gs://${bucket}` },
     { step: 'grant', call: `GET + PUT storage buckets/*/iam: ${OBJECT_VIEWER} for the connection's service account` },
-    { step: 'upload model', call: model.source.startsWith('gs://') ? `use ${model.source} in place` : `PUT gs://${bucket}/models/${model.name}/CONTENT/... (files whose MD5 differs)` },
+    {
+      step: 'upload model',
+      call: model.source.startsWith('gs://') ? `use ${model.source} in place` : `PUT gs://${bucket}/models/${model.name}/CONTENT/... (files whose MD5 differs)`,
+    },
     { step: 'object table', call: createObjectTableSql(spec) },
     { step: 'object table', call: refreshObjectTableSql(spec) },
     { step: 'model', call: `${createModelSql(spec, modelPath)}\n-- then PATCH the model's labels: objinfer_model = CONTENT` },
     { step: 'describe model', call: `GET bigquery models ${project}.${dataset}.${model.name}` },
-    { step: 'tables', call: `POST bigquery tables (if missing): ${results.table}, ${results.errorsTable} (clustered by model_version, uri), ${results.labelsTable}` },
+    {
+      step: 'tables',
+      call: `POST bigquery tables (if missing): ${results.table}, ${results.errorsTable} (clustered by model_version, uri), ${results.labelsTable}`,
+    },
     { step: 'labels', call: loadLabelsSql(spec) },
     { step: 'plan', call: createPendingSql(spec, RUN) },
     { step: 'plan', call: countPendingSql(spec, RUN) },
-    { step: 'infer', call: predictBatchSql(spec, signature, { count: 1, index: 0 }, RUN), estimateNote: `per batch of up to ${batch.size} objects; one job per batch: k = ceil(pending / ${batch.size})` },
+    {
+      step: 'infer',
+      call: predictBatchSql(spec, signature, { count: 1, index: 0 }, RUN),
+      estimateNote: `per batch of up to ${batch.size} objects; one job per batch: k = ceil(pending / ${batch.size})`,
+    },
   ];
   if (options.dryRun ?? true) await estimate(ctx, calls);
   return calls;

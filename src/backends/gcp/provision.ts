@@ -117,7 +117,10 @@ export async function ensureDataset(ctx: GcpContext): Promise<StepOutcome> {
       const [metadata] = await ctx.dataset.getMetadata();
       const actual = String(metadata.location ?? '');
       if (actual.toLowerCase() !== location.toLowerCase()) {
-        throw new ObjinferError(ErrorType.ResourceConflict, `dataset ${dataset} exists in location ${actual}, not ${location}; set location: ${actual} or choose another dataset`);
+        throw new ObjinferError(
+          ErrorType.ResourceConflict,
+          `dataset ${dataset} exists in location ${actual}, not ${location}; set location: ${actual} or choose another dataset`,
+        );
       }
       return { step: 'dataset', action: 'exists', detail: `${project}.${dataset} (${actual})` };
     }
@@ -307,7 +310,10 @@ export async function readLabelsSource(ctx: GcpContext): Promise<string[] | unde
   if (!source) return undefined;
   if (!source.startsWith('gs://')) return parseLabels(await readFile(source, 'utf8'));
   const [bytes] = await ctx.call(`read model.labels ${source}`, () =>
-    ctx.clients.storage.bucket(bucketOf(source)).file(source.replace(/^gs:\/\/[^/]+\//, '')).download(),
+    ctx.clients.storage
+      .bucket(bucketOf(source))
+      .file(source.replace(/^gs:\/\/[^/]+\//, ''))
+      .download(),
   );
   return parseLabels(bytes.toString('utf8'));
 }
@@ -432,7 +438,10 @@ export async function describeModel(ctx: GcpContext, artifact: ModelArtifact): P
   const choice = chooseOutput(outputs, model.output, labels.length || undefined);
   if ('error' in choice) throw new ObjinferError(ErrorType.ModelShapeMismatch, choice.error);
   if (!model.inputSize) {
-    throw new ObjinferError(ErrorType.InvalidConfig, "model.inputSize: BigQuery does not report an imported model's image size; set it (224 for the tutorial's ResNet-50)");
+    throw new ObjinferError(
+      ErrorType.InvalidConfig,
+      "model.inputSize: BigQuery does not report an imported model's image size; set it (224 for the tutorial's ResNet-50)",
+    );
   }
   return {
     version: artifact.version,

@@ -10,11 +10,15 @@ import { readErrorsSql, readResultsSql } from './sql';
 function where(filter: ResultFilter, timeColumn: string): { clauses: string[]; params: Record<string, string> } {
   const clauses: string[] = [];
   const params: Record<string, string> = {};
-  if (filter.label !== undefined) (clauses.push('t.label = @label'), (params.label = filter.label));
-  if (filter.minScore !== undefined) (clauses.push('t.score >= CAST(@min_score AS FLOAT64)'), (params.min_score = String(filter.minScore)));
-  if (filter.maxScore !== undefined) (clauses.push('t.score <= CAST(@max_score AS FLOAT64)'), (params.max_score = String(filter.maxScore)));
-  if (filter.runId !== undefined) (clauses.push('t.run_id = @run_id'), (params.run_id = filter.runId));
-  if (filter.since !== undefined) (clauses.push(`t.${timeColumn} >= TIMESTAMP(@since)`), (params.since = filter.since.toISOString()));
+  const bind = (clause: string, name: string, value: string) => {
+    clauses.push(clause);
+    params[name] = value;
+  };
+  if (filter.label !== undefined) bind('t.label = @label', 'label', filter.label);
+  if (filter.minScore !== undefined) bind('t.score >= CAST(@min_score AS FLOAT64)', 'min_score', String(filter.minScore));
+  if (filter.maxScore !== undefined) bind('t.score <= CAST(@max_score AS FLOAT64)', 'max_score', String(filter.maxScore));
+  if (filter.runId !== undefined) bind('t.run_id = @run_id', 'run_id', filter.runId);
+  if (filter.since !== undefined) bind(`t.${timeColumn} >= TIMESTAMP(@since)`, 'since', filter.since.toISOString());
   return { clauses, params };
 }
 
@@ -40,7 +44,16 @@ export class GcpResults implements ResultsPort {
 
   async readResults(filter: ResultFilter = {}): Promise<ResultRow[]> {
     const { clauses, params } = where(filter, 'predicted_at');
-    type Row = { uri: string; generation: number | string; model_version: string; label: string; score: number; top_k: LabelScore[]; run_id: string; predicted_at: unknown };
+    type Row = {
+      uri: string;
+      generation: number | string;
+      model_version: string;
+      label: string;
+      score: number;
+      top_k: LabelScore[];
+      run_id: string;
+      predicted_at: unknown;
+    };
     const rows = await this.query<Row>(readResultsSql(this.spec, clauses, filter.limit), params);
     return rows.map((r) => ({
       uri: r.uri,

@@ -172,7 +172,8 @@ export function predictBatchSql(spec: RunSpec, model: ModelSignature, slice: Bat
  */
 export function supersededFailuresSql(spec: RunSpec): string {
   const { results } = spec;
-  const thisRun = (table: string) => `SELECT AS STRUCT x.uri, x.generation FROM ${tableRef(spec, table)} AS x WHERE x.model_version = @model_version AND x.run_id = @run_id`;
+  const thisRun = (table: string) =>
+    `SELECT AS STRUCT x.uri, x.generation FROM ${tableRef(spec, table)} AS x WHERE x.model_version = @model_version AND x.run_id = @run_id`;
   return [
     `DELETE FROM ${tableRef(spec, results.errorsTable)}`,
     'WHERE model_version = @model_version AND run_id != @run_id',

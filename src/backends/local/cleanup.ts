@@ -34,7 +34,10 @@ export async function cleanup(ctx: LocalContext, options: { deleteData: boolean 
     for (const grant of grants) note('grant', true, `${OBJECT_VIEWER} for ${member} on ${grant.bucket}`);
   });
   const modelFolder = join(ctx.bucketPath, 'models', model.name);
-  const hadFiles = await stat(modelFolder).then(() => true, () => false);
+  const hadFiles = await stat(modelFolder).then(
+    () => true,
+    () => false,
+  );
   await rm(modelFolder, { recursive: true, force: true });
   note('model files', hadFiles, modelFolder);
   if (!options.deleteData) {
@@ -49,7 +52,11 @@ export async function cleanup(ctx: LocalContext, options: { deleteData: boolean 
     }
     note('bucket', !!ours, ctx.bucketPath);
     const { project, location, connection } = ctx.spec;
-    const connectionRow = await db.one('SELECT 1 FROM _objinfer.connections WHERE project = $1 AND location = $2 AND name = $3', [project, location, connection]);
+    const connectionRow = await db.one('SELECT 1 FROM _objinfer.connections WHERE project = $1 AND location = $2 AND name = $3', [
+      project,
+      location,
+      connection,
+    ]);
     await db.run('DELETE FROM _objinfer.connections WHERE project = $1 AND location = $2 AND name = $3', [project, location, connection]);
     note('connection', !!connectionRow, connection);
     const datasetRow = await db.one('SELECT 1 FROM _objinfer.datasets WHERE name = $1', [dataset]);

@@ -16,10 +16,11 @@ export function localServiceAccount(project: string, location: string, connectio
 }
 
 export async function findGrant(db: Db, bucket: string, serviceAccount: string): Promise<Date | undefined> {
-  const row = await db.one<{ granted_at: Date }>(
-    'SELECT granted_at FROM _objinfer.grants WHERE bucket = $1 AND member = $2 AND role = $3',
-    [bucket, `serviceAccount:${serviceAccount}`, OBJECT_VIEWER],
-  );
+  const row = await db.one<{ granted_at: Date }>('SELECT granted_at FROM _objinfer.grants WHERE bucket = $1 AND member = $2 AND role = $3', [
+    bucket,
+    `serviceAccount:${serviceAccount}`,
+    OBJECT_VIEWER,
+  ]);
   return row?.granted_at;
 }
 

@@ -26,11 +26,17 @@ function shapeText(shape: (number | string)[]): string {
 export function checkModel(inputs: TensorSignature[], outputs: TensorSignature[], model: ModelSpec, labels: string[] | undefined): CheckedModel {
   const input = inputs[0];
   if (!input || inputs.length !== 1) {
-    throw new ObjinferError(ErrorType.ModelShapeMismatch, `model.source ${model.source}: the model must take one image input; it has inputs [${inputs.map((i) => i.name).join(', ')}]`);
+    throw new ObjinferError(
+      ErrorType.ModelShapeMismatch,
+      `model.source ${model.source}: the model must take one image input; it has inputs [${inputs.map((i) => i.name).join(', ')}]`,
+    );
   }
   const shape = shapeText(input.shape);
   if (input.type !== 'float32' || input.shape.length !== 4 || !(input.shape[3] === 3 || typeof input.shape[3] === 'string')) {
-    throw new ObjinferError(ErrorType.ModelShapeMismatch, `model input "${input.name}" is ${input.type} ${shape}; objinfer feeds float32 NHWC images [batch, height, width, 3]`);
+    throw new ObjinferError(
+      ErrorType.ModelShapeMismatch,
+      `model input "${input.name}" is ${input.type} ${shape}; objinfer feeds float32 NHWC images [batch, height, width, 3]`,
+    );
   }
   const choice = chooseOutput(
     outputs.map((o) => ({ name: o.name, rank: o.shape.length, classes: typeof o.shape[1] === 'number' ? o.shape[1] : undefined })),
@@ -57,12 +63,18 @@ export function checkModel(inputs: TensorSignature[], outputs: TensorSignature[]
   }
   const inputSize = configured ?? fixed;
   if (!inputSize) {
-    throw new ObjinferError(ErrorType.InvalidConfig, `model.inputSize: model input "${input.name}" has no fixed size (${shape}); set model.inputSize to the height and width the model was trained on`);
+    throw new ObjinferError(
+      ErrorType.InvalidConfig,
+      `model.inputSize: model input "${input.name}" has no fixed size (${shape}); set model.inputSize to the height and width the model was trained on`,
+    );
   }
   const outputClasses = output.shape[1];
   const classCount = typeof outputClasses === 'number' ? outputClasses : labels?.length;
   if (classCount === undefined) {
-    throw new ObjinferError(ErrorType.InvalidConfig, `model.labels: output "${output.name}" has no fixed class count (${shapeText(output.shape)}); give a labels file`);
+    throw new ObjinferError(
+      ErrorType.InvalidConfig,
+      `model.labels: output "${output.name}" has no fixed class count (${shapeText(output.shape)}); give a labels file`,
+    );
   }
   if (labels && labels.length !== classCount) {
     throw new ObjinferError(
@@ -77,7 +89,8 @@ export function checkModel(inputs: TensorSignature[], outputs: TensorSignature[]
         'every other image fails (as in BigQuery); set model.preserveAspectRatio: false unless all your images share that shape',
     );
   }
-  if (outputs.length > 1 && !model.output) warnings.push(`the model has outputs [${outputs.map((o) => o.name).join(', ')}]: scores come from "${output.name}" (${choice.why})`);
+  if (outputs.length > 1 && !model.output)
+    warnings.push(`the model has outputs [${outputs.map((o) => o.name).join(', ')}]: scores come from "${output.name}" (${choice.why})`);
   return { inputName: input.name, outputName: output.name, outputNames: outputs.map((o) => o.name), inputSize, classCount, warnings };
 }
 

@@ -118,7 +118,9 @@ export async function predictBatch(
 async function writeRows(ctx: LocalContext, db: Db, request: BatchRequest, labels: string[], predictions: Prediction[], failures: Failure[]): Promise<void> {
   const { results } = ctx.spec;
   if (predictions.length > 0) {
-    await db.run(`CREATE OR REPLACE TEMP TABLE incoming (uri VARCHAR, generation BIGINT, label VARCHAR, score DOUBLE, top_k ${TOP_K_TYPE}, probabilities DOUBLE[])`);
+    await db.run(
+      `CREATE OR REPLACE TEMP TABLE incoming (uri VARCHAR, generation BIGINT, label VARCHAR, score DOUBLE, top_k ${TOP_K_TYPE}, probabilities DOUBLE[])`,
+    );
     await db.append('incoming', (row) => {
       for (const { object, scores } of predictions) {
         const best = topK(scores, labels, results.topK);
@@ -126,7 +128,10 @@ async function writeRows(ctx: LocalContext, db: Db, request: BatchRequest, label
         row.appendBigInt(object.generation);
         row.appendVarchar(best[0]!.label);
         row.appendDouble(best[0]!.score);
-        row.appendList(best.map((b) => structValue({ label: b.label, index: b.index, score: b.score })), TOP_K);
+        row.appendList(
+          best.map((b) => structValue({ label: b.label, index: b.index, score: b.score })),
+          TOP_K,
+        );
         if (results.keepProbabilities) row.appendList(Array.from(scores), SCORES);
         else row.appendNull();
         row.endRow();

@@ -28,7 +28,10 @@ export async function preflight(ctx: LocalContext): Promise<PreflightReport> {
       throw new ObjinferError(ErrorType.InvalidConfig, `sourceUris: folder not found on the worker: ${root}; point the pattern at an existing folder`);
     }
   }
-  for (const [field, path] of [['model.source', spec.model.source], ['model.labels', spec.model.labels]] as const) {
+  for (const [field, path] of [
+    ['model.source', spec.model.source],
+    ['model.labels', spec.model.labels],
+  ] as const) {
     if (path && !(await stat(path).catch(() => undefined))) {
       throw new ObjinferError(ErrorType.InvalidConfig, `${field}: file not found on the worker: ${path}`);
     }
@@ -68,7 +71,10 @@ export async function ensureConnection(ctx: LocalContext): Promise<ConnectionInf
 }
 
 export async function ensureBucket(ctx: LocalContext): Promise<StepOutcome> {
-  const existed = await stat(ctx.bucketPath).then((s) => s.isDirectory(), () => false);
+  const existed = await stat(ctx.bucketPath).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
   await mkdir(ctx.bucketPath, { recursive: true });
   if (!existed) await ctx.use((db) => db.run('INSERT OR IGNORE INTO _objinfer.buckets VALUES ($1, now())', [ctx.bucketPath]));
   return { step: 'bucket', action: existed ? 'exists' : 'created', detail: ctx.bucketPath };
@@ -131,7 +137,13 @@ export async function ensureModel(ctx: LocalContext, artifact: ModelArtifact): P
     const existing = await db.one<{ version: string }>('SELECT version FROM _objinfer.models WHERE dataset = $1 AND name = $2', [dataset, model.name]);
     const detail = `${dataset}.${model.name} model_type=${model.type} model_path=${artifact.uri}`;
     if (existing?.version === artifact.version) return { step: 'model', action: 'exists', detail };
-    await db.run('INSERT OR REPLACE INTO _objinfer.models VALUES ($1, $2, $3, $4, $5, now())', [dataset, model.name, artifact.version, model.type, artifact.uri]);
+    await db.run('INSERT OR REPLACE INTO _objinfer.models VALUES ($1, $2, $3, $4, $5, now())', [
+      dataset,
+      model.name,
+      artifact.version,
+      model.type,
+      artifact.uri,
+    ]);
     return { step: 'model', action: existing ? 'updated' : 'created', detail: existing ? `${detail} (was version ${existing.version})` : detail };
   });
 }

@@ -51,7 +51,16 @@ export class LocalResults implements ResultsPort {
     const { results } = this.spec;
     return this.read(results.table, [], async (db) => {
       const { sql, values } = where(filter, 'predicted_at');
-      type Row = { uri: string; generation: bigint; model_version: string; label: string; score: number; top_k: LabelScore[]; run_id: string; predicted_at: Date };
+      type Row = {
+        uri: string;
+        generation: bigint;
+        model_version: string;
+        label: string;
+        score: number;
+        top_k: LabelScore[];
+        run_id: string;
+        predicted_at: Date;
+      };
       const rows = await db.all<Row>(
         `SELECT uri, generation, model_version, label, score, top_k, run_id, predicted_at FROM ${this.table(results.table)} t
          ${sql} ORDER BY predicted_at DESC, uri ${limitOf(filter)}`,

@@ -77,7 +77,10 @@ export async function classify(
     );
   }
   if (scores.type !== 'float32' && scores.type !== 'float64') {
-    throw new ObjinferError(ErrorType.ModelShapeMismatch, `model output "${model.outputName}" is ${scores.type}; objinfer reads float32 or float64 class scores`);
+    throw new ObjinferError(
+      ErrorType.ModelShapeMismatch,
+      `model output "${model.outputName}" is ${scores.type}; objinfer reads float32 or float64 class scores`,
+    );
   }
   const data = scores.data as Float32Array | Float64Array;
   const classes = Number(scores.dims[1]);

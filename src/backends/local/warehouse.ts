@@ -56,7 +56,6 @@ export class Warehouse {
     }
   }
 
-
   private async acquire(): Promise<OpenInstance> {
     const readOnly = this.options.readOnly ?? false;
     for (;;) {
@@ -106,7 +105,10 @@ export class Warehouse {
           reported = Date.now();
         }
         if (Date.now() > deadline) {
-          throw new ObjinferError(ErrorType.WarehouseBusy, `${why.replace('; waiting for it', '')} for ${Math.round((this.options.lockTimeoutMs ?? 120_000) / 1000)}s; stop that process or point local.warehouse elsewhere`);
+          throw new ObjinferError(
+            ErrorType.WarehouseBusy,
+            `${why.replace('; waiting for it', '')} for ${Math.round((this.options.lockTimeoutMs ?? 120_000) / 1000)}s; stop that process or point local.warehouse elsewhere`,
+          );
         }
         await sleep(delay + Math.random() * delay);
         delay = Math.min(delay * 2, 500);
@@ -186,10 +188,7 @@ export class Db {
   }
 
   async tableExists(schema: string, table: string): Promise<boolean> {
-    const row = await this.one(
-      'SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2',
-      [schema, table],
-    );
+    const row = await this.one('SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2', [schema, table]);
     return row !== undefined;
   }
 }

@@ -175,7 +175,10 @@ export class Discovery {
   /** Everything in an answer that the method's response schema does not define. */
   checkResponse(matched: MatchedMethod, body: unknown): string[] {
     if (body === undefined) return []; // an empty answer (204) is outside no schema
-    if (!matched.method.response) return body === undefined || (typeof body === 'object' && body !== null && Object.keys(body).length === 0) ? [] : [`${matched.method.id}: has no response body`];
+    if (!matched.method.response)
+      return body === undefined || (typeof body === 'object' && body !== null && Object.keys(body).length === 0)
+        ? []
+        : [`${matched.method.id}: has no response body`];
     return this.checkValue(`${matched.method.id} response`, body, { $ref: matched.method.response.$ref }, matched.document);
   }
 

@@ -43,7 +43,10 @@ export async function startEmulator(project: string): Promise<Emulator> {
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const ready = await fetch(`${url}/bigquery/v2/projects/${project}/datasets`).then((r) => r.ok, () => false);
+    const ready = await fetch(`${url}/bigquery/v2/projects/${project}/datasets`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ready) break;
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the BigQuery emulator did not start: ${stderr}`);
     await sleep(100);

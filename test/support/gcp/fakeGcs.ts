@@ -19,12 +19,19 @@ export async function startFakeGcs(): Promise<FakeGcs> {
   if (!existsSync(binary)) throw new Error(`no fake-gcs-server at ${binary}: run scripts/setup-tools.sh (make tools)`);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(binary, ['-scheme', 'http', '-host', '127.0.0.1', '-port', String(port), '-backend', 'memory', '-external-url', url, '-log-level', 'error'], {
-    stdio: 'ignore',
-  });
+  const child: ChildProcess = spawn(
+    binary,
+    ['-scheme', 'http', '-host', '127.0.0.1', '-port', String(port), '-backend', 'memory', '-external-url', url, '-log-level', 'error'],
+    {
+      stdio: 'ignore',
+    },
+  );
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const ready = await fetch(`${url}/storage/v1/b`).then((r) => r.ok, () => false);
+    const ready = await fetch(`${url}/storage/v1/b`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ready) break;
     if (Date.now() > deadline || child.exitCode !== null) throw new Error('fake-gcs-server did not start');
     await sleep(100);
@@ -38,7 +45,10 @@ export async function startFakeGcs(): Promise<FakeGcs> {
       child.kill('SIGTERM');
     },
     createBucket: async (name) => {
-      await check(await fetch(`${url}/storage/v1/b?project=test`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name }) }), `create bucket ${name}`);
+      await check(
+        await fetch(`${url}/storage/v1/b?project=test`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name }) }),
+        `create bucket ${name}`,
+      );
     },
     upload: async (bucket, name, bytes, contentType = 'application/octet-stream') => {
       const uploaded = await fetch(`${url}/upload/storage/v1/b/${bucket}/o?uploadType=media&name=${encodeURIComponent(name)}`, {

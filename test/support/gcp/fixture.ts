@@ -77,9 +77,15 @@ export async function gcpFixture(world: GcpWorld, client: Client, options: Fixtu
   const dataset = `ds_${id}`;
   await world.gcs.createBucket(imageBucket);
   for (const [i, label] of options.labels.entries()) {
-    await world.gcs.upload(imageBucket, `${label}-${String(i).padStart(3, '0')}.png`, await encodeImage(colorPixels(label, 20, 20, i), 20, 20, 'png'), 'image/png');
+    await world.gcs.upload(
+      imageBucket,
+      `${label}-${String(i).padStart(3, '0')}.png`,
+      await encodeImage(colorPixels(label, 20, 20, i), 20, 20, 'png'),
+      'image/png',
+    );
   }
-  for (const [name, bytes] of Object.entries(options.extra ?? {})) await world.gcs.upload(imageBucket, name, bytes, name.endsWith('.jpg') ? 'image/jpeg' : 'image/png');
+  for (const [name, bytes] of Object.entries(options.extra ?? {}))
+    await world.gcs.upload(imageBucket, name, bytes, name.endsWith('.jpg') ? 'image/jpeg' : 'image/png');
   const gateway = new Gateway({
     project: PROJECT,
     fakeGcsUrl: world.gcs.url,

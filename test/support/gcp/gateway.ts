@@ -124,7 +124,14 @@ export class Gateway {
     res.end(JSON.stringify(body));
   }
 
-  private async route(matched: MatchedMethod, url: URL, body: Row | undefined, raw: Buffer, req: IncomingMessage, res: ServerResponse): Promise<Answer | 'answered'> {
+  private async route(
+    matched: MatchedMethod,
+    url: URL,
+    body: Row | undefined,
+    raw: Buffer,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<Answer | 'answered'> {
     const { method, params } = matched;
     const s = this.standIn;
     switch (method.id) {
@@ -169,7 +176,12 @@ export class Gateway {
         const request = body as { query: string; queryParameters?: Parameters<typeof withParametersInline>[1] };
         await this.shim.beforeQuery(request.query);
         const query = exactFingerprintMod(withParametersInline(request.query, request.queryParameters ?? []));
-        return this.forward(this.options.emulator.url, 'POST', url, Buffer.from(JSON.stringify({ ...request, query, queryParameters: undefined, parameterMode: undefined })));
+        return this.forward(
+          this.options.emulator.url,
+          'POST',
+          url,
+          Buffer.from(JSON.stringify({ ...request, query, queryParameters: undefined, parameterMode: undefined })),
+        );
       }
       case 'bigquery.jobs.get':
       case 'bigquery.jobs.getQueryResults':
@@ -188,7 +200,19 @@ export class Gateway {
         if (answer[0] !== 200 || !table) return answer;
         // What BigQuery says of an object table; the emulator holds a plain table standing in for it.
         const { schema: _schema, numRows: _rows, numBytes: _bytes, ...rest } = answer[1] as Row;
-        return [200, { ...rest, type: 'EXTERNAL', externalDataConfiguration: { sourceUris: table.sourceUris, connectionId: table.connection, objectMetadata: 'SIMPLE', metadataCacheMode: table.metadataCacheMode } }];
+        return [
+          200,
+          {
+            ...rest,
+            type: 'EXTERNAL',
+            externalDataConfiguration: {
+              sourceUris: table.sourceUris,
+              connectionId: table.connection,
+              objectMetadata: 'SIMPLE',
+              metadataCacheMode: table.metadataCacheMode,
+            },
+          },
+        ];
       }
       default:
         if (matched.service === 'storage.v1') return this.forward(this.options.fakeGcsUrl, req.method!, url, raw, req.headers['content-type']);
@@ -199,11 +223,13 @@ export class Gateway {
   }
 
   private async insertJob(project: string, body: Row, req: IncomingMessage, res: ServerResponse): Promise<Answer | 'answered'> {
-    const configuration = body.configuration as { dryRun?: boolean; query?: { query?: string; queryParameters?: Parameters<typeof withParametersInline>[1] } } | undefined;
+    const configuration = body.configuration as
+      { dryRun?: boolean; query?: { query?: string; queryParameters?: Parameters<typeof withParametersInline>[1] } } | undefined;
     const reference = (body.jobReference as { jobId?: string } | undefined) ?? {};
     const jobId = reference.jobId ?? `gateway_${this.jobIds.size}_${Date.now()}`;
     const sql = configuration?.query?.query;
-    if (!sql) return this.forward(this.options.emulator.url, 'POST', new URL(`/bigquery/v2/projects/${project}/jobs`, 'http://x'), Buffer.from(JSON.stringify(body)));
+    if (!sql)
+      return this.forward(this.options.emulator.url, 'POST', new URL(`/bigquery/v2/projects/${project}/jobs`, 'http://x'), Buffer.from(JSON.stringify(body)));
     const dryRun = Boolean(configuration?.dryRun);
     if (!dryRun) {
       if (this.jobIds.has(jobId)) return googleError(409, 'ALREADY_EXISTS', `Already Exists: Job ${project}:US.${jobId}`);
@@ -237,13 +263,25 @@ export class Gateway {
     } catch (error) {
       return synthetic(() => Promise.reject(error));
     }
-    const forwarded = { ...body, configuration: { ...(body.configuration as Row), query: { ...(configuration!.query as Row), query: rewritten, queryParameters: undefined } } };
-    const [status, answer] = await this.forward(this.options.emulator.url, 'POST', new URL(`/bigquery/v2/projects/${project}/jobs`, 'http://x'), Buffer.from(JSON.stringify(forwarded)));
+    const forwarded = {
+      ...body,
+      configuration: { ...(body.configuration as Row), query: { ...(configuration!.query as Row), query: rewritten, queryParameters: undefined } },
+    };
+    const [status, answer] = await this.forward(
+      this.options.emulator.url,
+      'POST',
+      new URL(`/bigquery/v2/projects/${project}/jobs`, 'http://x'),
+      Buffer.from(JSON.stringify(forwarded)),
+    );
     const errorResult = (answer as { status?: { errorResult?: { message?: string } } })?.status?.errorResult;
     if (status === 200 && errorResult?.message?.includes(DECODE_FAILURE_MARKER)) {
       // The engine met an object the shim's model cannot decode: a job that fails while it runs.
       const uri = errorResult.message.split(DECODE_FAILURE_MARKER)[1]?.trim();
-      const record: SyntheticJob = { resource: job('RUNNING'), pendingGets: 1, error: { reason: 'invalidQuery', message: `Error while decoding image ${uri}: not a JPEG, PNG or BMP image` } };
+      const record: SyntheticJob = {
+        resource: job('RUNNING'),
+        pendingGets: 1,
+        error: { reason: 'invalidQuery', message: `Error while decoding image ${uri}: not a JPEG, PNG or BMP image` },
+      };
       this.synthetic.set(jobId, record);
       return [200, record.resource];
     }
@@ -273,7 +311,17 @@ export class Gateway {
     if (methodId === 'bigquery.jobs.getQueryResults') {
       const done = (job.resource.status as Row).state === 'DONE';
       if (done && job.error) return googleError(400, 'INVALID_ARGUMENT', job.error.message);
-      return [200, { kind: 'bigquery#getQueryResultsResponse', jobComplete: done, jobReference: job.resource.jobReference, totalRows: '0', rows: [], schema: { fields: [] } }];
+      return [
+        200,
+        {
+          kind: 'bigquery#getQueryResultsResponse',
+          jobComplete: done,
+          jobReference: job.resource.jobReference,
+          totalRows: '0',
+          rows: [],
+          schema: { fields: [] },
+        },
+      ];
     }
     return [200, job.resource];
   }
@@ -281,25 +329,29 @@ export class Gateway {
   private forward(base: string, method: string, url: URL, body: Buffer, contentType?: string): Promise<Answer> {
     const target = new URL(url.pathname + url.search, base);
     return new Promise((done, fail) => {
-      const forward = httpRequest(target, { method, headers: { 'content-type': contentType ?? 'application/json', 'content-length': String(body.length) } }, (answer) => {
-        const chunks: Buffer[] = [];
-        answer.on('data', (c: Buffer) => chunks.push(c));
-        answer.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          let payload: unknown = undefined;
-          try {
-            payload = text ? JSON.parse(text) : undefined;
-          } catch {
-            payload = { error: { code: answer.statusCode, message: text } };
-          }
-          let status = answer.statusCode ?? 502;
-          // Emulator quirk: an existing job ID is a 400 there, a 409 at BigQuery.
-          if (status === 400 && /is already created|already exists/i.test(text) && url.pathname.endsWith('/jobs')) status = 409;
-          const answered: Answer = [status, payload];
-          this.forwarded.add(answered);
-          done(answered);
-        });
-      });
+      const forward = httpRequest(
+        target,
+        { method, headers: { 'content-type': contentType ?? 'application/json', 'content-length': String(body.length) } },
+        (answer) => {
+          const chunks: Buffer[] = [];
+          answer.on('data', (c: Buffer) => chunks.push(c));
+          answer.on('end', () => {
+            const text = Buffer.concat(chunks).toString();
+            let payload: unknown = undefined;
+            try {
+              payload = text ? JSON.parse(text) : undefined;
+            } catch {
+              payload = { error: { code: answer.statusCode, message: text } };
+            }
+            let status = answer.statusCode ?? 502;
+            // Emulator quirk: an existing job ID is a 400 there, a 409 at BigQuery.
+            if (status === 400 && /is already created|already exists/i.test(text) && url.pathname.endsWith('/jobs')) status = 409;
+            const answered: Answer = [status, payload];
+            this.forwarded.add(answered);
+            done(answered);
+          });
+        },
+      );
       forward.on('error', fail);
       forward.end(body);
     });

@@ -114,7 +114,7 @@ export class BigQueryShim {
     const m = sql.match(/^CREATE OR REPLACE EXTERNAL TABLE `([^`]+)`\s+WITH CONNECTION `([^`]+)`\s+OPTIONS \(([\s\S]+)\)$/);
     if (!m) throw new Error(`shim: not an object table statement: ${sql.split('\n')[0]}`);
     const [, reference, connection, options] = m as unknown as [string, string, string, string];
-    if (!/object_metadata = 'SIMPLE'/.test(options)) throw new Error('shim: an object table needs object_metadata = \'SIMPLE\'');
+    if (!/object_metadata = 'SIMPLE'/.test(options)) throw new Error("shim: an object table needs object_metadata = 'SIMPLE'");
     if (!this.standIn.serviceAccountOf(connection)) throw Object.assign(new Error(`Not found: Connection ${connection}`), { reason: 'notFound' });
     const sourceUris = [...options.match(/uris = \[([^\]]*)\]/)![1]!.matchAll(/'((?:[^'\\]|\\.)*)'/g)].map((u) => u[1]!);
     const metadataCacheMode = options.match(/metadata_cache_mode = '(\w+)'/)?.[1];
@@ -162,20 +162,25 @@ export class BigQueryShim {
         `${o.md5Hash ? literal(o.md5Hash) : 'NULL'}, TIMESTAMP ${literal(o.updated ?? new Date().toISOString())})`,
     );
     await this.emulatorRun(`DELETE FROM \`${table.reference}\` WHERE TRUE`);
-    if (rows.length) await this.emulatorRun(`INSERT INTO \`${table.reference}\` (uri, generation, content_type, size, md5_hash, updated) VALUES ${rows.join(', ')}`);
+    if (rows.length)
+      await this.emulatorRun(`INSERT INTO \`${table.reference}\` (uri, generation, content_type, size, md5_hash, updated) VALUES ${rows.join(', ')}`);
     await this.writeScores(table.reference.split('.').slice(0, 2).join('.'), objects);
   }
 
   /** The shim model's answers for the listed objects, and which ones cannot be decoded. */
   private async writeScores(dataset: string, objects: GcsObject[]): Promise<void> {
     // The emulator answers IF NOT EXISTS of an existing table with an error: ignore that one.
-    await this.emulatorRun(`CREATE TABLE IF NOT EXISTS \`${dataset}._shim_scores\` (uri STRING, decodable BOOL, scores ARRAY<FLOAT64>)`).catch((error: Error) => {
-      if (!/already created/.test(error.message)) throw error;
-    });
+    await this.emulatorRun(`CREATE TABLE IF NOT EXISTS \`${dataset}._shim_scores\` (uri STRING, decodable BOOL, scores ARRAY<FLOAT64>)`).catch(
+      (error: Error) => {
+        if (!/already created/.test(error.message)) throw error;
+      },
+    );
     await this.emulatorRun(`DELETE FROM \`${dataset}._shim_scores\` WHERE TRUE`);
     const rows: string[] = [];
     for (const o of objects) {
-      const bytes = new Uint8Array(await (await fetch(`${this.options.gcsUrl}/download/storage/v1/b/${o.bucket}/o/${encodeURIComponent(o.name)}?alt=media`)).arrayBuffer());
+      const bytes = new Uint8Array(
+        await (await fetch(`${this.options.gcsUrl}/download/storage/v1/b/${o.bucket}/o/${encodeURIComponent(o.name)}?alt=media`)).arrayBuffer(),
+      );
       const decodable = await decodes(bytes);
       const scores = shimScores(o.name, this.options.labels).map((s) => String(s));
       rows.push(`(${literal(`gs://${o.bucket}/${o.name}`)}, ${decodable}, [${scores.map((s) => `CAST(${s} AS FLOAT64)`).join(', ')}])`);
@@ -209,13 +214,14 @@ export class BigQueryShim {
     const found = subquery.match(feature);
     if (!found) throw new Error('shim: the subquery must give ML.RESIZE_IMAGE(ML.DECODE_IMAGE(alias.data), H, W, preserve) AS <feature>');
     if (found[3] !== columns.feature) {
-      throw Object.assign(new Error(`Invalid table-valued function ML.PREDICT: the model's feature column is ${columns.feature}, the query gives ${found[3]}`), { reason: 'invalidQuery' });
+      throw Object.assign(
+        new Error(`Invalid table-valued function ML.PREDICT: the model's feature column is ${columns.feature}, the query gives ${found[3]}`),
+        { reason: 'invalidQuery' },
+      );
     }
     const rewritten = subquery.replace(feature, `${found[1]}.uri AS ${found[3]}`);
     const dataset = reference.split('.').slice(0, 2).join('.');
-    const outputs = columns.labels
-      .map((label) => `IF(z.decodable, z.scores, ERROR(CONCAT(${literal(DECODE_FAILURE_MARKER)}, s.uri))) AS ${label}`)
-      .join(', ');
+    const outputs = columns.labels.map((label) => `IF(z.decodable, z.scores, ERROR(CONCAT(${literal(DECODE_FAILURE_MARKER)}, s.uri))) AS ${label}`).join(', ');
     const replacement = `(SELECT s.*, ${outputs} FROM (${rewritten}) AS s LEFT JOIN \`${dataset}._shim_scores\` AS z ON z.uri = s.uri)`;
     return sql.slice(0, start) + replacement + sql.slice(close + 1);
   }
@@ -230,7 +236,9 @@ export class BigQueryShim {
     const out: GcsObject[] = [];
     let pageToken = '';
     do {
-      const response = await fetch(`${this.options.gcsUrl}/storage/v1/b/${bucket}/o?prefix=${encodeURIComponent(rest.join('/'))}${pageToken ? `&pageToken=${pageToken}` : ''}`);
+      const response = await fetch(
+        `${this.options.gcsUrl}/storage/v1/b/${bucket}/o?prefix=${encodeURIComponent(rest.join('/'))}${pageToken ? `&pageToken=${pageToken}` : ''}`,
+      );
       if (!response.ok) return out;
       const body = (await response.json()) as { items?: GcsObject[]; nextPageToken?: string };
       out.push(...(body.items ?? []).map((item) => ({ ...item, bucket: bucket! })));
@@ -266,7 +274,14 @@ export function exactFingerprintMod(sql: string): string {
 }
 
 /** Query parameters written in as typed literals (the emulator ignores declared types). */
-export function withParametersInline(sql: string, parameters: { name?: string; parameterType?: { type?: string; arrayType?: { type?: string } }; parameterValue?: { value?: string; arrayValues?: { value?: string }[] } }[]): string {
+export function withParametersInline(
+  sql: string,
+  parameters: {
+    name?: string;
+    parameterType?: { type?: string; arrayType?: { type?: string } };
+    parameterValue?: { value?: string; arrayValues?: { value?: string }[] };
+  }[],
+): string {
   let out = sql;
   for (const p of parameters) {
     const type = p.parameterType?.type;

@@ -59,7 +59,12 @@ export class StandIn {
     if (options.existingAssignment) {
       const reservation = `projects/${options.project}/locations/US/reservations/${options.existingAssignment}`;
       this.reservations.set(reservation, { name: reservation, slotCapacity: '100', edition: 'ENTERPRISE', ignoreIdleSlots: false });
-      this.assignments.set(`${reservation}/assignments/1`, { name: `${reservation}/assignments/1`, assignee: `projects/${options.project}`, jobType: 'QUERY', state: 'ACTIVE' });
+      this.assignments.set(`${reservation}/assignments/1`, {
+        name: `${reservation}/assignments/1`,
+        assignee: `projects/${options.project}`,
+        jobType: 'QUERY',
+        state: 'ACTIVE',
+      });
     }
   }
 
@@ -68,7 +73,16 @@ export class StandIn {
   getConnection(name: string): Answer {
     const connection = this.connections.get(name);
     if (!connection) return googleError(404, 'NOT_FOUND', `Not found: Connection ${name}`);
-    return [200, { name, friendlyName: name.split('/').pop(), cloudResource: { serviceAccountId: connection.serviceAccountId }, creationTime: String(connection.created), hasCredential: false }];
+    return [
+      200,
+      {
+        name,
+        friendlyName: name.split('/').pop(),
+        cloudResource: { serviceAccountId: connection.serviceAccountId },
+        creationTime: String(connection.created),
+        hasCredential: false,
+      },
+    ];
   }
 
   createConnection(parent: string, id: string | null, body: Row): Answer {
@@ -165,23 +179,32 @@ export class StandIn {
   }
 
   private policyResource(bucket: string, policy: Policy) {
-    return { kind: 'storage#policy', resourceId: `projects/_/buckets/${bucket}`, version: 1, etag: Buffer.from(`etag-${policy.version}`).toString('base64'), bindings: policy.bindings };
+    return {
+      kind: 'storage#policy',
+      resourceId: `projects/_/buckets/${bucket}`,
+      version: 1,
+      etag: Buffer.from(`etag-${policy.version}`).toString('base64'),
+      bindings: policy.bindings,
+    };
   }
 
   getPolicy(bucket: string): Answer {
-    if (this.options.foreignBuckets?.includes(bucket)) return googleError(403, 'PERMISSION_DENIED', `caller does not have storage.buckets.getIamPolicy access to ${bucket}`);
+    if (this.options.foreignBuckets?.includes(bucket))
+      return googleError(403, 'PERMISSION_DENIED', `caller does not have storage.buckets.getIamPolicy access to ${bucket}`);
     return [200, this.policyResource(bucket, this.policy(bucket))];
   }
 
   setPolicy(bucket: string, body: Row): Answer {
-    if (this.options.foreignBuckets?.includes(bucket)) return googleError(403, 'PERMISSION_DENIED', `caller does not have storage.buckets.setIamPolicy access to ${bucket}`);
+    if (this.options.foreignBuckets?.includes(bucket))
+      return googleError(403, 'PERMISSION_DENIED', `caller does not have storage.buckets.setIamPolicy access to ${bucket}`);
     const current = this.policy(bucket);
     if (this.options.concurrentPolicyChange && !this.concurrentChangeDone) {
       this.concurrentChangeDone = true; // someone else wins the race: their binding must survive ours
       current.bindings.push({ role: 'roles/storage.objectAdmin', members: ['user:someone-else@example.com'] });
       current.version++;
     }
-    if (body.etag !== this.policyResource(bucket, current).etag) return googleError(412, 'FAILED_PRECONDITION', 'Precondition Failed: the policy changed since it was read');
+    if (body.etag !== this.policyResource(bucket, current).etag)
+      return googleError(412, 'FAILED_PRECONDITION', 'Precondition Failed: the policy changed since it was read');
     const before = new Set(current.bindings.flatMap((b) => b.members.map((m) => `${b.role} ${m}`)));
     current.bindings = ((body.bindings as { role: string; members: string[] }[]) ?? []).map((b) => ({ role: b.role, members: b.members }));
     current.version++;
