@@ -330,7 +330,7 @@ describe('interrupts, outages and missing workers', () => {
     expect(result.status).toBe(2);
     const lines = result.stderr.trim().split('\n');
     expect(lines.length).toBeLessThanOrEqual(2);
-    expect(lines[0]).toContain(`model.source ${f.config.model.source} is not an ONNX model ONNX Runtime can load`);
+    expect(lines[0]).toContain(`model.source: ${f.config.model.source} is not an ONNX model ONNX Runtime can load`);
     expect(readdirSync(f.dir)).not.toContain('state');
   });
 });

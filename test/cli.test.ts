@@ -100,3 +100,18 @@ test("`objinfer plan` prints every statement of the tutorial's own config, witho
     expect(result.stdout).toMatch(statement);
   }
 });
+
+test('a config with several problems lists each on its own line, at once', () => {
+  const dir = workspace({ ...base, dataset: 'a b', bucket: 'B', batch: { size: -1 } });
+  const result = runCli(['plan', '--config', 'bad.yaml'], dir);
+  expect(result.status).toBe(2);
+  expect(result.stderr).not.toContain('\\n');
+  expect(result.stderr.split('\n')).toEqual([
+    'objinfer: config errors (3):',
+    expect.stringMatching(/^ {2}- dataset: a dataset name must start/),
+    expect.stringMatching(/^ {2}- bucket: a bucket name is 3-63/),
+    '  - batch.size: must be at least 1 image',
+    '  fix the config and run again; nothing was changed',
+    '',
+  ]);
+});

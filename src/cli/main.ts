@@ -549,11 +549,10 @@ export function reportError(error: unknown): number {
   }
   if (error instanceof Interrupted) return error.exitCode;
   if (error instanceof ConfigError) {
-    const problems = error.problems.map((p) => `${p.field ? `${p.field}: ` : ''}${p.problem}`);
-    line(
-      `config error${problems.length > 1 ? `s (${problems.length})` : ''}: ${problems.length > 1 ? `\n  - ${problems.join('\n  - ')}` : problems[0]}`,
-      'fix the config and run again; nothing was changed',
-    );
+    const problems = error.problems.map((p) => printable(`${p.field ? `${p.field}: ` : ''}${p.problem}`));
+    // One line per problem: each escaped on its own, so the list keeps its line breaks.
+    if (problems.length === 1) line(`config error: ${problems[0]}`, 'fix the config and run again; nothing was changed');
+    else line(`config errors (${problems.length}):`, `${problems.map((p) => `- ${p}`).join('\n  ')}\n  fix the config and run again; nothing was changed`);
     return Exit.usage;
   }
   if (error instanceof ScheduleSpecError) {
