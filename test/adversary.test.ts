@@ -16,6 +16,7 @@ import type { RunSpec } from '../src/config';
 import { encodeImage, type DemoFormat } from '../src/demo/images';
 import { encodeModel, type NodeSpec } from '../src/models/onnxWriter';
 import { seededRandom } from '../src/models/random';
+import { pngBomb } from './support/hostile';
 import { makeFixture, query, testClient, uniqueQueue, withWorker, type Fixture } from './support/pipeline';
 
 const SEED = Number(process.env.OBJINFER_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -46,16 +47,7 @@ async function validImage(): Promise<{ bytes: Buffer; format: DemoFormat }> {
   return { bytes: await encodeImage(pixels, height, width, format), format };
 }
 
-/** A PNG header that claims a huge image, followed by almost nothing. */
-function bomb(): Buffer {
-  const ihdr = Buffer.alloc(25);
-  ihdr.writeUInt32BE(13, 0);
-  ihdr.write('IHDR', 4, 'latin1');
-  ihdr.writeUInt32BE(int(20_000, 60_000), 8);
-  ihdr.writeUInt32BE(int(20_000, 60_000), 12);
-  ihdr.set([8, 2, 0, 0, 0], 16);
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), ihdr, randomBytes(int(0, 64))]);
-}
+const bomb = () => pngBomb(int(20_000, 60_000), int(20_000, 60_000), randomBytes(int(0, 64)));
 
 async function hostileFile(): Promise<{ kind: Kind; bytes: Buffer; extension: string }> {
   const kind = pick<Kind>(['valid', 'valid', 'valid', 'truncated', 'bit-flipped', 'random-bytes', 'bomb', 'empty']);

@@ -11,6 +11,7 @@ import { DecoderPool } from '../src/images/decoderPool';
 import { readHeader } from '../src/images/header';
 import { MAX_IMAGE_PIXELS } from '../src/images/limits';
 import { ImageDecodeError } from '../src/images/types';
+import { pngBomb } from './support/hostile';
 
 const dir = mkdtempSync(join(tmpdir(), 'objinfer-decoder-'));
 const pools: DecoderPool[] = [];
@@ -30,17 +31,6 @@ async function png(name: string, width: number, height: number): Promise<string>
   return path;
 }
 
-/** A PNG whose header claims `width` x `height` and whose data is a few bytes: what an image bomb looks like to a reader. */
-function bombHeader(width: number, height: number): Buffer {
-  const ihdr = Buffer.alloc(25);
-  ihdr.writeUInt32BE(13, 0);
-  ihdr.write('IHDR', 4, 'latin1');
-  ihdr.writeUInt32BE(width, 8);
-  ihdr.writeUInt32BE(height, 12);
-  ihdr.set([8, 2, 0, 0, 0], 16); // 8-bit RGB
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), ihdr, Buffer.from('IDATtruncated')]);
-}
-
 const request = (path: string, size = 4) => ({ path, height: size, width: size, preserveAspectRatio: false, into: new Float32Array(size * size * 3) });
 
 test("a decoded image arrives in the caller's tensor, resized", async () => {
@@ -52,7 +42,7 @@ test("a decoded image arrives in the caller's tensor, resized", async () => {
 });
 
 test('an image bomb is refused from its header, before any decoder reads its pixels', async () => {
-  const bomb = bombHeader(40_000, 40_000);
+  const bomb = pngBomb(40_000, 40_000, Buffer.from('IDATtruncated'));
   expect(readHeader(bomb)).toMatchObject({ format: 'png', width: 40_000, height: 40_000 });
   const path = join(dir, 'bomb.png');
   writeFileSync(path, bomb);

@@ -16,6 +16,7 @@ import { startPipeline, waitForResult } from '../src/client';
 import { colorLabelsFile } from '../src/models/colorClassifier';
 import type { RunSpec } from '../src/config';
 import { channelModel, constantScoresModel, multiOutputModel, rank3OutputModel } from './support/models';
+import { pngBomb } from './support/hostile';
 import { CLI } from './support/paths';
 import { makeFixture, query, testClient, testServer, uniqueQueue, withWorker, type Fixture } from './support/pipeline';
 
@@ -186,13 +187,7 @@ describe('a confident, broken or unusual model', () => {
 describe('image bombs and files too large to read', () => {
   test('a PNG whose header claims 40000x40000 goes to the errors table; the other images are predicted', async () => {
     const f = await makeFixture({ labels: ['red', 'blue'], taskQueue: uniqueQueue('bomb') });
-    const ihdr = Buffer.alloc(25);
-    ihdr.writeUInt32BE(13, 0);
-    ihdr.write('IHDR', 4, 'latin1');
-    ihdr.writeUInt32BE(40_000, 8);
-    ihdr.writeUInt32BE(40_000, 12);
-    ihdr.set([8, 2, 0, 0, 0], 16);
-    writeFileSync(join(f.imagesDir, 'bomb.png'), Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), ihdr, Buffer.alloc(64)]));
+    writeFileSync(join(f.imagesDir, 'bomb.png'), pngBomb(40_000, 40_000, Buffer.alloc(64)));
     const summary = await run(f.config);
     expect(summary).toMatchObject({ predicted: 2, failed: 1 });
     expect((await errors(f.config))[0]!.error).toMatch(/image is 40000x40000 = 1600000000 pixels; objinfer decodes at most 100000000 pixels/);

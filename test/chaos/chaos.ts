@@ -17,12 +17,14 @@ import { Client, Connection } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { startPipeline } from '../../src/client';
 import { loadConfig, type RunSpec } from '../../src/config';
+import sharp from 'sharp';
 import { writeColorModel } from '../../src/demo';
 import { CORRUPT_JPEG, writeColorImage } from '../../src/demo/images';
 import { Warehouse } from '../../src/backends/local/warehouse';
 import { COLOR_LABELS } from '../../src/models/colorClassifier';
 import { seededRandom } from '../../src/models/random';
 import { findTemporalCli, startDevServer, type DevServer } from '../../src/temporal/devServer';
+import { pngBomb } from '../support/hostile';
 import { freePorts } from '../support/ports';
 import { SearchAttributes, type PipelineSummary } from '../../src/workflows/contract';
 
@@ -39,6 +41,12 @@ export interface ChaosOptions {
   /** Give up (and fail) after this long. */
   timeLimitMs: number;
   seed: number;
+  /**
+   * Decoder memory cap for the worker (OBJINFER_DECODER_MEMORY_MB). With it, each round also
+   * holds two image bombs (huge headers, tiny files) and one real image that needs more than
+   * the cap: all three must land in the errors table while the worker is being killed.
+   */
+  decoderMemoryMb?: number;
   log?: (line: string) => void;
 }
 
@@ -49,6 +57,17 @@ export interface RoundReport {
   summary: PipelineSummary;
   /** Problems found by the checks; empty when the round is clean. */
   problems: string[];
+  /** What the tables hold, counted independently of the summary. */
+  tally: Tally;
+}
+
+export interface Tally {
+  rowsLost: number;
+  rowsDuplicated: number;
+  /** Bombs refused from their header and images a decoder could not hold under its cap. */
+  poisonIsolated: number;
+  /** Of those, decodes that ran out of the decoder's memory. */
+  decoderOoms: number;
 }
 
 export interface ChaosReport {
@@ -70,6 +89,7 @@ interface Cluster {
   historyAtStart: number;
   runAtStart?: string;
   workerLog: string;
+  decoderMemoryMb?: number;
 }
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
@@ -77,7 +97,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const random = seededRandom(options.seed);
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'objinfer-chaos-'));
-  const files = await writeImages(dir, options.images);
+  const files = await writeImages(dir, options.images, options.decoderMemoryMb !== undefined);
   const cliPath = findTemporalCli();
   if (!cliPath) throw new Error('no Temporal CLI: run `make tools`');
   const serverOptions = {
@@ -96,6 +116,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     connection,
     historyAtStart: -1,
     workerLog: join(dir, 'worker.log'),
+    decoderMemoryMb: options.decoderMemoryMb,
   };
   const report: ChaosReport = { kills: 0, killsByStage: {}, serverKills: 0, rounds: [], wallMs: 0 };
   log(`chaos: ${options.images} images per round, target ${options.kills} worker kills, seed ${options.seed}, in ${dir}`);
@@ -138,8 +159,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         startWorker(cluster);
       }
       const summary = (await cluster.client.workflow.getHandle(workflowId).result()) as PipelineSummary;
-      const problems = await checkRound(config, files, summary);
-      report.rounds.push({ round, workflowId, kills, summary, problems });
+      const { problems, tally } = await checkRound(config, files, summary);
+      report.rounds.push({ round, workflowId, kills, summary, problems, tally });
       log(
         `  round ${round}: completed after ${kills} kills; ${summary.predicted} predicted, ${summary.failed} failed; ${problems.length ? problems.join('; ') : 'checks pass'}`,
       );
@@ -153,9 +174,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   return report;
 }
 
-async function writeImages(dir: string, count: number): Promise<{ valid: number; corrupt: number }> {
+async function writeImages(dir: string, count: number, hostile: boolean): Promise<{ valid: number; corrupt: number; poison: number }> {
   await writeColorModel(join(dir, 'models'));
   mkdirSync(join(dir, 'images'));
+  let poison = 0;
+  if (hostile) {
+    for (const name of ['bomb-1.png', 'bomb-2.png']) writeFileSync(join(dir, 'images', name), pngBomb(40_000, 40_000));
+    // 81 megapixels: under the pixel limit, 243 MB of RGB; more than a small decoder cap holds.
+    await sharp({ create: { width: 9000, height: 9000, channels: 3, background: { r: 200, g: 0, b: 0 } } })
+      .png()
+      .toFile(join(dir, 'images', 'too-big-for-the-cap.png'));
+    poison = 3;
+  }
   let corrupt = 0;
   for (let i = 0; i < count; i++) {
     if (i % 50 === 49) {
@@ -165,7 +195,7 @@ async function writeImages(dir: string, count: number): Promise<{ valid: number;
       await writeColorImage(join(dir, 'images'), COLOR_LABELS[i % COLOR_LABELS.length]!, i);
     }
   }
-  return { valid: count - corrupt, corrupt };
+  return { valid: count - corrupt, corrupt: corrupt + poison, poison };
 }
 
 /** Each round is a new dataset, so kills also land in provisioning and planning. */
@@ -189,7 +219,12 @@ function roundConfig(dir: string, round: number): RunSpec {
 }
 
 function startWorker(cluster: Cluster): void {
-  const env = { ...process.env, TEMPORAL_ADDRESS: cluster.server.address, OBJINFER_HOME: join(cluster.dir, 'state') };
+  const env = {
+    ...process.env,
+    TEMPORAL_ADDRESS: cluster.server.address,
+    OBJINFER_HOME: join(cluster.dir, 'state'),
+    ...(cluster.decoderMemoryMb !== undefined ? { OBJINFER_DECODER_MEMORY_MB: String(cluster.decoderMemoryMb) } : {}),
+  };
   const out = openSync(cluster.workerLog, 'a');
   cluster.worker = spawn(CLI, ['worker', '--task-queue', 'chaos'], { env, stdio: ['ignore', out, out] });
   closeSync(out);
@@ -227,18 +262,36 @@ async function statusOf(cluster: Cluster, workflowId: string): Promise<{ name: s
 }
 
 /** Exactly one row per object in the results or errors table, and a summary that agrees. */
-async function checkRound(config: RunSpec, files: { valid: number; corrupt: number }, summary: PipelineSummary): Promise<string[]> {
+async function checkRound(
+  config: RunSpec,
+  files: { valid: number; corrupt: number; poison: number },
+  summary: PipelineSummary,
+): Promise<{ problems: string[]; tally: Tally }> {
   const problems: string[] = [];
   const warehouse = new Warehouse(config.local.warehouse, { readOnly: true });
   const [counts] = await warehouse.use((db) =>
-    db.all<{ predicted: bigint; distinct_predicted: bigint; failed: bigint; distinct_failed: bigint; both: bigint; objects: bigint; accounted: bigint }>(`
+    db.all<{
+      predicted: bigint;
+      distinct_predicted: bigint;
+      failed: bigint;
+      distinct_failed: bigint;
+      both: bigint;
+      objects: bigint;
+      accounted: bigint;
+      poison: bigint;
+      ooms: bigint;
+    }>(`
       WITH r AS (SELECT uri, generation FROM "${config.dataset}".predictions WHERE model_version = '${summary.modelVersion}'),
            e AS (SELECT uri, generation FROM "${config.dataset}".predictions_errors WHERE model_version = '${summary.modelVersion}')
       SELECT (SELECT count(*) FROM r) AS predicted, (SELECT count(DISTINCT (uri, generation)) FROM r) AS distinct_predicted,
              (SELECT count(*) FROM e) AS failed, (SELECT count(DISTINCT (uri, generation)) FROM e) AS distinct_failed,
              (SELECT count(*) FROM r JOIN e USING (uri, generation)) AS both,
              (SELECT count(*) FROM "${config.dataset}".images) AS objects,
-             (SELECT count(*) FROM "${config.dataset}".images o WHERE EXISTS (SELECT 1 FROM r WHERE r.uri = o.uri) OR EXISTS (SELECT 1 FROM e WHERE e.uri = o.uri)) AS accounted`),
+             (SELECT count(*) FROM "${config.dataset}".images o WHERE EXISTS (SELECT 1 FROM r WHERE r.uri = o.uri) OR EXISTS (SELECT 1 FROM e WHERE e.uri = o.uri)) AS accounted,
+             (SELECT count(*) FROM "${config.dataset}".predictions_errors WHERE model_version = '${summary.modelVersion}'
+                AND (error LIKE '%image bomb%' OR error LIKE '%needs more memory%' OR error LIKE '%decoder process%')) AS poison,
+             (SELECT count(*) FROM "${config.dataset}".predictions_errors WHERE model_version = '${summary.modelVersion}'
+                AND (error LIKE '%needs more memory%' OR error LIKE '%decoder process%')) AS ooms`),
   );
   const n = (v: bigint | undefined) => Number(v ?? -1);
   const expect = (what: string, actual: number, wanted: number) => {
@@ -254,7 +307,14 @@ async function checkRound(config: RunSpec, files: { valid: number; corrupt: numb
   expect('summary.predicted vs the results table', summary.predicted, n(counts?.predicted));
   expect('summary.failed vs the errors table', summary.failed, n(counts?.failed));
   expect('summary.objectsSeen', summary.objectsSeen, files.valid + files.corrupt);
-  return problems;
+  expect('poison objects isolated in the errors table', n(counts?.poison), files.poison);
+  const tally: Tally = {
+    rowsLost: n(counts?.objects) - n(counts?.accounted),
+    rowsDuplicated: n(counts?.predicted) - n(counts?.distinct_predicted) + n(counts?.failed) - n(counts?.distinct_failed) + n(counts?.both),
+    poisonIsolated: n(counts?.poison),
+    decoderOoms: n(counts?.ooms),
+  };
+  return { problems, tally };
 }
 
 if (require.main === module) {
@@ -264,6 +324,7 @@ if (require.main === module) {
     killServer: process.env.CHAOS_KILL_SERVER !== '0',
     timeLimitMs: Number(process.env.CHAOS_TIME_LIMIT_S ?? 1200) * 1000,
     seed: Number(process.env.CHAOS_SEED ?? Date.now() % 100_000),
+    decoderMemoryMb: Number(process.env.CHAOS_DECODER_MEMORY_MB ?? 200),
     log: (line) => console.log(line),
   };
   runChaos(options).then(
@@ -276,6 +337,11 @@ if (require.main === module) {
             killsByStage: report.killsByStage,
             serverKills: report.serverKills,
             rounds: report.rounds.length,
+            decoderMemoryMb: options.decoderMemoryMb,
+            rowsLost: report.rounds.reduce((sum, r) => sum + r.tally.rowsLost, 0),
+            rowsDuplicated: report.rounds.reduce((sum, r) => sum + r.tally.rowsDuplicated, 0),
+            poisonIsolated: report.rounds.reduce((sum, r) => sum + r.tally.poisonIsolated, 0),
+            decoderOoms: report.rounds.reduce((sum, r) => sum + r.tally.decoderOoms, 0),
             wallSeconds: Math.round(report.wallMs / 1000),
             problems,
           },
