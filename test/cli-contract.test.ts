@@ -5,7 +5,7 @@
  * interrupts and outages that lose nothing, and output that fits a terminal.
  */
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
@@ -381,6 +381,10 @@ describe('a second Temporal and the demo', () => {
     expect(result.stdout).toMatch(/predictions \(12 of 24, newest first\):\nimage +label +score +top 3\n/);
     expect(result.stdout).not.toContain('file://');
     expect(lines.length).toBeLessThan(50);
+    // The demo ends with the picture: the report's path, and the report there.
+    const report = lines[lines.indexOf('the report (images, labels, scores, errors), to open in a browser:') + 1]!.trim();
+    expect(report).toMatch(/\/demo\/report\.html$/);
+    expect(readFileSync(report, 'utf8')).toContain('<title>objinfer report: demo</title>');
   }, 150_000);
 });
 

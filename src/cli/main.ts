@@ -285,7 +285,7 @@ export function buildProgram(): Command {
       await printDemoResults(demo.configFile, join(demo.dir, 'images'), 12);
       const report = join(demo.dir, 'report.html');
       await writeReport(spec, { out: report });
-      console.log(`\nthe report (images, labels, scores, errors):\n  ${pathToFileURL(report).href}`);
+      console.log(`\nthe report (images, labels, scores, errors), to open in a browser:\n  ${report}`);
       const url = workflowUiUrl(resolveTarget(process.env, options.port ? target : {}), Ids.pipeline(spec.name));
       if (url) console.log(`the run in the Temporal UI:\n  ${url}`);
       console.log(`run it again: only new or changed images are classified; its config:\n  ${demo.configFile}`);
