@@ -23,7 +23,7 @@ import { Warehouse } from '../src/backends/local/warehouse';
 import { writeColorModel } from '../src/demo';
 import { decodeRgb8, resizeRgb8 } from '../src/images';
 import { colorClassifierOnnx, colorLabelsFile } from '../src/models/colorClassifier';
-import { RESNET_INPUT } from '../src/models/resnet';
+import { RESNET_INPUT } from './models/resnet';
 import { BATCH, BenchCluster, firstPhotos, median, ownPeakRssMiB, peakRssMiB, photos, resnetModel, ROOT, RUNS, writeConfig } from './support';
 
 type Row = { group: string; benchmark: string; result: string; figures: Record<string, number> };

@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { stringify } from 'yaml';
 import { startPipeline, waitForResult } from '../src/client';
 import { loadConfig, type RunSpec } from '../src/config';
-import { resnetOnnx } from '../src/models/resnet';
+import { resnetOnnx } from './models/resnet';
 import { findTemporalCli, startDevServer, type DevServer } from '../src/temporal/devServer';
 import { freePorts } from '../test/support/ports';
 import type { PipelineSummary } from '../src/workflows/contract';

@@ -1,7 +1,7 @@
 /** The models the project generates load in ONNX Runtime and behave as documented. */
 import * as ort from 'onnxruntime-node';
 import { COLOR_LABELS, colorClassifierOnnx, COLOR_MODEL_INPUT, COLOR_MODEL_OUTPUT } from '../src/models/colorClassifier';
-import { resnetOnnx, RESNET_INPUT, RESNET_OUTPUT } from '../src/models/resnet';
+import { resnetOnnx, RESNET_INPUT, RESNET_OUTPUT } from '../bench/models/resnet';
 
 function solid(size: number, rgb: [number, number, number][]): Float32Array {
   const data = new Float32Array(rgb.length * size * size * 3);

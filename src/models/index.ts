@@ -1,4 +1,3 @@
 export * from './colorClassifier';
 export { encodeModel, type GraphSpec } from './onnxWriter';
-export { resnetOnnx, RESNET_INPUT, RESNET_OUTPUT, type ResnetOptions } from './resnet';
 export { seededRandom } from './random';

@@ -4,8 +4,8 @@
  * Input float32 NHWC [batch, size, size, 3], like the TensorFlow original; output softmax
  * scores [batch, classes]. Batch norm is folded into the convolutions' biases.
  */
-import { encodeModel, type NodeSpec, type TensorInit } from './onnxWriter';
-import { seededRandom } from './random';
+import { encodeModel, type NodeSpec, type TensorInit } from '../../src/models/onnxWriter';
+import { seededRandom } from '../../src/models/random';
 
 export interface ResnetOptions {
   inputSize?: number;
