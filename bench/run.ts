@@ -13,7 +13,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
@@ -35,42 +35,68 @@ const BENCHMARKS: Record<string, () => Promise<Row[]>> = { ceiling, images, pipe
  * tensors decoded and resized beforehand. It cycles through several distinct batches and
  * makes a new tensor per run, as the pipeline does, so no input stays warm in the cache.
  */
-async function bareLoop(): Promise<{ measure(images: number): Promise<number> }> {
+async function bareLoop(batch = BATCH): Promise<{ measure(images: number): Promise<number> }> {
   const session = await ort.InferenceSession.create(resnetModel(), SESSION_OPTIONS);
   const distinct = 3;
-  const dir = await photos(BATCH * distinct);
+  const dir = await photos(batch * distinct);
   const files = readdirSync(dir)
     .sort()
-    .slice(0, BATCH * distinct);
-  const batches = Array.from({ length: distinct }, () => new Float32Array(BATCH * 224 * 224 * 3));
+    .slice(0, batch * distinct);
+  const batches = Array.from({ length: distinct }, () => new Float32Array(batch * 224 * 224 * 3));
   for (const [i, file] of files.entries()) {
-    resizeRgb8(await decodeRgb8(readFileSync(join(dir, file))), 224, 224, false, batches[Math.floor(i / BATCH)]!.subarray((i % BATCH) * 224 * 224 * 3));
+    resizeRgb8(await decodeRgb8(readFileSync(join(dir, file))), 224, 224, false, batches[Math.floor(i / batch)]!.subarray((i % batch) * 224 * 224 * 3));
   }
-  const run = (b: number) => session.run({ [RESNET_INPUT]: new ort.Tensor('float32', batches[b % distinct]!, [BATCH, 224, 224, 3]) });
+  const run = (b: number) => session.run({ [RESNET_INPUT]: new ort.Tensor('float32', batches[b % distinct]!, [batch, 224, 224, 3]) });
   await run(0); // warm-up
   return {
     async measure(images: number) {
-      const runs = Math.max(1, Math.round(images / BATCH));
+      const runs = Math.max(1, Math.round(images / batch));
       const start = performance.now();
       for (let b = 0; b < runs; b++) await run(b);
-      return (runs * BATCH) / ((performance.now() - start) / 1000);
+      return (runs * batch) / ((performance.now() - start) / 1000);
     },
   };
 }
 
+/** The bare loop's batch sizes: the ceiling is the best of them, not only the pipeline's. */
+const CEILING_BATCHES = [1, 16, 64];
+
+/**
+ * The Python peer (bench/peer/peer.py): the plain loop a user would write instead, over the
+ * same photos and model, its packages pinned into the tools venv by bench/peer/setup.sh.
+ */
+function peerRate(dir: string, count: number): number {
+  // The same photos as firstPhotos(dir, count): the first `count` by name.
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.jpg'))
+    .sort()
+    .slice(0, count)
+    .map((f) => join(dir, f));
+  const setup = spawnSync(join(__dirname, 'peer', 'setup.sh'), { stdio: 'inherit' });
+  if (setup.status !== 0) throw new Error('bench/peer/setup.sh failed');
+  const database = join(ROOT, `peer-${Date.now()}.sqlite`);
+  const python = join(__dirname, '..', '.objinfer', 'tools', 'venv', 'bin', 'python');
+  const run = spawnSync(python, [join(__dirname, 'peer', 'peer.py'), resnetModel(), database, ...files], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  rmSync(database, { force: true });
+  if (run.status !== 0) throw new Error(`the Python peer failed: ${run.stderr}`);
+  return (JSON.parse(run.stdout) as { imagesPerSecond: number }).imagesPerSecond;
+}
+
 async function ceiling(): Promise<Row[]> {
-  const loop = await bareLoop();
-  const rates: number[] = [];
-  for (let r = 0; r < RUNS; r++) rates.push(await loop.measure(Number(process.env.BENCH_CEILING_IMAGES ?? 384)));
-  const rate = median(rates);
-  return [
-    {
+  const rows: Row[] = [];
+  for (const batch of CEILING_BATCHES) {
+    const loop = await bareLoop(batch);
+    const rates: number[] = [];
+    for (let r = 0; r < RUNS; r++) rates.push(await loop.measure(Number(process.env.BENCH_CEILING_IMAGES ?? 384)));
+    const rate = median(rates);
+    rows.push({
       group: 'ceiling',
-      benchmark: `ceiling: bare ONNX Runtime, ResNet-50-shaped, batch ${BATCH}`,
+      benchmark: `ceiling: bare ONNX Runtime, ResNet-50-shaped, batch ${batch}`,
       result: `${rate.toFixed(1)} img/s (${(1000 / rate).toFixed(1)} ms/img), peak RSS ${ownPeakRssMiB().toFixed(0)} MiB`,
-      figures: { imagesPerSecond: rate, peakRssMiB: ownPeakRssMiB() },
-    },
-  ];
+      figures: { batch, imagesPerSecond: rate, peakRssMiB: ownPeakRssMiB() },
+    });
+  }
+  return rows;
 }
 
 /** Decoding and resizing alone, one image at a time. */
@@ -121,16 +147,22 @@ async function images(): Promise<Row[]> {
 async function pipeline(): Promise<Row[]> {
   const sizes = (process.env.BENCH_PIPELINE_IMAGES ?? '200,2000').split(',').map(Number);
   const dir = await photos(Math.max(...sizes));
-  const loop = await bareLoop();
+  // The ceiling at its best batch size: 1 is far slower than 16 and 64 here (see `ceiling`).
+  const loops = await Promise.all([16, 64].map((batch) => bareLoop(batch)));
+  const peerUpTo = Number(process.env.BENCH_PEER_MAX_IMAGES ?? 500);
   const rows: Row[] = [];
   for (const size of sizes) {
     const cluster = await BenchCluster.start();
     const [worker] = await cluster.startWorkers(1);
     const rates: number[] = [];
     const ratios: number[] = [];
+    const peerRatios: number[] = [];
+    const peerRates: number[] = [];
     const walls: number[] = [];
     for (let r = 0; r < RUNS; r++) {
-      const bare = await loop.measure(Math.min(size, 384));
+      let bare = 0;
+      for (const loop of loops) bare = Math.max(bare, await loop.measure(Math.min(size, 384)));
+      const peer = size <= peerUpTo ? peerRate(dir, size) : undefined;
       const config = writeConfig(`pipeline-${size}-${r}`, {
         dataset: 'bench',
         sourceUris: firstPhotos(dir, size),
@@ -142,6 +174,10 @@ async function pipeline(): Promise<Row[]> {
       const rate = summary.predicted / (summary.inferDurationMs / 1000);
       rates.push(rate);
       ratios.push(rate / bare);
+      if (peer !== undefined) {
+        peerRates.push(peer);
+        peerRatios.push(rate / peer);
+      }
       walls.push(wallMs);
     }
     const rss = peakRssMiB(worker!.pid!);
@@ -150,8 +186,18 @@ async function pipeline(): Promise<Row[]> {
     rows.push({
       group: 'pipeline',
       benchmark: `pipeline: ${size} JPEG 640x480, batch ${BATCH}, concurrency 2, one worker process`,
-      result: `${rate.toFixed(1)} img/s in the infer stage = **${(100 * median(ratios)).toFixed(0)} % of the bare loop** run just before (${ratios.map((x) => `${(100 * x).toFixed(0)} %`).join(', ')}); ${(median(walls) / 1000).toFixed(1)} s wall; worker peak RSS ${rss.toFixed(0)} MiB`,
-      figures: { images: size, imagesPerSecond: rate, ratioToCeiling: median(ratios), wallSeconds: median(walls) / 1000, workerPeakRssMiB: rss },
+      result:
+        `${rate.toFixed(1)} img/s in the infer stage = **${(100 * median(ratios)).toFixed(0)} % of the bare loop** at its best batch size, run just before (${ratios.map((x) => `${(100 * x).toFixed(0)} %`).join(', ')})` +
+        (peerRatios.length ? `; **${median(peerRatios).toFixed(2)}x the Python peer** (${median(peerRates).toFixed(1)} img/s)` : '') +
+        `; ${(median(walls) / 1000).toFixed(1)} s wall (${((median(walls) / 1000) * (rate / size)).toFixed(2)}x the infer stage); worker peak RSS ${rss.toFixed(0)} MiB`,
+      figures: {
+        images: size,
+        imagesPerSecond: rate,
+        ceilingRatio: median(ratios),
+        ...(peerRatios.length ? { peerRatio: median(peerRatios), peerImagesPerSecond: median(peerRates) } : {}),
+        wallSeconds: median(walls) / 1000,
+        workerPeakRssMiB: rss,
+      },
     });
   }
   return rows;
