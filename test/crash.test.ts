@@ -105,7 +105,9 @@ test('the CLI reads results while a worker is writing them', async () => {
   }
   expect(readsWhileRunning.length).toBeGreaterThan(0);
   expect(readsWhileRunning[0]).toBeGreaterThan(0);
-  expect(readsWhileRunning[readsWhileRunning.length - 1]).toBeLessThanOrEqual(40);
+  // Reads saw the table part-written, never shrinking: readers get in between the writes.
+  expect(readsWhileRunning.some((n) => n > 0 && n < 40)).toBe(true);
+  expect(readsWhileRunning).toEqual([...readsWhileRunning].sort((a, b) => a - b));
   expect((await waitForResult(client, workflowId)).predicted).toBe(40);
 }, 180_000);
 

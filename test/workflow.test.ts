@@ -10,7 +10,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { PipelineActivities } from '../src/activities';
 import type { RunSpec } from '../src/config';
 import { ErrorType } from '../src/errors';
-import type { BatchRequest } from '../src/workflows/contract';
+import type { BatchRequest, ResumeState } from '../src/workflows/contract';
 import { WORKFLOW_BUNDLE } from './support/paths';
 import { mockActivities, spec, startTimeSkipping, step, withPipeline } from './support/timeSkipping';
 
@@ -142,4 +142,37 @@ test('a cancelled run ends cancelled once its batches have stopped', async () =>
   });
   expect((outcome as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
   expect(stopped).toBe(2);
+});
+
+test('a run continued as new resumes at its next batch, carrying what it counted, and provisions nothing again', async () => {
+  const started: number[] = [];
+  let provisioned = 0;
+  const s = spec();
+  const resume: ResumeState = {
+    startedAt: 0,
+    inferStartedAt: 0,
+    provisioned: [step('dataset')],
+    warnings: [],
+    artifact: { ...step('upload model'), version: 'v1', uri: 'file:///m.onnx', filesUploaded: 0, filesSkipped: 1 },
+    model: { version: 'v1', inputName: 'in', outputName: 'out', outputNames: ['out'], inputSize: [8, 8], classCount: 2, modelUri: 'file:///m.onnx' },
+    plan: { modelVersion: 'v1', objectsSeen: 10, alreadyDone: 0, failedBefore: 0, pending: 10, batchCount: 10 },
+    nextBatch: 7,
+    predicted: 6,
+    failed: 1,
+    labelCounts: { a: 6 },
+  };
+  const activities = mockActivities(10, {
+    ensureDataset: async () => {
+      provisioned++;
+      return step('dataset');
+    },
+    predictBatch: async (_ref, request) => {
+      started.push(request.slice.index);
+      return { predicted: 1, failed: 0, labelCounts: { a: 1 } };
+    },
+  });
+  const summary = await withPipeline(env, WORKFLOW_BUNDLE, s, activities, async (handle) => handle.result(), { resume });
+  expect(started.sort()).toEqual([7, 8, 9]);
+  expect(provisioned).toBe(0);
+  expect(summary).toMatchObject({ predicted: 9, failed: 1, batches: 10, labelCounts: { a: 9 } });
 });

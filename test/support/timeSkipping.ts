@@ -84,9 +84,10 @@ export async function withPipeline<T>(
   s: RunSpec,
   activities: PipelineActivities,
   drive: (handle: WorkflowHandle<typeof inferencePipeline>) => Promise<T>,
+  extra: Pick<PipelineInput, 'resume'> = {},
 ): Promise<T> {
   const taskQueue = `wf-${process.pid}-${queue++}`;
   const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: workflowBundle }, activities });
-  const input: PipelineInput = { spec: { ...s, temporal: { taskQueue } }, specKey: specKey(s) };
+  const input: PipelineInput = { spec: { ...s, temporal: { taskQueue } }, specKey: specKey(s), ...extra };
   return worker.runUntil(async () => drive(await env.client.workflow.start(inferencePipeline, { taskQueue, workflowId: taskQueue, args: [input] })));
 }
