@@ -36,8 +36,13 @@ export interface ClassifyOptions {
   pool?: DecoderPool;
 }
 
-/** Images per ONNX Runtime run at most: bounds a batch's memory whatever batch.size is. */
-export const MAX_RUN_IMAGES = 64;
+/**
+ * Images per ONNX Runtime run at most: bounds a batch's memory whatever batch.size is.
+ * Measured on the ResNet-50-shaped model (docs/benchmarks.md): 64 peaks the worker at
+ * 1.4 GiB, 32 at 0.9 GiB for about 3 % less throughput, 16 at 0.65 GiB for 11 % less.
+ * OBJINFER_RUN_IMAGES overrides it (e.g. 64 on a machine with memory to spare).
+ */
+export const MAX_RUN_IMAGES = Number(process.env.OBJINFER_RUN_IMAGES ?? 32);
 
 /** How many inference runs a batch of `images` takes. */
 export function runCount(images: number): number {
