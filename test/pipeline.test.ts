@@ -124,6 +124,17 @@ test('IAM propagation: the object table step fails with the retryable type, retr
   expect(tableStep.lastFailureType).toBe('IamPropagationPending');
 });
 
+test('IAM propagation longer than ten attempts of backoff is waited out on a real server, up to iam.propagationTimeout', async () => {
+  // Ten attempts of the wait's backoff (1 s, x1.5, at most 20 s) take about 89 s; the grant "propagates" after 95 s.
+  const taskQueue = uniqueQueue('iam-long');
+  const fixture = await makeFixture({ labels: ['red'], taskQueue, config: { iam: { simulatedPropagationDelay: '95s', propagationTimeout: '10m' } } });
+  const summary = await withWorker(taskQueue, async () => waitForResult(client, (await startPipeline(client, fixture.config)).workflowId));
+  expect(summary.predicted).toBe(1);
+  const tableStep = (await activityStarts(client, summary.workflowId)).find((s) => s.activityType === 'ensureObjectTable')!;
+  expect(tableStep.attempt).toBeGreaterThan(10);
+  expect(tableStep.lastFailureType).toBe('IamPropagationPending');
+}, 240_000);
+
 test('IAM propagation that outlasts iam.propagationTimeout fails with a clear error', async () => {
   const taskQueue = uniqueQueue('iam-timeout');
   const fixture = await makeFixture({
