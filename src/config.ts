@@ -181,13 +181,18 @@ export interface ConfigProblem {
 }
 
 /** A config that cannot run: every problem found, each naming its field. */
+/** A problem as one line: its field first, unless the problem's text already begins with it. */
+export function problemText(p: ConfigProblem): string {
+  return !p.field || p.problem.startsWith(`${p.field} `) || p.problem.startsWith(`${p.field}:`) ? p.problem : `${p.field}: ${p.problem}`;
+}
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   readonly problems: ConfigProblem[];
 
   constructor(problems: ConfigProblem[] | ConfigProblem) {
     const list = Array.isArray(problems) ? problems : [problems];
-    super(list.map((p) => `${p.field ? `${p.field}: ` : ''}${p.problem}`).join('; '));
+    super(list.map(problemText).join('; '));
     this.problems = list;
   }
 

@@ -192,7 +192,7 @@ describe('run semantics', () => {
     ]) {
       const result = cli(f, command);
       expect(result.status).toBe(2);
-      expect(result.stderr).toMatch(/config error: model\.labels: model\.labels \(.*\) has 2 labels but output "scores" of .* has 8 classes/);
+      expect(result.stderr).toMatch(/config error: model\.labels \(.*\) has 2 labels but output "scores" of .* has 8 classes/);
     }
     expect(existsSync(f.config.local.warehouse)).toBe(false);
   });
@@ -330,7 +330,7 @@ describe('interrupts, outages and missing workers', () => {
     expect(result.status).toBe(2);
     const lines = result.stderr.trim().split('\n');
     expect(lines.length).toBeLessThanOrEqual(2);
-    expect(lines[0]).toContain(`model.source: ${f.config.model.source} is not an ONNX model ONNX Runtime can load`);
+    expect(lines[0]).toContain(`config error: model.source ${f.config.model.source} is not an ONNX model ONNX Runtime can load`);
     expect(readdirSync(f.dir)).not.toContain('state');
   });
 });

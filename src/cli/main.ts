@@ -27,7 +27,7 @@ import {
   waitingReason,
 } from '../client';
 import { BackendRegistry } from '../activities';
-import { ConfigError, loadConfig } from '../config';
+import { ConfigError, loadConfig, problemText } from '../config';
 import { prepareDemo } from '../demo';
 import { ObjinferError } from '../errors';
 import { EXPORT_FORMATS, exportRows, type ExportFormat } from '../exports';
@@ -549,7 +549,7 @@ export function reportError(error: unknown): number {
   }
   if (error instanceof Interrupted) return error.exitCode;
   if (error instanceof ConfigError) {
-    const problems = error.problems.map((p) => printable(`${p.field ? `${p.field}: ` : ''}${p.problem}`));
+    const problems = error.problems.map((p) => printable(problemText(p)));
     // One line per problem: each escaped on its own, so the list keeps its line breaks.
     if (problems.length === 1) line(`config error: ${problems[0]}`, 'fix the config and run again; nothing was changed');
     else line(`config errors (${problems.length}):`, `${problems.map((p) => `- ${p}`).join('\n  ')}\n  fix the config and run again; nothing was changed`);

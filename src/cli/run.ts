@@ -42,8 +42,7 @@ export async function checkModelFirst(spec: RunSpec): Promise<string[]> {
   } catch (error) {
     if (error instanceof ObjinferError && [ErrorType.ModelShapeMismatch, ErrorType.InvalidConfig, ErrorType.ModelInvalid].includes(error.type as never)) {
       const field = /model\.(labels|inputSize|output)/.exec(error.message)?.[0] ?? 'model.source';
-      // The message may begin with the field's name too; say it once.
-      throw new ConfigError({ field, problem: error.message.startsWith(`${field} `) ? error.message.slice(field.length + 1) : error.message });
+      throw new ConfigError({ field, problem: error.message });
     }
     throw error;
   }
