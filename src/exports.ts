@@ -16,8 +16,9 @@ import type { RunSpec } from './config';
 export const EXPORT_FORMATS = ['parquet', 'csv', 'jsonl', 'label-studio'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
-export const RESULT_COLUMNS = ['uri', 'generation', 'model_version', 'label', 'score', 'top_k', 'run_id', 'predicted_at'] as const;
-export const ERROR_COLUMNS = ['uri', 'generation', 'model_version', 'error', 'kind', 'run_id', 'failed_at'] as const;
+/** The columns of `results` and of exports, in one order: the same with no rows as with many (a CSV header always). */
+export const RESULT_COLUMNS = ['uri', 'generation', 'label', 'score', 'top_k', 'model_version', 'run_id', 'predicted_at'] as const;
+export const ERROR_COLUMNS = ['uri', 'generation', 'error', 'kind', 'model_version', 'run_id', 'failed_at'] as const;
 
 /** DuckDB types of the exported columns: what `read_json` is told, so that nothing is guessed. */
 const RESULT_TYPES = {
@@ -54,13 +55,14 @@ export interface ExportOutcome {
   table: 'results' | 'errors';
 }
 
+/** A result as `results -o json` and exports write it: typed, snake_case, top_k a list of objects. */
 export const resultRecord = (r: ResultRow): Row => ({
   uri: r.uri,
   generation: r.generation,
-  model_version: r.modelVersion,
   label: r.label,
   score: r.score,
   top_k: r.topK.map((t) => ({ label: t.label, index: t.index, score: t.score })),
+  model_version: r.modelVersion,
   run_id: r.runId,
   predicted_at: r.predictedAt,
 });
@@ -68,9 +70,9 @@ export const resultRecord = (r: ResultRow): Row => ({
 export const errorRecord = (e: ErrorRow): Row => ({
   uri: e.uri,
   generation: e.generation,
-  model_version: e.modelVersion,
   error: e.error,
   kind: e.kind,
+  model_version: e.modelVersion,
   run_id: e.runId,
   failed_at: e.failedAt,
 });

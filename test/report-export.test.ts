@@ -91,7 +91,7 @@ test('CSV and JSON lines hold the same rows (read by Python), with the filters o
     string
   >[];
   expect(csvRows.map((r) => r.uri).sort()).toEqual(table.map((r) => r.uri).sort());
-  expect(Object.keys(csvRows[0]!)).toEqual(['uri', 'generation', 'model_version', 'label', 'score', 'top_k', 'run_id', 'predicted_at']);
+  expect(Object.keys(csvRows[0]!)).toEqual(['uri', 'generation', 'label', 'score', 'top_k', 'model_version', 'run_id', 'predicted_at']); // as `results -o csv`
   for (const row of csvRows) expect(Number(row.score)).toBe(table.find((t) => t.uri === row.uri)!.score);
 
   const jsonlOut = join(fixture.dir, 'red.jsonl');

@@ -30,7 +30,7 @@ import { BackendRegistry } from '../activities';
 import { ConfigError, loadConfig, problemText } from '../config';
 import { prepareDemo } from '../demo';
 import { ObjinferError } from '../errors';
-import { EXPORT_FORMATS, exportRows, type ExportFormat } from '../exports';
+import { ERROR_COLUMNS, errorRecord, EXPORT_FORMATS, exportRows, RESULT_COLUMNS, resultRecord, type ExportFormat } from '../exports';
 import { writeReport } from '../report';
 import { ScheduleSpecError } from '../schedules';
 import {
@@ -86,34 +86,8 @@ interface ResultFlags {
   output: Format;
 }
 
-/** Columns of `results` for scripts: the same with no rows as with many (a CSV header always). */
-const RESULT_COLUMNS = ['uri', 'generation', 'label', 'score', 'top_k', 'model_version', 'run_id', 'predicted_at'];
-const ERROR_COLUMNS = ['uri', 'generation', 'error', 'kind', 'model_version', 'run_id', 'failed_at'];
-
-function resultRows(rows: Awaited<ReturnType<typeof readResults>>): Row[] {
-  return rows.map((r) => ({
-    uri: r.uri,
-    generation: r.generation,
-    label: r.label,
-    score: r.score,
-    top_k: r.topK.map((t) => ({ label: t.label, index: t.index, score: t.score })),
-    model_version: r.modelVersion,
-    run_id: r.runId,
-    predicted_at: r.predictedAt,
-  }));
-}
-
-function errorRows(rows: Awaited<ReturnType<typeof readErrors>>): Row[] {
-  return rows.map((r) => ({
-    uri: r.uri,
-    generation: r.generation,
-    error: r.error,
-    kind: r.kind,
-    model_version: r.modelVersion,
-    run_id: r.runId,
-    failed_at: r.failedAt,
-  }));
-}
+const resultRows = (rows: Awaited<ReturnType<typeof readResults>>): Row[] => rows.map(resultRecord);
+const errorRows = (rows: Awaited<ReturnType<typeof readErrors>>): Row[] => rows.map(errorRecord);
 
 /** A table for people: scores rounded, top-k as "label 0.912" pairs. */
 function resultTable(rows: Row[]): Row[] {
@@ -138,11 +112,11 @@ async function printResults(flags: ResultFlags): Promise<void> {
   };
   if (flags.errors) {
     const rows = errorRows(await readErrors(spec, filter));
-    process.stdout.write(render(rows, flags.output, { columns: flags.output === 'table' ? ['uri', 'kind', 'error', 'failed_at'] : ERROR_COLUMNS }));
+    process.stdout.write(render(rows, flags.output, { columns: flags.output === 'table' ? ['uri', 'kind', 'error', 'failed_at'] : [...ERROR_COLUMNS] }));
     return;
   }
   const rows = resultRows(await readResults(spec, filter));
-  process.stdout.write(flags.output === 'table' ? render(resultTable(rows), 'table') : render(rows, flags.output, { columns: RESULT_COLUMNS }));
+  process.stdout.write(flags.output === 'table' ? render(resultTable(rows), 'table') : render(rows, flags.output, { columns: [...RESULT_COLUMNS] }));
 }
 
 /** The demo's predictions for a terminal: names relative to the images folder, one screen at most. */
