@@ -24,7 +24,22 @@ import { writeColorModel } from '../src/demo';
 import { decodeRgb8, resizeRgb8 } from '../src/images';
 import { colorClassifierOnnx, colorLabelsFile } from '../src/models/colorClassifier';
 import { RESNET_INPUT } from './models/resnet';
-import { BATCH, BenchCluster, firstPhotos, median, ownPeakRssMiB, peakRssMiB, photos, resnetModel, ROOT, RUNS, writeConfig } from './support';
+import {
+  BATCH,
+  BenchCluster,
+  cpuMs,
+  firstPhotos,
+  readTurnProfile,
+  type TurnProfile,
+  median,
+  ownPeakRssMiB,
+  peakRssMiB,
+  photos,
+  resnetModel,
+  ROOT,
+  RUNS,
+  writeConfig,
+} from './support';
 
 type Row = { group: string; benchmark: string; result: string; figures: Record<string, number> };
 
@@ -153,7 +168,10 @@ async function pipeline(): Promise<Row[]> {
   const rows: Row[] = [];
   for (const size of sizes) {
     const cluster = await BenchCluster.start();
-    const [worker] = await cluster.startWorkers(1);
+    const profileFile = join(ROOT, 'run', `profile-${process.pid}.json`);
+    rmSync(profileFile, { force: true });
+    const [worker] = await cluster.startWorkers(1, { OBJINFER_PROFILE: profileFile });
+    const profiles: Record<string, number>[] = [];
     const rates: number[] = [];
     const ratios: number[] = [];
     const peerRatios: number[] = [];
@@ -169,8 +187,11 @@ async function pipeline(): Promise<Row[]> {
         model: { name: 'resnet', source: resnetModel() },
         batch: { size: BATCH, concurrency: 2 },
       });
+      const turnsBefore = readTurnProfile(profileFile);
+      const cpuBefore = cpuMs(worker!.pid!);
       const { summary, wallMs } = await cluster.run(config);
       if (summary.predicted !== size) throw new Error(`pipeline predicted ${summary.predicted} of ${size}`);
+      profiles.push(profileOf(summary.inferDurationMs, size, turnsBefore, readTurnProfile(profileFile), cpuBefore, cpuMs(worker!.pid!), bare));
       const rate = summary.predicted / (summary.inferDurationMs / 1000);
       rates.push(rate);
       ratios.push(rate / bare);
@@ -183,6 +204,7 @@ async function pipeline(): Promise<Row[]> {
     const rss = peakRssMiB(worker!.pid!);
     await cluster.stop();
     const rate = median(rates);
+    rows.push(profileRow(size, profiles));
     rows.push({
       group: 'pipeline',
       benchmark: `pipeline: ${size} JPEG 640x480, batch ${BATCH}, concurrency 2, one worker process`,
@@ -201,6 +223,49 @@ async function pipeline(): Promise<Row[]> {
     });
   }
   return rows;
+}
+
+/**
+ * Where an image's milliseconds go in the infer stage: time in CPU turns by what was
+ * running (see cpuTurn's profile) plus the time outside any turn (activity round trips, waiting), so
+ * the parts add up to the stage's wall time; and the CPU the worker's threads and its
+ * decoder processes used over the whole run (provisioning included).
+ */
+function profileOf(
+  inferMs: number,
+  images: number,
+  before: TurnProfile,
+  after: TurnProfile,
+  cpuBefore: ReturnType<typeof cpuMs>,
+  cpuAfter: ReturnType<typeof cpuMs>,
+  bare: number,
+): Record<string, number> {
+  const turn = (kind: keyof TurnProfile) => (after[kind] - before[kind]) / images;
+  const inside = turn('inference') + turn('decode') + turn('warehouse');
+  return {
+    stageMs: inferMs / images,
+    bareMs: 1000 / bare,
+    inferenceMs: turn('inference'),
+    decodeMs: turn('decode'),
+    warehouseMs: turn('warehouse'),
+    outsideTurnsMs: inferMs / images - inside,
+    cpuWorkerMainMs: (cpuAfter.main - cpuBefore.main) / images,
+    cpuWorkerOtherThreadsMs: (cpuAfter.threads - cpuBefore.threads) / images,
+    cpuDecodersMs: (cpuAfter.children - cpuBefore.children) / images,
+  };
+}
+
+function profileRow(size: number, profiles: Record<string, number>[]): Row {
+  const figures = Object.fromEntries(Object.keys(profiles[0]!).map((key) => [key, median(profiles.map((p) => p[key]!))]));
+  const ms = (key: string) => figures[key]!.toFixed(1);
+  return {
+    group: 'pipeline',
+    benchmark: `profile: ${size} JPEG 640x480, ms per image in the infer stage`,
+    result:
+      `${ms('stageMs')} ms = inference ${ms('inferenceMs')} (bare loop ${ms('bareMs')}) + decode ${ms('decodeMs')} (warehouse work beside it) + warehouse alone ${ms('warehouseMs')} + outside turns ${ms('outsideTurnsMs')}; ` +
+      `CPU per image over the whole run: worker main thread ${ms('cpuWorkerMainMs')}, its other threads ${ms('cpuWorkerOtherThreadsMs')} (ONNX Runtime's pool among them), decoders ${ms('cpuDecodersMs')}`,
+    figures,
+  };
 }
 
 /** A run with nothing new: objects made as tiny files and marked predicted in the table (no inference to set up). */

@@ -119,11 +119,11 @@ export class BenchCluster {
   }
 
   /** Starts worker processes (`objinfer worker`) and waits until they poll. */
-  async startWorkers(count: number): Promise<ChildProcess[]> {
+  async startWorkers(count: number, env: Record<string, string> = {}): Promise<ChildProcess[]> {
     const started: ChildProcess[] = [];
     for (let i = 0; i < count; i++) {
       const child = spawn(CLI, ['worker', '--task-queue', 'bench'], {
-        env: { ...process.env, TEMPORAL_ADDRESS: this.server.address, OBJINFER_HOME: join(ROOT, 'run', 'state') },
+        env: { ...process.env, TEMPORAL_ADDRESS: this.server.address, OBJINFER_HOME: join(ROOT, 'run', 'state'), ...env },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       await new Promise<void>((ready, failed) => {
@@ -157,4 +157,32 @@ export class BenchCluster {
     await this.connection.close();
     await this.server.stop();
   }
+}
+
+export type TurnProfile = Record<'decode' | 'inference' | 'warehouse', number>;
+
+/** A worker's CPU turns so far (it keeps OBJINFER_PROFILE up to date; see cpuTurn). */
+export function readTurnProfile(file: string): TurnProfile {
+  if (!existsSync(file)) return { decode: 0, inference: 0, warehouse: 0 };
+  return JSON.parse(readFileSync(file, 'utf8')) as TurnProfile;
+}
+
+/** CPU milliseconds of a process's own threads and of its children (the decoders), from /proc. */
+export function cpuMs(pid: number): { main: number; threads: number; children: number } {
+  const ticks = (path: string) => {
+    const stat = readFileSync(path, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, in 10 ms clock ticks
+  };
+  const main = ticks(`/proc/${pid}/task/${pid}/stat`);
+  const all = ticks(`/proc/${pid}/stat`);
+  let children = 0;
+  for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) {
+    try {
+      children += ticks(`/proc/${child}/stat`);
+    } catch {
+      // ended since it was listed
+    }
+  }
+  return { main, threads: all - main, children };
 }

@@ -68,13 +68,23 @@ export async function* classifyInRuns(objects: PendingObject[], model: ModelDesc
   const progress = () => options.onProgress?.(++done);
   for (let i = 0; i < runs; i++) {
     const chunk = objects.slice(i * size, (i + 1) * size);
-    const { ready, pixels, failures } = await cpuTurn(() => preprocess(pool, chunk, height, width, options, progress));
-    options.signal?.throwIfAborted();
+    const buffer = tensorBuffers.take(chunk.length * height * width * 3);
+    let scores: ArrayLike<number>[];
+    let ready: PendingObject[];
+    let failures: Failure[];
+    try {
+      const decoded = await cpuTurn('decode', () => preprocess(pool, chunk, buffer, height, width, options, progress));
+      ({ ready, failures } = decoded);
+      options.signal?.throwIfAborted();
+      // ONNX Runtime reads the input during the run and keeps no reference to it: the buffer is free after.
+      scores = ready.length === 0 ? [] : await classify(session, model, decoded.pixels, [ready.length, height, width, 3]);
+    } finally {
+      tensorBuffers.give(buffer);
+    }
     if (ready.length === 0) {
       yield { predictions: [], failures };
       continue;
     }
-    const scores = await classify(session, model, pixels, [ready.length, height, width, 3]);
     const predictions: Prediction[] = [];
     ready.forEach((object, j) => {
       const problem = nonFinite(scores[j]!);
@@ -93,17 +103,34 @@ function nonFinite(scores: ArrayLike<number>): string | undefined {
   return `holds ${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ` and ${bad.length - 3} more non-finite scores` : ''} for this image; it cannot be ranked`;
 }
 
-/** Decodes a run's images into one tensor: those that decoded, in order, packed at the front. */
+/**
+ * Input tensors reused from run to run: a fresh 20 MB array per run costs zeroing, page
+ * faults and garbage collections in the worker (measured: see docs/benchmarks.md).
+ */
+const tensorBuffers = {
+  free: [] as Float32Array[],
+  take(length: number): Float32Array {
+    const index = this.free.findIndex((buffer) => buffer.length >= length);
+    return index >= 0 ? this.free.splice(index, 1)[0]!.subarray(0, length) : new Float32Array(length);
+  },
+  give(buffer: Float32Array): void {
+    // At most two kept (two runs can be between decoding and inference at once), whole.
+    this.free.push(new Float32Array(buffer.buffer));
+    if (this.free.length > 2) this.free.sort((a, b) => b.length - a.length).pop();
+  },
+};
+
+/** Decodes a run's images into `pixels`: those that decoded, in order, packed at the front. */
 async function preprocess(
   pool: DecoderPool,
   objects: PendingObject[],
+  pixels: Float32Array,
   height: number,
   width: number,
   options: ClassifyOptions,
   onImage: () => void,
 ): Promise<{ ready: PendingObject[]; pixels: Float32Array; failures: Failure[] }> {
   const perImage = height * width * 3;
-  const pixels = new Float32Array(objects.length * perImage);
   const failures: Failure[] = [];
   const decoded = await Promise.all(
     objects.map(async (object, index) => {

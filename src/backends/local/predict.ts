@@ -78,7 +78,7 @@ export async function predictBatch(
   signal?: AbortSignal,
 ): Promise<BatchResult> {
   // Warehouse work takes its CPU turn too (see cpuTurn): beside an inference run it would stall it.
-  const objects = await cpuTurn(() =>
+  const objects = await cpuTurn('warehouse', () =>
     ctx.use(async (db) => {
       await ctx.assertCanRead(db, ctx.imageBuckets);
       return pendingObjects(ctx, db, request);
@@ -92,21 +92,32 @@ export async function predictBatch(
     signal,
   });
   // Each run's rows land as they are ready: a worker lost mid-batch redoes only the rest.
-  // The last run's write also counts the batch, saving the warehouse one more open.
+  // A run's rows are written while the next run decodes (both may share a CPU turn); the
+  // writes themselves stay in order. The last write also counts the batch, saving the
+  // warehouse one more open.
   const last = runCount(objects.length) - 1;
   let index = 0;
-  for await (const { predictions, failures } of runs) {
-    signal?.throwIfAborted();
-    const isLast = index++ === last;
-    const result = await cpuTurn(() =>
-      ctx.use(async (db) => {
-        await db.transaction(() => writeRows(ctx, db, request, labels, predictions, failures));
-        return isLast ? countSlice(ctx, db, request) : undefined;
-      }),
-    );
-    if (result) return result;
+  let writing: Promise<BatchResult | undefined> = Promise.resolve(undefined);
+  let writeFailed: { error: unknown } | undefined;
+  try {
+    for await (const { predictions, failures } of runs) {
+      if (writeFailed) throw writeFailed.error; // rows that cannot land: stop before decoding more
+      signal?.throwIfAborted();
+      const isLast = index++ === last;
+      writing = writing.then(() =>
+        cpuTurn('warehouse', () =>
+          ctx.use(async (db) => {
+            await db.transaction(() => writeRows(ctx, db, request, labels, predictions, failures));
+            return isLast ? countSlice(ctx, db, request) : undefined;
+          }),
+        ),
+      );
+      writing.catch((error: unknown) => (writeFailed ??= { error }));
+    }
+  } finally {
+    await writing.catch(() => undefined); // no write is left running behind the activity's back
   }
-  return cpuTurn(() => ctx.use((db) => countSlice(ctx, db, request)));
+  return (await writing) ?? cpuTurn('warehouse', () => ctx.use((db) => countSlice(ctx, db, request)));
 }
 
 /**

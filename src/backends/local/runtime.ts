@@ -1,4 +1,5 @@
 /** ONNX Runtime on the CPU: sessions cached per model file, float32 NHWC batches. */
+import { writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { ErrorType, ObjinferError } from '../../errors';
@@ -8,8 +9,17 @@ import type { LabelScore } from '../port';
 
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
-/** The settings every session gets; the benchmark's bare loop uses the same ones. */
-export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
+/**
+ * The settings every session gets; the benchmark's bare loop uses the same ones. Chosen by
+ * measurement (docs/benchmarks.md): full graph optimisation (the 'extended' level ran 37 %
+ * slower), the memory arena on (off: 5 % slower), and ONNX Runtime's threads not spinning
+ * between runs, which left the bare loop as fast and let the decoders that run next start
+ * at once (decoding 12 % faster between runs).
+ */
+export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
+  graphOptimizationLevel: 'all',
+  extra: { session: { intra_op: { allow_spinning: '0' } } },
+};
 
 /**
  * One session per model file per process: loading a large model is the slow part.
@@ -45,19 +55,73 @@ export function signature(session: ort.InferenceSession): { inputs: TensorSignat
   return { inputs: describe(session.inputMetadata), outputs: describe(session.outputMetadata) };
 }
 
-let cpuQueue: Promise<unknown> = Promise.resolve();
+/** What a CPU turn is spent on (see cpuTurn). */
+export type TurnKind = 'decode' | 'inference' | 'warehouse';
+
+interface Waiter {
+  kind: TurnKind;
+  start(): void;
+}
+
+const waiting: Waiter[] = [];
+const running: Record<TurnKind, number> = { decode: 0, inference: 0, warehouse: 0 };
 
 /**
- * One CPU-heavy step at a time per worker process: an inference run, or decoding a run of
- * images. ONNX Runtime already uses every core, and its threads meet at a barrier after
- * each operator, so decoding beside it stalls the whole run rather than filling idle time
- * (measured in bench/: overlapping reached 87 % of the bare loop, taking turns 92 %).
- * Reading files and writing rows happen outside the turn.
+ * CPU turns in a worker process. An inference run has the CPU to itself: ONNX Runtime
+ * already uses every core, and its threads meet at a barrier after each operator, so work
+ * beside it stalls the whole run rather than filling idle time (measured in bench/:
+ * overlapping reached 87 % of the bare loop, taking turns 92 %). Decoding and warehouse
+ * work may share a turn: the warehouse mostly waits on its file while the decoders fill
+ * the cores. Turns start in the order they were asked for.
  */
-export function cpuTurn<T>(work: () => Promise<T>): Promise<T> {
-  const mine = cpuQueue.catch(() => undefined).then(work);
-  cpuQueue = mine;
-  return mine;
+export function cpuTurn<T>(kind: TurnKind, work: () => Promise<T>): Promise<T> {
+  return new Promise<void>((start) => {
+    waiting.push({ kind, start });
+    startWaiting();
+  }).then(async () => {
+    try {
+      return await work();
+    } finally {
+      running[kind]--;
+      startWaiting();
+    }
+  });
+}
+
+function startWaiting(): void {
+  while (waiting.length > 0) {
+    const next = waiting[0]!;
+    const busy = running.decode + running.inference + running.warehouse;
+    if (next.kind === 'inference' ? busy > 0 : running.inference > 0) break;
+    waiting.shift();
+    running[next.kind]++;
+    next.start();
+  }
+  profile.change();
+}
+
+/**
+ * Where the worker's time goes, for bench/ (OBJINFER_PROFILE=FILE keeps FILE up to date):
+ * milliseconds with an inference run going, with decoding going (warehouse work may run
+ * beside it), and with only warehouse work going. The rest is time outside any turn.
+ */
+const profile = {
+  totals: { inference: 0, decode: 0, warehouse: 0 } as Record<TurnKind, number>,
+  current: undefined as TurnKind | undefined,
+  since: 0,
+  change(): void {
+    const now = performance.now();
+    if (this.current) this.totals[this.current] += now - this.since;
+    this.current = running.inference ? 'inference' : running.decode ? 'decode' : running.warehouse ? 'warehouse' : undefined;
+    this.since = now;
+    const file = process.env.OBJINFER_PROFILE;
+    if (file) writeFileSync(file, JSON.stringify(this.totals));
+  },
+};
+
+/** Milliseconds this process has spent in CPU turns so far, by what was running. */
+export function turnProfile(): Record<TurnKind, number> {
+  return { ...profile.totals };
 }
 
 /** Runs one float32 NHWC batch and returns one score row per image. */
@@ -67,7 +131,7 @@ export async function classify(
   pixels: Float32Array,
   dims: [number, number, number, number],
 ): Promise<ArrayLike<number>[]> {
-  const output = await cpuTurn(() => session.run({ [model.inputName]: new ort.Tensor('float32', pixels, dims) }));
+  const output = await cpuTurn('inference', () => session.run({ [model.inputName]: new ort.Tensor('float32', pixels, dims) }));
   const scores = output[model.outputName];
   if (!scores) throw new ObjinferError(ErrorType.ModelInvalid, `model returned no output named ${model.outputName}`);
   if (scores.dims.length !== 2 || scores.dims[0] !== dims[0]) {
