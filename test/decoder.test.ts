@@ -31,6 +31,15 @@ async function png(name: string, width: number, height: number): Promise<string>
   return path;
 }
 
+/** The PID of a decoder once one is at work (waits for it). */
+async function busyDecoder(p: DecoderPool): Promise<number> {
+  for (;;) {
+    const busy = p.decoders().find((d) => d.busy)?.pid;
+    if (busy !== undefined) return busy;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 const request = (path: string, size = 4) => ({ path, height: size, width: size, preserveAspectRatio: false, into: new Float32Array(size * size * 3) });
 
 test("a decoded image arrives in the caller's tensor, resized", async () => {
@@ -78,14 +87,29 @@ test('a decoder killed while it decodes: the object is tried once more in a fres
   const path = await png('slow.png', 6000, 6000);
   const p = pool({ processes: 1 });
   const pending = p.decode(request(path));
-  let busy: number | undefined;
-  for (let i = 0; i < 500 && busy === undefined; i++) {
-    busy = p.decoders().find((d) => d.busy)?.pid;
-    if (busy === undefined) await new Promise((r) => setTimeout(r, 5));
-  }
-  process.kill(busy!, 'SIGKILL');
+  process.kill(await busyDecoder(p), 'SIGKILL');
   expect(await pending).toEqual({ ok: true });
   expect(p.deaths).toBe(1);
+}, 60_000);
+
+test('a decoder holds the next job while it decodes one; killed, only the one it was decoding counts a death', async () => {
+  const slow = await png('slow-first.png', 6000, 6000);
+  const small = await png('small-second.png', 8, 8);
+  const p = pool({ processes: 1 });
+  const first = p.decode(request(slow));
+  const second = p.decode(request(small));
+  process.kill(await busyDecoder(p), 'SIGKILL');
+  expect(await Promise.all([first, second])).toEqual([{ ok: true }, { ok: true }]);
+  expect(p.deaths).toBe(1);
+}, 60_000);
+
+test('a decoder that ends itself after an answer (its memory spent) hands the job it held to a fresh one', async () => {
+  const big = await png('big-first.png', 9000, 9000);
+  const small = await png('small-after-big.png', 8, 8);
+  const capped = pool({ processes: 1, memoryMb: 200 });
+  const [bigOutcome, smallOutcome] = await Promise.all([capped.decode(request(big)), capped.decode(request(small))]);
+  expect(bigOutcome.ok).toBe(false);
+  expect(smallOutcome).toEqual({ ok: true });
 }, 60_000);
 
 test('a decoder that dies on every try: the object fails with the reason, and the pool keeps working', async () => {

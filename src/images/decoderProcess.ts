@@ -96,12 +96,18 @@ async function run(job: DecodeJob): Promise<boolean> {
 
 if (require.main === module) {
   out = createWriteStream('', { fd: 3 });
-  // One job at a time: when this process dies, the parent knows which object it was decoding.
+  // One job at a time, in the order sent: when this process dies, the parent knows which
+  // object it was decoding (the first it has no answer for).
   let queue = Promise.resolve();
+  let ending = false;
   createInterface({ input: process.stdin }).on('line', (line) => {
     const job = JSON.parse(line) as DecodeJob;
     queue = queue.then(async () => {
-      if (await run(job)) out.end(() => process.exit(0));
+      if (ending) return; // the parent sends unanswered jobs to another decoder when this one exits
+      if (await run(job)) {
+        ending = true;
+        out.end(() => process.exit(0));
+      }
     });
   });
   process.stdin.on('end', () => void queue.then(() => out.end()));
