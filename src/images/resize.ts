@@ -1,5 +1,6 @@
 import { UNIT_FLOAT, type Rgb8Image } from './decode';
 import { ImageResizeError, type RgbImage } from './types';
+import { resizeBytesWasm, WASM_MAX_SOURCE_BYTES } from './wasm/kernel';
 
 const f32 = Math.fround;
 
@@ -93,12 +94,19 @@ function resizeFrom(
   const out = into && into.length >= length ? into.subarray(0, length) : new Float32Array(length);
   // Two loops, one per source type, so that each stays monomorphic (a shared accessor
   // closure made resizing several times slower).
-  if (table) resizeBytes(src as Uint8Array, table, image.width, ys, xs, size.width, out);
+  if (table && src.length <= WASM_MAX_SOURCE_BYTES && !resizeInJs) resizeBytesWasm(src as Uint8Array, table, image.width, ys, xs, size.width, out);
+  else if (table) resizeBytes(src as Uint8Array, table, image.width, ys, xs, size.width, out);
   else resizeFloats(src as Float32Array, image.width, ys, xs, size.width, out);
   return { height: size.height, width: size.width, data: out };
 }
 
 type Axis = ReturnType<typeof axisWeights>;
+
+/** For tests and bench/: the JS loop even where the WebAssembly kernel would run (they must agree bit for bit). */
+let resizeInJs = false;
+export function useJsResize(on: boolean): void {
+  resizeInJs = on;
+}
 
 /** One output value from four neighbours, in float32 steps like TensorFlow's kernel. */
 function bilinear(tl: number, tr: number, bl: number, br: number, xl: number, yl: number): number {
