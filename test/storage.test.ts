@@ -1,4 +1,7 @@
 /** Local object URIs: the same as Node's file URLs for UTF-8 names, and byte-exact for any name. */
+import fs from 'node:fs'; // the module object itself, so that a spy on it sees digest.ts's reads
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { objectPath, pathToUri } from '../src/backends/local/storage';
 
@@ -22,4 +25,27 @@ test('a name that is not UTF-8 keeps its bytes: percent-encoded in the URI, a Bu
   const uri = pathToUri(path);
   expect(uri).toBe('file:///data/latin1-%E9%FF%20x.png');
   expect(objectPath(uri)).toEqual(path);
+});
+
+test('a file digest is read once per process while the file is unchanged, and again once its bytes change', async () => {
+  const { createHash } = await import('node:crypto');
+  const { fileDigest } = await import('../src/backends/local/digest');
+  const dir = fs.mkdtempSync(join(tmpdir(), 'objinfer-digest-'));
+  const path = join(dir, 'model.onnx');
+  fs.writeFileSync(path, 'first bytes');
+  const reads = jest.spyOn(fs, 'createReadStream');
+  try {
+    const md5 = (text: string) => createHash('md5').update(text).digest('base64');
+    expect(await fileDigest(path, 'md5', 'base64')).toBe(md5('first bytes'));
+    expect(await fileDigest(path, 'md5', 'base64')).toBe(md5('first bytes'));
+    expect(reads).toHaveBeenCalledTimes(1);
+    // Same size, mtime set back: only the ctime tells, and it is enough.
+    const { atime, mtime } = fs.statSync(path);
+    fs.writeFileSync(path, 'other bytes');
+    fs.utimesSync(path, atime, mtime);
+    expect(await fileDigest(path, 'md5', 'base64')).toBe(md5('other bytes'));
+    expect(reads).toHaveBeenCalledTimes(2);
+  } finally {
+    reads.mockRestore();
+  }
 });

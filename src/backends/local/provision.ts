@@ -3,14 +3,13 @@
  * connection and its grants rows in the warehouse, the model an ONNX file copied into the
  * bucket under its version.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ErrorType, ObjinferError } from '../../errors';
 import type { ConnectionInfo, ModelArtifact, ModelDescription, PreflightReport, StepOutcome } from '../../workflows/contract';
 import { OBJECT_VIEWER } from '../common/iam';
 import { parseLabels, predictionVersion } from '../common/model';
+import { fileDigest } from './digest';
 import type { LocalContext } from './context';
 import { findGrant } from './iam';
 import { checkModel } from './modelCheck';
@@ -97,12 +96,6 @@ export async function grantObjectViewer(ctx: LocalContext, serviceAccount: strin
   });
 }
 
-async function sha256Of(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 /** The model's folder in the bucket for a version. */
 function versionFolder(ctx: LocalContext, version: string): string {
   return join(ctx.bucketPath, 'models', ctx.spec.model.name, version);
@@ -112,7 +105,7 @@ function versionFolder(ctx: LocalContext, version: string): string {
 export async function uploadModel(ctx: LocalContext): Promise<ModelArtifact> {
   const { model } = ctx.spec;
   const labels = model.labels ? parseLabels(await readFile(model.labels, 'utf8')) : undefined;
-  const version = predictionVersion(await sha256Of(model.source), labels, ctx.spec);
+  const version = predictionVersion(await fileDigest(model.source, 'sha256', 'hex'), labels, ctx.spec);
   const folder = versionFolder(ctx, version);
   const files = [{ source: model.source, name: 'model.onnx' }];
   if (model.labels) files.push({ source: model.labels, name: 'labels.txt' });

@@ -2,12 +2,12 @@
  * Local object storage: files on disk addressed by file:// URIs. Listing follows
  * BigQuery's object-table wildcard rule: `*` matches any run of characters, "/" included.
  */
-import { createHash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
-import { createReadStream, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { copyFile, mkdir, readdir, rename } from 'node:fs/promises';
 import { dirname, extname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileDigest } from './digest';
 import { ErrorType, ObjinferError } from '../../errors';
 
 export interface ObjectMetadata {
@@ -211,11 +211,9 @@ export function expectedStat(stat: string, size: bigint): { size: string; mtimeN
   return { size: String(size), mtimeNs: mtimeNs!, ctimeNs: ctimeNs! };
 }
 
-/** The MD5 of a file, read as a stream (a file of any size, in constant memory). */
-export async function md5Base64(path: string | Buffer): Promise<string> {
-  const hash = createHash('md5');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('base64');
+/** The MD5 of a file, as Cloud Storage's md5Hash gives it. */
+export function md5Base64(path: string | Buffer): Promise<string> {
+  return fileDigest(path, 'md5', 'base64');
 }
 
 /** Copies `source` to `target` unless an identical file is there; returns whether it copied. */
