@@ -7,6 +7,7 @@
  *  ceiling      bare ONNX Runtime loop over pre-decoded, pre-resized tensors (ResNet-50-shaped, batch 16)
  *  images       decode + resize alone, JPEG and PNG, 640x480 and 1920x1080 -> 224x224
  *  pipeline     the whole inferencePipeline (dev server, worker process, DuckDB) over 200 and 2 000 JPEGs
+ *  small        fixed costs: a 10-image run with the dev server and the worker already up
  *  incremental  a run with nothing new over 10 000 and 100 000 already-predicted objects
  *  overhead     the pipeline with a trivial model: cost per batch and per image
  *  scaleout     the pipeline with one and with two worker processes on one task queue
@@ -43,7 +44,7 @@ import {
 
 type Row = { group: string; benchmark: string; result: string; figures: Record<string, number> };
 
-const BENCHMARKS: Record<string, () => Promise<Row[]>> = { ceiling, images, pipeline, incremental, overhead, scaleout };
+const BENCHMARKS: Record<string, () => Promise<Row[]>> = { ceiling, images, pipeline, small, incremental, overhead, scaleout };
 
 /**
  * The bare loop: the same session settings as the worker, the same batch size, input
@@ -266,6 +267,42 @@ function profileRow(size: number, profiles: Record<string, number>[]): Row {
       `CPU per image over the whole run: worker main thread ${ms('cpuWorkerMainMs')}, its other threads ${ms('cpuWorkerOtherThreadsMs')} (ONNX Runtime's pool among them), decoders ${ms('cpuDecodersMs')}`,
     figures,
   };
+}
+
+/**
+ * What a run costs beyond its images: 10 photos, with the dev server and a worker already
+ * up and the model seen once (a warm-up run over other photos), each run on a new warehouse.
+ */
+async function small(): Promise<Row[]> {
+  const dir = await photos(200);
+  const cluster = await BenchCluster.start();
+  await cluster.startWorkers(1);
+  const run = (name: string, first: number) =>
+    cluster.run(
+      writeConfig(name, {
+        dataset: 'bench',
+        sourceUris: Array.from({ length: 10 }, (_, i) => join(dir, `p${String(first + i).padStart(5, '0')}.jpg`)),
+        model: { name: 'resnet', source: resnetModel() },
+      }),
+    );
+  await run('small-warmup', 190);
+  const walls: number[] = [];
+  const infers: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const { summary, wallMs } = await run(`small-${r}`, r * 10);
+    if (summary.predicted !== 10) throw new Error(`the small run predicted ${summary.predicted} of 10`);
+    walls.push(wallMs);
+    infers.push(summary.inferDurationMs);
+  }
+  await cluster.stop();
+  return [
+    {
+      group: 'small',
+      benchmark: 'small: 10 JPEG 640x480, dev server and worker up, new warehouse each run',
+      result: `${(median(walls) / 1000).toFixed(2)} s wall, of which ${(median(infers) / 1000).toFixed(2)} s in the infer stage`,
+      figures: { wallSeconds: median(walls) / 1000, inferSeconds: median(infers) / 1000 },
+    },
+  ];
 }
 
 /** A run with nothing new: objects made as tiny files and marked predicted in the table (no inference to set up). */
