@@ -187,6 +187,7 @@ test('a folder the worker may not read fails at once, naming the folder and what
   mkdirSync(join(code, 'backends', 'local'), { recursive: true });
   copyFileSync(require.resolve('../dist/backends/local/storage.js'), join(code, 'backends', 'local', 'storage.js'));
   copyFileSync(require.resolve('../dist/errors.js'), join(code, 'errors.js'));
+  copyFileSync(require.resolve('../dist/backends/local/digest.js'), join(code, 'backends', 'local', 'digest.js'));
   const script =
     `require(${JSON.stringify(join(code, 'backends', 'local', 'storage.js'))}).listObjects(['file://${fixture.imagesDir}/*']).then(` +
     `() => console.log('listed'), (e) => console.log(JSON.stringify({ type: e.type, message: e.message })))`;

@@ -3,7 +3,7 @@
  * closely share one open, and the file is released soon after the last, for other processes.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -33,4 +33,19 @@ test('uses in quick succession share one open; then the file is released for oth
     released = otherProcessCanOpen(path);
   }
   expect(released).toBe(true);
+});
+
+test("a batch's work releases the file at once, so a reader in another process gets in between writes", async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'objinfer-warehouse-')), 'w.duckdb');
+  await new Warehouse(path).use((db) => db.run('CREATE TABLE t (x INTEGER)'), { release: 'now' });
+  expect(otherProcessCanOpen(path)).toBe(true);
+});
+
+test('a lingering open on a file since deleted is not reused: the path names a new warehouse', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'objinfer-warehouse-')), 'w.duckdb');
+  const warehouse = new Warehouse(path);
+  await warehouse.use((db) => db.run('CREATE TABLE t (x INTEGER)'));
+  rmSync(path);
+  rmSync(`${path}.wal`, { force: true });
+  expect(await warehouse.use((db) => db.tableExists('main', 't'))).toBe(false);
 });

@@ -22,7 +22,7 @@ export class LocalContext {
   }
 
   /** Opens the warehouse (creating objinfer's bookkeeping tables in a new file) and runs `work`. */
-  use<T>(work: (db: Db) => Promise<T>): Promise<T> {
+  use<T>(work: (db: Db) => Promise<T>, options?: Parameters<Warehouse['use']>[1]): Promise<T> {
     return this.warehouse.use(async (db, identity) => {
       const key = `${this.spec.local.warehouse}:${identity}`;
       if (!bookkept.has(key)) {
@@ -30,7 +30,7 @@ export class LocalContext {
         bookkept.add(key);
       }
       return work(db);
-    });
+    }, options);
   }
 
   transaction<T>(work: (db: Db) => Promise<T>): Promise<T> {

@@ -71,6 +71,9 @@ async function pendingObjects(ctx: LocalContext, db: Db, request: BatchRequest):
   );
 }
 
+/** A batch's warehouse work closes the file at once, so that readers in other processes get in between (`objinfer results` while a run goes on). */
+const RELEASE_NOW = { release: 'now' } as const;
+
 export async function predictBatch(
   ctx: LocalContext,
   request: BatchRequest,
@@ -82,7 +85,7 @@ export async function predictBatch(
     ctx.use(async (db) => {
       await ctx.assertCanRead(db, ctx.imageBuckets);
       return pendingObjects(ctx, db, request);
-    }),
+    }, RELEASE_NOW),
   );
   onProgress?.({ pending: objects.length, imagesDone: 0 });
   const labels = await ctx.labelsOf(request.modelVersion, request.model.classCount);
@@ -109,7 +112,7 @@ export async function predictBatch(
           ctx.use(async (db) => {
             await db.transaction(() => writeRows(ctx, db, request, labels, predictions, failures));
             return isLast ? countSlice(ctx, db, request) : undefined;
-          }),
+          }, RELEASE_NOW),
         ),
       );
       writing.catch((error: unknown) => (writeFailed ??= { error }));
@@ -117,7 +120,7 @@ export async function predictBatch(
   } finally {
     await writing.catch(() => undefined); // no write is left running behind the activity's back
   }
-  return (await writing) ?? cpuTurn('warehouse', () => ctx.use((db) => countSlice(ctx, db, request)));
+  return (await writing) ?? cpuTurn('warehouse', () => ctx.use((db) => countSlice(ctx, db, request), RELEASE_NOW));
 }
 
 /**

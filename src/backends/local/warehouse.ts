@@ -49,15 +49,19 @@ export class Warehouse {
     private readonly options: WarehouseOptions = {},
   ) {}
 
-  /** Runs `work` on a connection; the file stays open only while some caller needs it. */
-  async use<T>(work: (db: Db, identity: string) => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` on a connection; the file stays open only while some caller needs it, and
+   * LINGER_MS after unless `release: 'now'` (writes during a run, so that readers in other
+   * processes get in between them).
+   */
+  async use<T>(work: (db: Db, identity: string) => Promise<T>, options: { release?: 'now' | 'linger' } = {}): Promise<T> {
     const entry = await this.acquire();
     const connection = await entry.instance.connect();
     try {
       return await work(new Db(connection), entry.identity);
     } finally {
       connection.closeSync();
-      this.release(entry);
+      this.release(entry, options.release === 'now');
     }
   }
 
@@ -72,6 +76,11 @@ export class Warehouse {
       }
       const entry = await pending;
       if (entry.closed) continue; // released while we waited for it
+      if (entry.users === 0 && entry.identity !== fileIdentity(this.path)) {
+        // Lingering on a file since deleted or replaced: the path names a new warehouse now.
+        this.close(entry);
+        continue;
+      }
       if (!readOnly && entry.readOnly) {
         // A read-only handle is open in this process; wait for it to close, then open read-write.
         await sleep(20);
@@ -83,17 +92,19 @@ export class Warehouse {
     }
   }
 
-  private release(entry: OpenInstance): void {
+  private release(entry: OpenInstance, now: boolean): void {
     entry.users--;
     if (entry.users > 0) return;
-    const close = () => {
-      if (entry.users > 0 || entry.closed) return;
-      entry.closed = true;
-      open.delete(this.path);
-      entry.instance.closeSync();
-    };
-    if (entry.readOnly) close();
-    else entry.closing = setTimeout(close, LINGER_MS).unref();
+    if (now || entry.readOnly) this.close(entry);
+    else entry.closing = setTimeout(() => entry.users === 0 && this.close(entry), LINGER_MS).unref();
+  }
+
+  private close(entry: OpenInstance): void {
+    if (entry.closed) return;
+    clearTimeout(entry.closing);
+    entry.closed = true;
+    open.delete(this.path);
+    entry.instance.closeSync();
   }
 
   private async openWithRetry(readOnly: boolean): Promise<OpenInstance> {
