@@ -5,6 +5,7 @@
  * and latest.md, and the table on stdout.
  *
  *  ceiling      bare ONNX Runtime loop over pre-decoded, pre-resized tensors (ResNet-50-shaped, batch 16)
+ *  session      ONNX Runtime session options, each against the worker's, on the bare loop
  *  images       decode + resize alone, JPEG and PNG, 640x480 and 1920x1080 -> 224x224
  *  pipeline     the whole inferencePipeline (dev server, worker process, DuckDB) over 200 and 2 000 JPEGs
  *  small        fixed costs: a 10-image run with the dev server and the worker already up
@@ -44,15 +45,15 @@ import {
 
 type Row = { group: string; benchmark: string; result: string; figures: Record<string, number> };
 
-const BENCHMARKS: Record<string, () => Promise<Row[]>> = { ceiling, images, pipeline, small, incremental, overhead, scaleout };
+const BENCHMARKS: Record<string, () => Promise<Row[]>> = { ceiling, session, images, pipeline, small, incremental, overhead, scaleout };
 
 /**
  * The bare loop: the same session settings as the worker, the same batch size, input
  * tensors decoded and resized beforehand. It cycles through several distinct batches and
  * makes a new tensor per run, as the pipeline does, so no input stays warm in the cache.
  */
-async function bareLoop(batch = BATCH): Promise<{ measure(images: number): Promise<number> }> {
-  const session = await ort.InferenceSession.create(resnetModel(), SESSION_OPTIONS);
+async function bareLoop(batch = BATCH, options = SESSION_OPTIONS): Promise<{ measure(images: number): Promise<number> }> {
+  const session = await ort.InferenceSession.create(resnetModel(), options);
   const distinct = 3;
   const dir = await photos(batch * distinct);
   const files = readdirSync(dir)
@@ -110,6 +111,42 @@ async function ceiling(): Promise<Row[]> {
       benchmark: `ceiling: bare ONNX Runtime, ResNet-50-shaped, batch ${batch}`,
       result: `${rate.toFixed(1)} img/s (${(1000 / rate).toFixed(1)} ms/img), peak RSS ${ownPeakRssMiB().toFixed(0)} MiB`,
       figures: { batch, imagesPerSecond: rate, peakRssMiB: ownPeakRssMiB() },
+    });
+  }
+  return rows;
+}
+
+/**
+ * The session options the worker uses (SESSION_OPTIONS), each changed in one way, on the
+ * bare loop at batch 32 (the worker's run size), alternating with the worker's own.
+ */
+async function session(): Promise<Row[]> {
+  const { extra, ...rest } = SESSION_OPTIONS;
+  const variants: Record<string, ort.InferenceSession.SessionOptions> = {
+    "graph optimisation 'extended' instead of 'all'": { ...SESSION_OPTIONS, graphOptimizationLevel: 'extended' },
+    'memory arena off': { ...SESSION_OPTIONS, enableCpuMemArena: false },
+    'memory pattern off': { ...SESSION_OPTIONS, enableMemPattern: false },
+    'threads spin between runs (ONNX Runtime default)': rest,
+    "execution mode 'parallel'": { ...SESSION_OPTIONS, executionMode: 'parallel' },
+    'one intra-op thread': { ...SESSION_OPTIONS, intraOpNumThreads: 1 },
+    'denormals as zero': { ...SESSION_OPTIONS, extra: { session: { ...(extra as { session: object }).session, set_denormal_as_zero: '1' } } },
+  };
+  const images = Number(process.env.BENCH_SESSION_IMAGES ?? 256);
+  const worker = await bareLoop(32);
+  const rows: Row[] = [];
+  for (const [name, options] of Object.entries(variants)) {
+    const variant = await bareLoop(32, options);
+    const ratios: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const base = await worker.measure(images);
+      ratios.push((await variant.measure(images)) / base);
+    }
+    const ratio = median(ratios);
+    rows.push({
+      group: 'session',
+      benchmark: `session options: ${name}`,
+      result: `${ratio.toFixed(2)}x the worker's settings (${ratios.map((x) => x.toFixed(2)).join(', ')})`,
+      figures: { ratio },
     });
   }
   return rows;
