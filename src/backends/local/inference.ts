@@ -1,7 +1,7 @@
 /**
  * Batch inference on the worker: images decoded and resized in the decoder processes
  * (isolated: see images/decoderPool.ts) straight into the run's input tensor, then one
- * ONNX Runtime run. Decoding and inference take turns on the CPU (see cpuTurn).
+ * ONNX Runtime run. An inference run has the CPU to itself (see cpuTurn).
  */
 import { decoderPool, type DecoderPool } from '../../images/decoderPool';
 import { MAX_IMAGE_BYTES } from '../../images/limits';

@@ -80,7 +80,7 @@ export async function predictBatch(
   onProgress?: (progress: BatchProgress) => void,
   signal?: AbortSignal,
 ): Promise<BatchResult> {
-  // Warehouse work takes its CPU turn too (see cpuTurn): beside an inference run it would stall it.
+  // Warehouse work takes a CPU turn too (see cpuTurn): beside an inference run it would stall it.
   const objects = await cpuTurn('warehouse', () =>
     ctx.use(async (db) => {
       await ctx.assertCanRead(db, ctx.imageBuckets);
