@@ -11,8 +11,8 @@ const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
 /**
  * The settings every session gets; the benchmark's bare loop uses the same ones. Chosen by
- * measurement (docs/benchmarks.md): full graph optimisation (the 'extended' level ran 37 %
- * slower), the memory arena on (off: 5 % slower), and ONNX Runtime's threads not spinning
+ * measurement (bench/ `session` rows): full graph optimisation (the 'extended' level: 0.62x),
+ * the memory arena on (off: 0.94x), and ONNX Runtime's threads not spinning
  * between runs, which left the bare loop as fast and let the decoders that run next start
  * at once (decoding 12 % faster between runs).
  */
@@ -71,8 +71,8 @@ const running: Record<TurnKind, number> = { decode: 0, inference: 0, warehouse: 
  * already uses every core, and its threads meet at a barrier after each operator, so work
  * beside it stalls the whole run rather than filling idle time (measured in bench/:
  * overlapping reached 87 % of the bare loop, taking turns 92 %). Decoding and warehouse
- * work may share a turn: the warehouse mostly waits on its file while the decoders fill
- * the cores. Turns start in the order they were asked for.
+ * work may share a turn: neither has such a barrier, and a run's rows are written while the
+ * next run decodes (docs/benchmarks.md). Turns start in the order they were asked for.
  */
 export function cpuTurn<T>(kind: TurnKind, work: () => Promise<T>): Promise<T> {
   return new Promise<void>((start) => {
