@@ -3,13 +3,15 @@
  * killed for real, under real memory caps. Whatever happens to a decoder, the worker's
  * process goes on and the object that caused it fails alone, with the reason.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { decodeRgb8 } from '../src/images/decode';
 import { DecoderPool } from '../src/images/decoderPool';
 import { readHeader } from '../src/images/header';
 import { MAX_IMAGE_PIXELS } from '../src/images/limits';
+import { resizeRgb8 } from '../src/images/resize';
 import { ImageDecodeError } from '../src/images/types';
 import { pngBomb } from './support/hostile';
 
@@ -48,6 +50,35 @@ test("a decoded image arrives in the caller's tensor, resized", async () => {
   const outcome = await pool({ processes: 1 }).decode({ ...request(path), into });
   expect(outcome).toEqual({ ok: true });
   expect(Array.from(into.subarray(0, 3))).toEqual([200 / 255, 10 / 255, 10 / 255].map((v) => Math.fround(v)));
+});
+
+test('pixels come back through an unlinked file in memory: many images at once land in their own tensors, as over the pipe', async () => {
+  const paths = await Promise.all(
+    Array.from({ length: 24 }, (_, i) => {
+      const noise = Buffer.from(Array.from({ length: 20 * 14 * 3 }, (_, j) => (j * 7919 + i * 104729) % 251));
+      const path = join(dir, `noise-${i}.png`);
+      return sharp(noise, { raw: { width: 20, height: 14, channels: 3 } })
+        .png()
+        .toFile(path)
+        .then(() => path);
+    }),
+  );
+  const expected = await Promise.all(paths.map(async (path) => resizeRgb8(await decodeRgb8(readFileSync(path)), 9, 7, false).data));
+  const decodeAll = async (p: DecoderPool) => {
+    const tensors = paths.map(() => new Float32Array(9 * 7 * 3));
+    const outcomes = await Promise.all(paths.map((path, i) => p.decode({ path, height: 9, width: 7, preserveAspectRatio: false, into: tensors[i]! })));
+    expect(outcomes.every((o) => o.ok)).toBe(true);
+    return tensors;
+  };
+  const viaFile = pool({ processes: 2 });
+  expect(await decodeAll(viaFile)).toEqual(expected);
+  expect(await decodeAll(pool({ processes: 2, pixelFile: false }))).toEqual(expected);
+  if (existsSync('/dev/shm')) {
+    // Each decoder's fd 4 is the pixel file, already unlinked: a killed worker leaves nothing in /dev/shm.
+    const [decoder] = viaFile.decoders();
+    expect(readlinkSync(`/proc/${decoder!.pid}/fd/4`)).toMatch(new RegExp(`^/dev/shm/objinfer-pixels-${process.pid}-.* \\(deleted\\)$`));
+    expect(readdirSync('/dev/shm').filter((name) => name.startsWith(`objinfer-pixels-${process.pid}-`))).toEqual([]);
+  }
 });
 
 test('an image bomb is refused from its header, before any decoder reads its pixels', async () => {

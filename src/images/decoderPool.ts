@@ -3,15 +3,17 @@
  * each under a memory cap, each decoding one image at a time. A native crash, a memory
  * blow-up or a hang ends only that process: the object it was decoding is retried once in
  * a fresh process, and if that dies too it fails alone, with the reason. Pixels come back
- * over a pipe straight into the caller's tensor.
+ * through a file in memory (one read straight into the caller's tensor), or over the pipe
+ * when that file cannot be had.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { closeSync, existsSync, openSync, readSync, unlinkSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { DECODE_TIMEOUT_MS, DECODER_MEMORY_MB } from './limits';
-import { STATUS_OK, type DecodeFailure, type DecodeJob } from './decoderProtocol';
+import { STATUS_IN_FILE, STATUS_OK, type DecodeFailure, type DecodeJob } from './decoderProtocol';
 
 export interface DecodeRequest {
   path: string | Buffer;
@@ -29,6 +31,8 @@ export interface DecoderPoolOptions {
   processes?: number;
   memoryMb?: number;
   timeoutMs?: number;
+  /** false: pixels come back over the pipe, as they do when no pixel file can be made. */
+  pixelFile?: boolean;
 }
 
 interface Pending {
@@ -58,10 +62,36 @@ const DEATHS_ALLOWED = 2;
  */
 const JOBS_PER_DECODER = 2;
 
+/** Room for one job's pixels in the pixel file: a job whose tensor is larger goes over the pipe. */
+const SLOT_BYTES = 2 ** 30;
+
+/**
+ * A pixel file for one decoder (see PIXELS_FD): in /dev/shm where there is one, created
+ * anew and unlinked at once, so that a killed worker leaves nothing behind; undefined when
+ * it cannot be made (the pipe carries the pixels then).
+ */
+function openPixelFile(): number | undefined {
+  const dir = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  const path = join(dir, `objinfer-pixels-${process.pid}-${randomUUID()}`);
+  try {
+    const fd = openSync(path, 'wx+', 0o600);
+    unlinkSync(path);
+    return fd;
+  } catch {
+    return undefined;
+  }
+}
+
+const NO_SLOT: DecodeFailure = { kind: 'transient', message: 'the decoder answered from a pixel file slot it was not given; the next run tries again' };
+
 class DecoderProcess {
   private readonly child: ChildProcess;
   /** Sent and not yet answered, in the order the child decodes them. */
   private readonly jobs: Pending[] = [];
+  private readonly pixelFile: number | undefined;
+  /** Pixel file slots not held by a job; a slot is free again once its pixels are read. */
+  private readonly freeSlots = Array.from({ length: JOBS_PER_DECODER }, (_, slot) => slot);
+  private readonly slots = new Map<Pending, number>();
   private timer?: NodeJS.Timeout;
   private timedOut = false;
   private stderrTail = '';
@@ -75,13 +105,14 @@ class DecoderProcess {
     private readonly onIdle: (process: DecoderProcess) => void,
     private readonly onExit: (process: DecoderProcess, orphan: Pending | undefined, unstarted: Pending[], reason: string) => void,
   ) {
+    this.pixelFile = options.pixelFile ? openPixelFile() : undefined;
     const memoryKb = String(options.memoryMb * 1024);
     // `ulimit -d` caps the memory a process writes to: a decode that needs more fails (or dies) here, alone.
     this.child = spawn(
       '/bin/sh',
       ['-c', 'ulimit -d "$1" 2>/dev/null; shift; exec "$@"', 'sh', memoryKb, process.execPath, '--max-old-space-size=512', script],
       {
-        stdio: ['pipe', 'ignore', 'pipe', 'pipe'],
+        stdio: ['pipe', 'ignore', 'pipe', 'pipe', this.pixelFile ?? 'ignore'],
         // The child's messages name the cap it runs under; one malloc arena per thread would scatter its memory.
         env: { ...process.env, OBJINFER_DECODER_MEMORY_MB: String(options.memoryMb), MALLOC_ARENA_MAX: '2' },
       },
@@ -92,6 +123,7 @@ class DecoderProcess {
     this.child.on('exit', (code, signal) => {
       this.exited = true;
       clearTimeout(this.timer);
+      if (this.pixelFile !== undefined) closeSync(this.pixelFile);
       const how = this.timedOut
         ? `took longer than ${Math.round(this.options.timeoutMs / 1000)}s and was stopped`
         : signal
@@ -128,6 +160,8 @@ class DecoderProcess {
     if (this.jobs.length === 1) this.startClock();
     this.setRef(true);
     const { request } = job;
+    const slot = this.pixelFile !== undefined && request.into.byteLength <= SLOT_BYTES ? this.freeSlots.pop() : undefined;
+    if (slot !== undefined) this.slots.set(job, slot);
     const wire: DecodeJob = {
       id: job.id,
       path: Buffer.from(request.path).toString('base64'),
@@ -135,6 +169,7 @@ class DecoderProcess {
       height: request.height,
       width: request.width,
       preserveAspectRatio: request.preserveAspectRatio,
+      offset: slot === undefined ? undefined : slot * SLOT_BYTES,
     };
     (this.child.stdin as Writable).write(`${JSON.stringify(wire)}\n`);
   }
@@ -198,11 +233,33 @@ class DecoderProcess {
     this.jobs.shift();
     if (this.jobs.length > 0) this.startClock();
     else this.setRef(false);
-    if (frame.status === STATUS_OK && frame.length === job.request.into.byteLength) job.resolve({ ok: true });
+    const slot = this.slots.get(job);
+    this.slots.delete(job);
+    if (frame.status === STATUS_IN_FILE) job.resolve(slot === undefined ? { ok: false, failure: NO_SLOT } : this.readSlot(slot, job.request.into));
+    else if (frame.status === STATUS_OK && frame.length === job.request.into.byteLength) job.resolve({ ok: true });
     else if (frame.status === STATUS_OK)
       job.resolve({ ok: false, failure: { kind: 'permanent', message: `decoder returned ${frame.length} bytes, expected ${job.request.into.byteLength}` } });
     else job.resolve({ ok: false, failure: JSON.parse(Buffer.concat(frame.chunks).toString('utf8')) as DecodeFailure });
+    if (slot !== undefined) this.freeSlots.push(slot);
     this.onIdle(this);
+  }
+
+  /** Reads a job's pixels from its slot in the pixel file into its tensor. */
+  private readSlot(slot: number, into: Float32Array): DecodeOutcome {
+    const bytes = new Uint8Array(into.buffer, into.byteOffset, into.byteLength);
+    try {
+      for (let done = 0; done < bytes.length;) {
+        const read = readSync(this.pixelFile!, bytes, done, bytes.length - done, slot * SLOT_BYTES + done);
+        if (read === 0) throw new Error(`only ${done} of ${bytes.length} bytes there`);
+        done += read;
+      }
+      return { ok: true };
+    } catch (error) {
+      return {
+        ok: false,
+        failure: { kind: 'transient', message: `cannot read the decoded pixels back (${(error as Error).message}); the next run tries again` },
+      };
+    }
   }
 }
 
@@ -220,6 +277,7 @@ export class DecoderPool {
       processes: options.processes ?? availableParallelism(),
       memoryMb: options.memoryMb ?? DECODER_MEMORY_MB,
       timeoutMs: options.timeoutMs ?? DECODE_TIMEOUT_MS,
+      pixelFile: options.pixelFile ?? true,
     };
   }
 

@@ -4,10 +4,10 @@
  * memory than the process may have, can only end this process, never the worker.
  *
  * In: one JSON job per line on stdin. Out, on fd 3: a 12-byte header (job id, status,
- * payload length; little-endian u32) then the payload: float32 pixels (status 0) or a
- * JSON failure (status 1).
+ * payload length; little-endian u32) then the payload: float32 pixels (status 0), a JSON
+ * failure (status 1), or nothing when the pixels went into the pixel file (status 2).
  */
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { decodeRgb8 } from './decode';
@@ -15,7 +15,7 @@ import { MAX_IMAGE_BYTES } from './limits';
 import { resizeRgb8 } from './resize';
 import { ImageDecodeError, ImageResizeError } from './types';
 
-import { STATUS_FAILED, STATUS_OK, type DecodeFailure, type DecodeJob } from './decoderProtocol';
+import { PIXELS_FD, STATUS_FAILED, STATUS_IN_FILE, STATUS_OK, type DecodeFailure, type DecodeJob } from './decoderProtocol';
 
 let out: ReturnType<typeof createWriteStream>;
 
@@ -26,6 +26,25 @@ function send(id: number, status: number, payload: Uint8Array): void {
   header.writeUInt32LE(payload.byteLength, 8);
   out.write(header);
   out.write(payload);
+}
+
+/** Writes the pixels into the pixel file at `offset`; false if that fails (the pipe carries them then). */
+function writeToFile(bytes: Uint8Array, offset: number): boolean {
+  try {
+    for (let done = 0; done < bytes.length;) done += writeSync(PIXELS_FD, bytes, done, bytes.length - done, offset + done);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One pixel array for every job that goes through the pixel file: no 600 KB allocation per image to collect. */
+let reused = new Float32Array(0);
+
+function pixelArray(length: number, reusable: boolean): Float32Array {
+  if (!reusable) return new Float32Array(length);
+  if (reused.length < length) reused = new Float32Array(length);
+  return reused.subarray(0, length);
 }
 
 class Transient extends Error {}
@@ -73,14 +92,16 @@ const EXHAUSTED = /out of memory|Error creating thread|Resource temporarily unav
 async function run(job: DecodeJob): Promise<boolean> {
   try {
     const bytes = await readChecked(job);
-    const pixels = new Float32Array(job.height * job.width * 3);
+    const pixels = pixelArray(job.height * job.width * 3, job.offset !== undefined);
     const resized = resizeRgb8(await decodeRgb8(bytes), job.height, job.width, job.preserveAspectRatio, pixels);
     if (resized.height !== job.height || resized.width !== job.width) {
       throw new ImageResizeError(
         `resized to ${resized.height}x${resized.width} keeping the aspect ratio, but the model takes ${job.height}x${job.width}; set model.preserveAspectRatio: false`,
       );
     }
-    send(job.id, STATUS_OK, new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength));
+    const out = new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength);
+    if (job.offset !== undefined && writeToFile(out, job.offset)) send(job.id, STATUS_IN_FILE, new Uint8Array(0));
+    else send(job.id, STATUS_OK, job.offset === undefined ? out : Uint8Array.from(out)); // the reused array is not the stream's to keep
     return false;
   } catch (error) {
     const message = (error as Error).message.split('\n')[0]!;
