@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { Warehouse } from '../src/backends/local/warehouse';
 
 /** Whether another process can open the file for writing now. */
@@ -17,15 +17,16 @@ function otherProcessCanOpen(path: string): boolean {
 
 test('uses in quick succession share one open; then the file is released for other processes', async () => {
   const path = join(mkdtempSync(join(tmpdir(), 'objinfer-warehouse-')), 'w.duckdb');
-  const opens = jest.spyOn(DuckDBInstance, 'create');
+  const statements = jest.spyOn(DuckDBConnection.prototype, 'run');
   try {
     const warehouse = new Warehouse(path);
     await warehouse.use((db) => db.run('CREATE TABLE t (x INTEGER)'));
     await warehouse.use((db) => db.run('INSERT INTO t VALUES (1)'));
     expect(await warehouse.use((db) => db.all('SELECT x FROM t'))).toEqual([{ x: 1 }]);
-    expect(opens).toHaveBeenCalledTimes(1);
+    const attaches = statements.mock.calls.filter(([sql]) => sql.startsWith('ATTACH'));
+    expect(attaches).toHaveLength(1);
   } finally {
-    opens.mockRestore();
+    statements.mockRestore();
   }
   let released = otherProcessCanOpen(path);
   for (let i = 0; i < 100 && !released; i++) {
@@ -39,6 +40,22 @@ test("a batch's work releases the file at once, so a reader in another process g
   const path = join(mkdtempSync(join(tmpdir(), 'objinfer-warehouse-')), 'w.duckdb');
   await new Warehouse(path).use((db) => db.run('CREATE TABLE t (x INTEGER)'), { release: 'now' });
   expect(otherProcessCanOpen(path)).toBe(true);
+});
+
+test("opens attach the file to the process's one DuckDB: no new DuckDB instance per open (11 ms of CPU each)", async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'objinfer-warehouse-')), 'w.duckdb');
+  await new Warehouse(path).use((db) => db.run('CREATE TABLE t (x INTEGER)'), { release: 'now' });
+  const instances = jest.spyOn(DuckDBInstance, 'create');
+  try {
+    for (let i = 0; i < 3; i++) {
+      await new Warehouse(path).use((db) => db.run(`INSERT INTO t VALUES (${i})`), { release: 'now' });
+      expect(otherProcessCanOpen(path)).toBe(true); // detached in between, each time
+    }
+    expect(await new Warehouse(path, { readOnly: true }).use((db) => db.all('SELECT count(*)::INTEGER AS n FROM t'))).toEqual([{ n: 3 }]);
+    expect(instances).not.toHaveBeenCalled();
+  } finally {
+    instances.mockRestore();
+  }
 });
 
 test('a lingering open on a file since deleted is not reused: the path names a new warehouse', async () => {
