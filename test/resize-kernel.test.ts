@@ -58,6 +58,15 @@ test('the kernel and the JS loop give the same float32 values, bit for bit', () 
   }
 });
 
+test('the kernel reads every byte value p as p / 255 in float32, as the JS loop does', () => {
+  // Resized to its own size every weight is 0, so each output is a sample exactly as read.
+  const pixels = Uint8Array.from({ length: 256 * 3 }, (_, i) => i % 256);
+  const { js, wasm } = both({ height: 1, width: 256, pixels }, 1, 256);
+  const expected = Array.from(pixels, (p) => Math.fround(p / 255));
+  expect(Array.from(wasm)).toEqual(expected);
+  expect(Array.from(js)).toEqual(expected);
+});
+
 test('an image over the kernel limit is resized by the JS loop (a decoder does not hold it twice)', () => {
   const side = Math.ceil(Math.sqrt(WASM_MAX_SOURCE_BYTES / 3)) + 1;
   const image = { height: side, width: side, pixels: new Uint8Array(side * side * 3).fill(255) };
