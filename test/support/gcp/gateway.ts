@@ -115,6 +115,11 @@ export class Gateway {
   }
 
   private reply(res: ServerResponse, [status, body]: Answer): void {
+    if (body instanceof Media) {
+      res.writeHead(status, body.headers);
+      res.end(body.bytes);
+      return;
+    }
     if (status === 204 || body === undefined) {
       res.writeHead(status === 200 ? 204 : status);
       res.end();
@@ -336,7 +341,17 @@ export class Gateway {
           const chunks: Buffer[] = [];
           answer.on('data', (c: Buffer) => chunks.push(c));
           answer.on('end', () => {
-            const text = Buffer.concat(chunks).toString();
+            const bytes = Buffer.concat(chunks);
+            if (!/json/.test(answer.headers['content-type'] ?? 'application/json') && (answer.statusCode ?? 502) < 300) {
+              // An object's own bytes (storage.objects.get with alt=media), passed on as they came.
+              const headers = Object.fromEntries(
+                ['content-type', 'x-goog-hash', 'x-goog-generation'].flatMap((h) => (answer.headers[h] ? [[h, answer.headers[h]!]] : [])),
+              );
+              const answered: Answer = [answer.statusCode!, new Media(bytes, headers)];
+              this.forwarded.add(answered);
+              return done(answered);
+            }
+            const text = bytes.toString();
             let payload: unknown = undefined;
             try {
               payload = text ? JSON.parse(text) : undefined;
@@ -356,6 +371,14 @@ export class Gateway {
       forward.end(body);
     });
   }
+}
+
+/** A media answer: bytes that are not JSON, with the headers that describe them. */
+class Media {
+  constructor(
+    readonly bytes: Buffer,
+    readonly headers: Record<string, string | string[]>,
+  ) {}
 }
 
 /** Emulator quirk: its FLOAT is 32-bit; BigQuery's FLOAT is FLOAT64. */
