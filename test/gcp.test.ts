@@ -6,12 +6,15 @@
  * test/support/gcp/gateway.ts). Only ML.PREDICT and the object-table read are the
  * test-only shim's (test/support/gcp/shim.ts).
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
+import sharp from 'sharp';
 import { openGcpResults } from '../src/backends/gcp';
+import { colorPixels } from '../src/demo/images';
 import { COLOR_LABELS, type ColorLabel } from '../src/models/colorClassifier';
+import { buildReport } from '../src/report';
 import { Ids } from '../src/workflows/contract';
 import { CORRUPT_JPEG, gcpFixture, PROJECT, startWorld, staticToken, type GcpFixture, type GcpWorld } from './support/gcp/fixture';
 import { shimScores } from './support/gcp/shim';
@@ -375,6 +378,35 @@ test('results read back newest first, with the filters of `objinfer results`', a
   expect(await reader.readResults({ minScore: 0.95 })).toEqual([]);
   expect(await reader.readResults({ runId: summary.runId, limit: 2 })).toHaveLength(2);
   expect(await reader.readErrors()).toEqual([]);
+});
+
+test('the report shows gcp images as thumbnails read from Cloud Storage; an object that does not decode gets none', async () => {
+  const labels: ColorLabel[] = ['red', 'green', 'blue'];
+  const f = await fixture({ labels, extra: { 'broken.jpg': CORRUPT_JPEG } });
+  await f.run();
+  const scratch = () => readdirSync(tmpdir()).filter((name) => name.startsWith('objinfer-thumbnails-'));
+  const before = scratch();
+  const report = await buildReport(f.spec, {}, openGcpResults(f.spec, { baseUrl: f.gateway.url, authClient: staticToken() }));
+  expect(scratch()).toEqual(before); // the downloaded objects' folder is gone
+  expect(report.thumbnailNote).toBe('thumbnails made from the images, read from Cloud Storage (3 of 3)');
+  expect(report.cards).toHaveLength(3);
+  for (const card of report.cards) {
+    // The thumbnail against the image's own pixels, made again here (20x20: a thumbnail keeps that size).
+    const i = labels.indexOf(card.label as ColorLabel);
+    expect(card.uri).toBe(`gs://${f.imageBucket}/${card.label}-${String(i).padStart(3, '0')}.png`);
+    const jpeg = Buffer.from(card.thumbnail!.replace(/^data:image\/jpeg;base64,/, ''), 'base64');
+    const { data, info } = await sharp(jpeg).raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height, info.channels]).toEqual([20, 20, 3]);
+    const distance = (label: ColorLabel) => {
+      const source = colorPixels(label, 20, 20, i);
+      return data.reduce((sum, v, j) => sum + Math.abs(v - source[j]!), 0) / data.length;
+    };
+    // Near its own image (JPEG at quality 70 over noisy pixels), far from the other colours'.
+    const [own, ...others] = [card.label as ColorLabel, ...labels.filter((l) => l !== card.label)].map(distance);
+    expect(own).toBeLessThan(20);
+    for (const other of others) expect(other).toBeGreaterThan(3 * own!);
+  }
+  expect(report.errors).toEqual([expect.objectContaining({ uri: `gs://${f.imageBucket}/broken.jpg`, thumbnail: undefined })]);
 });
 
 test('a TensorFlow SavedModel folder is uploaded file by file and imported from its folder', async () => {

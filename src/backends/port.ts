@@ -94,6 +94,11 @@ export interface ResultsPort {
   readResults(filter?: ResultFilter): Promise<ResultRow[]>;
   /** Newest first. */
   readErrors(filter?: Omit<ResultFilter, 'label' | 'minScore' | 'maxScore'>): Promise<ErrorRow[]>;
+  /**
+   * The bytes of an object a result names, where the files this process can open do not
+   * reach it (gs://), for the report's thumbnails. Throws when it is over `maxBytes`.
+   */
+  readObject?(uri: string, maxBytes: number): Promise<Buffer>;
 }
 
 /** One call the pipeline would make, for `objinfer plan`. */

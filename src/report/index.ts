@@ -3,8 +3,8 @@
  * browser: counts, charts, a gallery of thumbnails with their top-k, and the errors.
  */
 import { writeFile } from 'node:fs/promises';
-import type { ErrorRow, ResultRow } from '../backends/port';
-import { readErrors, readResults } from '../client';
+import { openResults } from '../backends';
+import type { ErrorRow, ResultRow, ResultsPort } from '../backends/port';
 import type { RunSpec } from '../config';
 import { reportHtml, type ReportData } from './html';
 import { Thumbnailer } from './thumbnails';
@@ -43,13 +43,16 @@ async function mapLimited<T, R>(items: T[], limit: number, work: (item: T, index
   return out;
 }
 
-export async function buildReport(spec: RunSpec, options: Omit<ReportOptions, 'out'>): Promise<ReportData> {
+/** `from`: where results are read (the backend's own reader unless given, e.g. a test's endpoints). */
+export async function buildReport(spec: RunSpec, options: Omit<ReportOptions, 'out'>, from: ResultsPort = openResults(spec)): Promise<ReportData> {
   const filter = { runId: options.runId };
-  const results: ResultRow[] = (await readResults(spec, filter)).sort((a, b) => a.score - b.score || a.uri.localeCompare(b.uri));
-  const errors: ErrorRow[] = await readErrors(spec, filter);
+  const results: ResultRow[] = (await from.readResults(filter)).sort((a, b) => a.score - b.score || a.uri.localeCompare(b.uri));
+  const errors: ErrorRow[] = await from.readErrors(filter);
   const local = spec.backend === 'local';
   const budget = options.maxThumbnails ?? 2_000; // ~4 KB each: the least confident 2,000 keep a large report near 8 MB
-  const thumbnailer = local ? new Thumbnailer() : undefined;
+  // Local files are read where they are; other objects through the reader (Cloud Storage on gcp).
+  const readObject = from.readObject?.bind(from);
+  const thumbnailer = local || readObject ? new Thumbnailer(readObject) : undefined;
   let done = 0;
   const total = Math.min(budget, results.length) + errors.length;
   const thumb = async (uri: string, index: number) => {
@@ -66,9 +69,9 @@ export async function buildReport(spec: RunSpec, options: Omit<ReportOptions, 'o
       modelVersions: [...new Set([...results.map((r) => r.modelVersion), ...errors.map((e) => e.modelVersion)])],
       runs: [...new Set([...results.map((r) => r.runId), ...errors.map((e) => e.runId)])],
       generatedAt: new Date().toISOString(),
-      thumbnailNote: local
-        ? `thumbnails made from the images (${Math.min(budget, results.length)} of ${results.length})`
-        : 'no thumbnails on gcp yet: open an object from its gs:// URI',
+      thumbnailNote: thumbnailer
+        ? `thumbnails made from the images${local ? '' : ', read from Cloud Storage'} (${Math.min(budget, results.length)} of ${results.length})`
+        : 'no thumbnails: open an object from its URI',
       cards: results.map((r, i) => ({
         uri: r.uri,
         name: displayName(r.uri),

@@ -7,7 +7,7 @@
  */
 import type { RunSpec } from '../../config';
 import type { Backend } from '../port';
-import { createBigQuery, type GcpEndpoints } from './clients';
+import { createGcpClients, type GcpEndpoints } from './clients';
 import { cleanup } from './cleanup';
 import { GcpContext } from './context';
 import { ensureObjectTable } from './objectTable';
@@ -46,7 +46,7 @@ export function createGcpBackend(spec: RunSpec, endpoints?: GcpEndpoints): Backe
   };
 }
 
-/** The read side alone (the CLI's `results`, `report` and `export`): BigQuery only. */
+/** The read side alone (the CLI's `results`, `report` and `export`): BigQuery, and Cloud Storage for thumbnails. */
 export function openGcpResults(spec: RunSpec, endpoints?: GcpEndpoints): GcpResults {
-  return new GcpResults(spec, { bigquery: createBigQuery(spec, endpoints) });
+  return new GcpResults(spec, createGcpClients(spec, endpoints)); // each client is made on first use
 }

@@ -27,8 +27,19 @@ const timestamp = (value: unknown): string => String((value as { value?: string 
 export class GcpResults implements ResultsPort {
   constructor(
     private readonly spec: RunSpec,
-    private readonly clients: Pick<GcpClients, 'bigquery'>,
+    private readonly clients: Pick<GcpClients, 'bigquery' | 'storage'>,
   ) {}
+
+  /** An object's bytes from Cloud Storage, its size checked first (no download of a huge object). */
+  async readObject(uri: string, maxBytes: number): Promise<Buffer> {
+    const match = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri);
+    if (!match) throw new Error(`${uri} is not a gs:// object URI`);
+    const file = this.clients.storage.bucket(match[1]!).file(match[2]!);
+    const [metadata] = await file.getMetadata().catch((error: unknown) => Promise.reject(classifyGoogleError(error, `read ${uri}`)));
+    if (Number(metadata.size) > maxBytes) throw new Error(`${uri} is ${metadata.size} bytes; at most ${maxBytes} are read for a thumbnail`);
+    const [bytes] = await file.download().catch((error: unknown) => Promise.reject(classifyGoogleError(error, `read ${uri}`)));
+    return bytes;
+  }
 
   private async query<T>(sql: string, params: Record<string, string>): Promise<T[]> {
     try {
