@@ -6,7 +6,7 @@
  * test/support/gcp/gateway.ts). Only ML.PREDICT and the object-table read are the
  * test-only shim's (test/support/gcp/shim.ts).
  */
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
@@ -407,6 +407,21 @@ test('the report shows gcp images as thumbnails read from Cloud Storage; an obje
     for (const other of others) expect(other).toBeGreaterThan(3 * own!);
   }
   expect(report.errors).toEqual([expect.objectContaining({ uri: `gs://${f.imageBucket}/broken.jpg`, thumbnail: undefined })]);
+});
+
+test('a labels file on Cloud Storage is read like a local one: the same labels, the same prediction version', async () => {
+  const f = await fixture({ labels: ['red'] });
+  const backend = f.backend(f.spec);
+  await backend.ensureDataset();
+  await backend.ensureBucket();
+  const local = await backend.uploadModel();
+  await world.gcs.upload(f.imageBucket, 'labels/colours.txt', readFileSync(f.spec.model.labels!), 'text/plain');
+  const onGcs = { ...f.spec, model: { ...f.spec.model, labels: `gs://${f.imageBucket}/labels/colours.txt` } };
+  expect((await f.backend(onGcs).uploadModel()).version).toBe(local.version);
+  // Other labels make another version: the file was read, not skipped.
+  await world.gcs.upload(f.imageBucket, 'labels/renamed.txt', Buffer.from(`${[...COLOR_LABELS].reverse().join('\n')}\n`), 'text/plain');
+  const renamed = { ...f.spec, model: { ...f.spec.model, labels: `gs://${f.imageBucket}/labels/renamed.txt` } };
+  expect((await f.backend(renamed).uploadModel()).version).not.toBe(local.version);
 });
 
 test('a TensorFlow SavedModel folder is uploaded file by file and imported from its folder', async () => {
