@@ -29,7 +29,7 @@ async function headOf(path: string | Buffer): Promise<Buffer> {
   }
 }
 
-/** Reads an object the worker's files do not reach (see ResultsPort.readObject). */
+/** Reads an object this process's files do not reach (see ResultsPort.readObject). */
 export type ObjectReader = (uri: string, maxBytes: number) => Promise<Buffer>;
 
 export class Thumbnailer {
