@@ -4,8 +4,9 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { BackendRegistry, createActivities } from './activities';
+import { turboJpeg } from './images/jpeg';
 
 export interface WorkerSettings {
   connection: NativeConnection;
@@ -33,6 +34,11 @@ function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath
 }
 
 export async function createWorker(settings: WorkerSettings): Promise<Worker> {
+  if (!turboJpeg()) {
+    Runtime.instance().logger.warn(
+      "no libjpeg-turbo 3 library found (@julusian/jpeg-turbo ships one for Linux; elsewhere set OBJINFER_TURBOJPEG to libturbojpeg): JPEGs are decoded by sharp, whose pixels differ from TensorFlow's and BigQuery's by a few levels",
+    );
+  }
   return Worker.create({
     connection: settings.connection,
     namespace: settings.namespace ?? 'default',

@@ -106,6 +106,21 @@ test('a decode that needs more memory than the cap fails alone, naming the cap; 
   expect(await capped.decode(request(small))).toEqual({ ok: true });
 }, 60_000);
 
+test('a JPEG that needs more memory than the cap fails alone, naming the cap; the next JPEG decodes', async () => {
+  const jpeg = async (name: string, side: number) => {
+    const path = join(dir, name);
+    await sharp({ create: { width: side, height: side, channels: 3, background: { r: 10, g: 200, b: 10 } } })
+      .jpeg()
+      .toFile(path);
+    return path;
+  };
+  const big = await jpeg('big.jpg', 9000); // 243 MB of RGB, over a 200 MB cap
+  const capped = pool({ processes: 1, memoryMb: 200 });
+  const outcome = await capped.decode(request(big));
+  expect(outcome.ok || outcome.failure.message).toMatch(/^decoding this 9000x9000 JPEG needs more memory than a decoder may use \(200 MB\)/);
+  expect(await capped.decode(request(await jpeg('small.jpg', 8)))).toEqual({ ok: true });
+}, 60_000);
+
 test('the cap bounds memory used, not address space reserved: a decoder capped at 300 MB decodes', async () => {
   // node and libvips reserve about 1 GB of address space before decoding anything (more with
   // more cores); an address-space cap of 800 MB failed every image on CI's machine.

@@ -178,3 +178,79 @@ describe('TensorFlow oracle (shared/fixtures/image-oracle)', () => {
     expect(fromBytes.data).toEqual(resized.data);
   });
 });
+
+describe('TensorFlow oracle for JPEG (fixtures/jpeg-oracle, made by its generate.py)', () => {
+  const dir = join(__dirname, 'fixtures', 'jpeg-oracle');
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as {
+    cases: { image: string; error?: string; shape?: number[]; decode?: string; resize?: [number, number]; expected?: string }[];
+  };
+  const floats = (file: string) => {
+    const bytes = readFileSync(join(dir, file));
+    return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  };
+
+  test('covers subsampling, progressive, gray, CMYK with and without Adobe inversion, a profile, EXIF rotation and corruption', () => {
+    expect(manifest.cases.map((c) => c.image.replace(/_.*/, '')).sort()).toEqual(
+      [
+        'bit-flipped',
+        'cmyk-adobe',
+        'cmyk-plain',
+        'exif-rotated',
+        'gray',
+        'icc-display-p3',
+        'progressive',
+        'truncated',
+        'ycc420-odd',
+        'ycc420-q90',
+        'ycc422-q95',
+        'ycc444-q98',
+      ].sort(),
+    );
+  });
+
+  test.each(manifest.cases.filter((c) => !c.error).map((c) => [c.image, c] as const))('%s decodes to the very bytes TensorFlow does', async (_name, c) => {
+    const bytes = readFileSync(join(dir, c.image));
+    const decoded = await decodeRgb8(bytes);
+    expect([decoded.height, decoded.width, 3]).toEqual(c.shape);
+    const expected = readFileSync(join(dir, c.decode!));
+    const differing = decoded.pixels.reduce((n, v, i) => n + (v === expected[i] ? 0 : 1), 0);
+    expect(differing).toBe(0);
+    const [height, width] = c.resize!;
+    const resized = resizeRgb8(decoded, height, width, false);
+    const want = floats(c.expected!);
+    expect(resized.data.reduce((m, v, i) => Math.max(m, Math.abs(v - want[i]!)), 0)).toBeLessThanOrEqual(1e-6);
+  });
+
+  test.each(manifest.cases.filter((c) => c.error).map((c) => [c.image, c] as const))('%s is refused, as TensorFlow refuses it', async (_name, c) => {
+    await expect(decodeRgb8(readFileSync(join(dir, c.image)))).rejects.toThrow(/^corrupt JPEG data: premature end of JPEG file$/i);
+  });
+
+  test('a refused JPEG leaves the decoder sound: the next image decodes exactly', async () => {
+    const good = manifest.cases.find((c) => c.image.startsWith('ycc420-q90'))!;
+    for (const bad of [Buffer.from([0xff, 0xd8, 0xff, 0xc4, 0x00, 0x03, 0x00]), readFileSync(join(dir, 'truncated_48x64.jpg'))]) {
+      await expect(decodeRgb8(bad)).rejects.toThrow(ImageDecodeError);
+      expect(Buffer.from((await decodeRgb8(readFileSync(join(dir, good.image)))).pixels).equals(readFileSync(join(dir, good.decode!)))).toBe(true);
+    }
+  });
+});
+
+test('without a libjpeg-turbo library (OBJINFER_TURBOJPEG names none), JPEGs still decode, through sharp', async () => {
+  const saved = process.env.OBJINFER_TURBOJPEG;
+  process.env.OBJINFER_TURBOJPEG = join(__dirname, 'no-such-libturbojpeg.so');
+  try {
+    let isolated!: { jpeg: typeof import('../src/images/jpeg'); decode: typeof import('../src/images/decode') };
+    await jest.isolateModulesAsync(async () => {
+      isolated = { jpeg: await import('../src/images/jpeg'), decode: await import('../src/images/decode') };
+    });
+    expect(isolated.jpeg.turboJpeg()).toBeUndefined();
+    const dir = join(__dirname, 'fixtures', 'jpeg-oracle');
+    const decoded = await isolated.decode.decodeRgb8(readFileSync(join(dir, 'ycc420-q90_48x64.jpg')));
+    const tensorflow = readFileSync(join(dir, 'ycc420-q90_48x64.jpg.rgb'));
+    const deviation = decoded.pixels.reduce((m, v, i) => Math.max(m, Math.abs(v - tensorflow[i]!)), 0);
+    expect(deviation).toBeGreaterThan(0); // sharp's accurate IDCT is not TensorFlow's
+    expect(deviation).toBeLessThanOrEqual(8);
+  } finally {
+    if (saved === undefined) delete process.env.OBJINFER_TURBOJPEG;
+    else process.env.OBJINFER_TURBOJPEG = saved;
+  }
+});

@@ -1,6 +1,7 @@
 import sharp, { type OutputInfo } from 'sharp';
 import { decodeBmp, type Rgb8 } from './bmp';
 import { readHeader } from './header';
+import { turboJpeg } from './jpeg';
 import { DECODER_MEMORY_MB, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from './limits';
 import { ImageDecodeError, type RgbImage } from './types';
 
@@ -40,6 +41,8 @@ export async function decodeRgb8(bytes: Uint8Array): Promise<Rgb8Image> {
     );
   }
   if (format === 'bmp') return decodeBmp(bytes);
+  const jpeg = format === 'jpeg' ? turboJpeg() : undefined;
+  if (jpeg) return jpeg.decode(bytes);
   let decoded: { data: Buffer; info: OutputInfo };
   try {
     decoded = await sharp(bytes, { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS }).raw().toBuffer({ resolveWithObject: true });

@@ -42,11 +42,11 @@ function bmpSize(bytes: Uint8Array, view: DataView): { width: number; height: nu
   return { width: view.getInt32(18, true), height: Math.abs(view.getInt32(22, true)) };
 }
 
-/** Walks the JPEG markers to the first start-of-frame, which holds the size. */
-function jpegSize(bytes: Uint8Array, view: DataView): { width: number; height: number } | undefined {
+/** The JPEG marker segments before the first scan: marker byte, offset of its 0xFF, and length field. */
+function* jpegSegments(bytes: Uint8Array, view: DataView): Generator<{ marker: number; at: number; length: number }> {
   let at = 2;
   while (at + 4 <= bytes.length) {
-    if (bytes[at] !== 0xff) return undefined;
+    if (bytes[at] !== 0xff) return;
     const marker = bytes[at + 1]!;
     if (marker === 0xff) {
       at++; // fill byte
@@ -56,15 +56,33 @@ function jpegSize(bytes: Uint8Array, view: DataView): { width: number; height: n
       at += 2; // standalone markers have no length
       continue;
     }
-    if (marker === 0xd9 || marker === 0xda) return undefined; // end of image, or scan data before any frame
+    if (marker === 0xd9 || marker === 0xda) return; // end of image, or scan data
     const length = view.getUint16(at + 2);
-    const isFrame = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
-    if (isFrame) {
-      if (at + 9 > bytes.length) return undefined;
-      return { height: view.getUint16(at + 5), width: view.getUint16(at + 7) };
-    }
-    if (length < 2) return undefined;
+    yield { marker, at, length };
+    if (length < 2) return;
     at += 2 + length;
   }
+}
+
+/** The size in the first start-of-frame. */
+function jpegSize(bytes: Uint8Array, view: DataView): { width: number; height: number } | undefined {
+  for (const { marker, at } of jpegSegments(bytes, view)) {
+    const isFrame = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+    if (!isFrame) continue;
+    if (at + 9 > bytes.length) return undefined;
+    return { height: view.getUint16(at + 5), width: view.getUint16(at + 7) };
+  }
   return undefined;
+}
+
+/**
+ * Whether a JPEG has Adobe's APP14 segment, as libjpeg decides it (12 or more bytes that start
+ * with "Adobe"): Adobe's CMYK JPEGs store their samples inverted.
+ */
+export function hasAdobeMarker(bytes: Uint8Array): boolean {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (const { marker, at, length } of jpegSegments(bytes, view)) {
+    if (marker === 0xee && length >= 14 && at + 9 <= bytes.length && String.fromCharCode(...bytes.subarray(at + 4, at + 9)) === 'Adobe') return true;
+  }
+  return false;
 }
