@@ -3,6 +3,7 @@
  * killed for real, under real memory caps. Whatever happens to a decoder, the worker's
  * process goes on and the object that caused it fails alone, with the reason.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -190,6 +191,16 @@ test('a file that cannot be read now is a transient failure', async () => {
   const outcome = await pool({ processes: 1 }).decode(request(join(dir, 'gone.png')));
   expect(outcome).toEqual({ ok: false, failure: { kind: 'transient', message: expect.stringMatching(/^cannot read the object now \(ENOENT\)/) } });
 });
+
+test('a FIFO named like an image is refused at once as not a regular file, and the decoder goes on', async () => {
+  const fifo = join(dir, 'pipe.jpg');
+  execFileSync('mkfifo', [fifo]);
+  const decoders = pool({ processes: 1, timeoutMs: 10_000 });
+  // Opening a FIFO for reading waits for a writer; without O_NONBLOCK this waited for the timeout.
+  const outcome = await decoders.decode(request(fifo));
+  expect(outcome).toEqual({ ok: false, failure: { kind: 'permanent', message: 'not a regular file' } });
+  expect(await decoders.decode(request(await png('after-fifo.png', 8, 8)))).toEqual({ ok: true });
+}, 30_000);
 
 test('headers: JPEG start-of-frame, PNG IHDR and BMP sizes are read without decoding', async () => {
   const jpeg = await sharp({ create: { width: 33, height: 17, channels: 3, background: 'white' } })

@@ -7,8 +7,7 @@
  * payload length; little-endian u32) then the payload: float32 pixels (status 0), a JSON
  * failure (status 1), or nothing when the pixels went into the pixel file (status 2).
  */
-import { createWriteStream, writeSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { closeSync, constants, createWriteStream, fstatSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { decodeRgb8 } from './decode';
 import { MAX_IMAGE_BYTES } from './limits';
@@ -55,17 +54,22 @@ function pathOf(job: DecodeJob): string | Buffer {
   return Buffer.from(text, 'utf8').equals(bytes) ? text : bytes;
 }
 
-async function readChecked(job: DecodeJob): Promise<Buffer> {
-  let file;
+/**
+ * Synchronous: this process decodes one image at a time, and the libuv thread pool's round
+ * trips cost 0.3 ms of CPU per image (five calls). O_NONBLOCK: opening a FIFO returns at
+ * once (and is refused as not a regular file) instead of waiting for a writer.
+ */
+function readChecked(job: DecodeJob): Buffer {
+  let fd: number;
   try {
-    file = await open(pathOf(job), 'r');
+    fd = openSync(pathOf(job), constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     throw new Transient(
       `cannot read the object now (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); it will be tried again on the next run`,
     );
   }
   try {
-    const before = await file.stat({ bigint: true });
+    const before = fstatSync(fd, { bigint: true });
     const changed = (stat: typeof before) =>
       job.expect && (String(stat.size) !== job.expect.size || String(stat.mtimeNs) !== job.expect.mtimeNs || String(stat.ctimeNs) !== job.expect.ctimeNs);
     if (changed(before)) throw new Transient('changed since it was listed; the next run classifies its new content');
@@ -73,11 +77,11 @@ async function readChecked(job: DecodeJob): Promise<Buffer> {
     if (before.size > BigInt(MAX_IMAGE_BYTES)) {
       throw new ImageDecodeError(`image is ${before.size} bytes; DECODE_IMAGE accepts at most ${MAX_IMAGE_BYTES} bytes (10 MB)`);
     }
-    const bytes = await file.readFile();
-    if (changed(await file.stat({ bigint: true }))) throw new Transient('changed while it was being read; the next run classifies its new content');
+    const bytes = readFileSync(fd);
+    if (changed(fstatSync(fd, { bigint: true }))) throw new Transient('changed while it was being read; the next run classifies its new content');
     return bytes;
   } finally {
-    await file.close();
+    closeSync(fd);
   }
 }
 
@@ -91,7 +95,7 @@ const EXHAUSTED = /out of memory|Error creating thread|Resource temporarily unav
 /** Decodes one job and answers; returns whether this process should end (its resources are spent). */
 async function run(job: DecodeJob): Promise<boolean> {
   try {
-    const bytes = await readChecked(job);
+    const bytes = readChecked(job);
     const pixels = pixelArray(job.height * job.width * 3, job.offset !== undefined);
     const resized = resizeRgb8(await decodeRgb8(bytes), job.height, job.width, job.preserveAspectRatio, pixels);
     if (resized.height !== job.height || resized.width !== job.width) {
