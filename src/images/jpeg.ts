@@ -47,11 +47,10 @@ function candidates(): string[] {
   let bundled: string[] = [];
   try {
     const root = dirname(require.resolve('@julusian/jpeg-turbo/package.json'));
-    const libc =
-      process.platform === 'linux' && !(process.report?.getReport() as { header?: { glibcVersionRuntime?: string } })?.header?.glibcVersionRuntime
-        ? '-musl'
-        : '';
-    bundled = [join(root, 'prebuilds', `jpeg-turbo-${process.platform}-${process.arch}${libc}`, 'libturbojpeg.so.0')].filter((path) => existsSync(path));
+    // The glibc build, then the musl one: the wrong one fails to load (its libc is missing).
+    bundled = ['', '-musl']
+      .map((libc) => join(root, 'prebuilds', `jpeg-turbo-${process.platform}-${process.arch}${libc}`, 'libturbojpeg.so.0'))
+      .filter((path) => existsSync(path));
   } catch {
     // not installed: system libraries only
   }
