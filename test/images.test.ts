@@ -254,3 +254,17 @@ test('without a libjpeg-turbo library (OBJINFER_TURBOJPEG names none), JPEGs sti
     else process.env.OBJINFER_TURBOJPEG = saved;
   }
 });
+
+test('a progressive JPEG of more scans than any encoder writes is refused at once, naming the limit; one within it decodes', async () => {
+  const jpeg = await sharp({
+    create: { width: 64, height: 48, channels: 3, background: { r: 10, g: 100, b: 200 }, noise: { type: 'gaussian', mean: 128, sigma: 40 } },
+  })
+    .jpeg({ progressive: true })
+    .toBuffer();
+  // Each scan revisits the whole image, so a scan repeated thousands of times makes a small file decode for minutes.
+  const lastScan = jpeg.lastIndexOf(Buffer.from([0xff, 0xda]));
+  const end = jpeg.length - 2; // the end-of-image marker
+  const withScans = (extra: number) => Buffer.concat([jpeg.subarray(0, end), ...Array<Buffer>(extra).fill(jpeg.subarray(lastScan, end)), jpeg.subarray(end)]);
+  expect((await decodeRgb8(withScans(400))).width).toBe(64);
+  await expect(decodeRgb8(withScans(600))).rejects.toThrow(/^corrupt JPEG data: Progressive JPEG image has more than 500 scans$/);
+});

@@ -16,12 +16,12 @@ import { dirname, join } from 'node:path';
 import koffi from 'koffi';
 import type { Rgb8 } from './bmp';
 import { hasAdobeMarker } from './header';
-import { DECODER_MEMORY_MB } from './limits';
+import { DECODER_MEMORY_MB, MAX_PROGRESSIVE_SCANS } from './limits';
 import { ImageDecodeError } from './types';
 
 // TurboJPEG 3 constants (turbojpeg.h).
 const TJINIT_DECOMPRESS = 1;
-const TJPARAM = { STOPONWARNING: 0, JPEGWIDTH: 5, JPEGHEIGHT: 6, COLORSPACE: 8, FASTDCT: 10, LOSSLESS: 15 } as const;
+const TJPARAM = { STOPONWARNING: 0, JPEGWIDTH: 5, JPEGHEIGHT: 6, COLORSPACE: 8, FASTDCT: 10, SCANLIMIT: 13, LOSSLESS: 15 } as const;
 const TJCS_CMYK = 3;
 const TJCS_YCCK = 4;
 const TJPF_RGB = 0;
@@ -102,6 +102,7 @@ function bind(path: string): TurboJpeg {
       // TensorFlow's default; set per image, as reading a header may reset parameters.
       set(handle, TJPARAM.FASTDCT, 1);
       set(handle, TJPARAM.STOPONWARNING, 0);
+      set(handle, TJPARAM.SCANLIMIT, MAX_PROGRESSIVE_SCANS);
       const cmyk = [TJCS_CMYK, TJCS_YCCK].includes(get(handle, TJPARAM.COLORSPACE));
       let out: Buffer;
       let rgb: Uint8Array;

@@ -14,6 +14,14 @@
 export const MAX_IMAGE_BYTES = 10_000_000;
 export const MAX_IMAGE_PIXELS = 100_000_000;
 
+/**
+ * Ours too: every scan of a progressive JPEG revisits the whole image, so a small file that
+ * repeats a scan thousands of times decodes for minutes. Encoders write about 10 scans;
+ * libjpeg-turbo advises a limit for untrusted input. TensorFlow has none (it would decode such
+ * a file, slowly); objinfer refuses it at once.
+ */
+export const MAX_PROGRESSIVE_SCANS = 500;
+
 /** The formats ML.DECODE_IMAGE accepts. */
 export const ACCEPTED_CONTENT_TYPES = ['image/jpeg', 'image/png', 'image/bmp'] as const;
 
