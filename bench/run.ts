@@ -295,7 +295,9 @@ async function pipeline(): Promise<Row[]> {
       benchmark: `pipeline: ${size} JPEG 640x480, batch ${BATCH}, concurrency 2, one worker process`,
       result:
         `${rate.toFixed(1)} img/s in the infer stage = **${(100 * median(ratios)).toFixed(0)} % of the bare loop** at its best batch size, run just before (${ratios.map((x) => `${(100 * x).toFixed(0)} %`).join(', ')})` +
-        (peerRatios.length ? `; **${median(peerRatios).toFixed(2)}x the Python peer** (${median(peerRates).toFixed(1)} img/s)` : '') +
+        (peerRatios.length
+          ? `; **${median(peerRatios).toFixed(2)}x the Python peer** (${median(peerRates).toFixed(1)} img/s; ${peerRatios.map((x) => `${x.toFixed(2)}x`).join(', ')})`
+          : '') +
         `; ${(median(walls) / 1000).toFixed(1)} s wall (${((median(walls) / 1000) * (rate / size)).toFixed(2)}x the infer stage); worker peak RSS ${rss.toFixed(0)} MiB`,
       figures: {
         images: size,
