@@ -26,6 +26,7 @@ import { writeColorModel } from '../src/demo';
 import { decodeRgb8, resizeRgb8 } from '../src/images';
 import { colorClassifierOnnx, colorLabelsFile } from '../src/models/colorClassifier';
 import { RESNET_INPUT } from './models/resnet';
+import { markdownResults, mergeRows, previousRows, type Results, type Row } from './results';
 import {
   BATCH,
   BenchCluster,
@@ -42,8 +43,6 @@ import {
   RUNS,
   writeConfig,
 } from './support';
-
-type Row = { group: string; benchmark: string; result: string; figures: Record<string, number> };
 
 const BENCHMARKS: Record<string, () => Promise<Row[]>> = { ceiling, session, images, ranking, pipeline, small, incremental, overhead, scaleout };
 
@@ -538,17 +537,6 @@ async function scaleout(): Promise<Row[]> {
   return rows;
 }
 
-function markdown(rows: Row[]): string {
-  return ['| benchmark | result |', '| --- | --- |', ...rows.map((row) => `| ${row.benchmark} | ${row.result} |`)].join('\n');
-}
-
-/** A partial run (BENCH=...) replaces its own groups in latest.json and keeps the others. */
-function merge(previous: Row[], fresh: Row[]): Row[] {
-  const order = Object.keys(BENCHMARKS);
-  const replaced = new Set(fresh.map((r) => r.group));
-  return [...previous.filter((r) => !replaced.has(r.group)), ...fresh].sort((a, b) => order.indexOf(a.group) - order.indexOf(b.group));
-}
-
 async function main(): Promise<void> {
   const child = process.argv.indexOf('--child');
   if (child >= 0) {
@@ -573,17 +561,23 @@ async function main(): Promise<void> {
   }
   const out = resolve(__dirname, 'results');
   mkdirSync(out, { recursive: true });
-  const previous = existsSync(join(out, 'latest.json'))
-    ? (JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as { rows: Row[] }).rows.filter((r) => r.group)
-    : [];
-  const all = merge(previous, rows);
-  const table = markdown(all);
-  const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
-  writeFileSync(join(out, 'latest.json'), `${JSON.stringify({ date: new Date().toISOString(), machine, runs: RUNS, rows: all }, null, 2)}\n`);
-  writeFileSync(
-    join(out, 'latest.md'),
-    `Measured ${new Date().toISOString().slice(0, 10)} on ${machine.cpus} cores (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}; median of ${RUNS} runs.\n\n${table}\n`,
-  );
+  const file = join(out, 'latest.json');
+  const previous = previousRows(existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<Results>) : undefined);
+  const date = new Date().toISOString();
+  const measured = { date: date.slice(0, 10), runs: RUNS };
+  const results: Results = {
+    date,
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+    runs: RUNS,
+    rows: mergeRows(
+      previous,
+      rows.map((row) => ({ ...row, measured })),
+      Object.keys(BENCHMARKS),
+    ),
+  };
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  const table = markdownResults(results);
+  writeFileSync(join(out, 'latest.md'), table);
   console.log(table);
 }
 
