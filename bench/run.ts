@@ -10,6 +10,7 @@
  *  pipeline     the whole inferencePipeline (dev server, worker process, DuckDB) over 200 and 2 000 JPEGs
  *  small        fixed costs: a 10-image run with the dev server and the worker already up
  *  incremental  a run with nothing new over 10 000 and 100 000 already-predicted objects
+ *  growing      200 new JPEGs into a results table of 100 000 rows, against a new table
  *  overhead     the pipeline with a trivial model: cost per batch and per image
  *  scaleout     the pipeline with one and with two worker processes on one task queue
  */
@@ -20,6 +21,7 @@ import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { createBackend } from '../src/backends';
+import type { RunSpec } from '../src/config';
 import { SESSION_OPTIONS, topK } from '../src/backends/local/runtime';
 import { Warehouse } from '../src/backends/local/warehouse';
 import { writeColorModel } from '../src/demo';
@@ -44,7 +46,7 @@ import {
   writeConfig,
 } from './support';
 
-const BENCHMARKS: Record<string, () => Promise<Row[]>> = { ceiling, session, images, ranking, pipeline, small, incremental, overhead, scaleout };
+const BENCHMARKS: Record<string, () => Promise<Row[]>> = { ceiling, session, images, ranking, pipeline, small, incremental, growing, overhead, scaleout };
 
 /**
  * The bare loop: the same session settings as the worker, the same batch size, input
@@ -445,6 +447,54 @@ async function incremental(): Promise<Row[]> {
     figures: { workerPeakRssMiB: rss },
   });
   return rows;
+}
+
+/**
+ * New images into a results table that already holds many rows (a scheduled re-run over a
+ * growing bucket), against the same number into a new table, alternated: what a write costs
+ * as the table grows. Each run gets 200 photos of its own.
+ */
+async function growing(): Promise<Row[]> {
+  const tableRows = Number(process.env.BENCH_TABLE_ROWS ?? 100_000);
+  const size = 200;
+  const dir = await photos(size * (RUNS + 1));
+  const hundreds = (run: number) => firstPhotos(dir, size * (run + 1)).slice(-size / 100);
+  const cluster = await BenchCluster.start();
+  await cluster.startWorkers(1);
+  const warehouse = join(ROOT, 'run', 'growing.duckdb');
+  rmSync(warehouse, { force: true });
+  rmSync(`${warehouse}.wal`, { force: true });
+  const base = { dataset: 'bench', model: { name: 'resnet', source: resnetModel() }, batch: { size: BATCH, concurrency: 2 } };
+  const intoGrown = (run: number) =>
+    writeConfig(`growing-${run}`, { ...base, sourceUris: hundreds(run), local: { warehouse, storage: join(ROOT, 'run', 'storage') } });
+  const intoNew = (run: number) => writeConfig(`growing-new-${run}`, { ...base, sourceUris: hundreds(run) });
+  const rate = async (config: RunSpec) => {
+    const { summary } = await cluster.run(config);
+    if (summary.predicted !== size) throw new Error(`growing: predicted ${summary.predicted} of ${size}`);
+    return size / (summary.inferDurationMs / 1000);
+  };
+  await rate(intoGrown(0)); // makes the tables
+  await new Warehouse(warehouse).use((db) =>
+    db.run(
+      `INSERT INTO bench.predictions SELECT 'file:///elsewhere/' || range || '.jpg', 1, (SELECT any_value(model_version) FROM bench.predictions), 'red', 0.5, [{'label': 'red', 'index': 0, 'score': 0.5}], NULL, 'seed', now() FROM range(${tableRows})`,
+    ),
+  );
+  const grown: number[] = [];
+  const fresh: number[] = [];
+  for (let r = 1; r <= RUNS; r++) {
+    if (r % 2) grown.push(await rate(intoGrown(r)));
+    fresh.push(await rate(intoNew(r)));
+    if (!(r % 2)) grown.push(await rate(intoGrown(r)));
+  }
+  await cluster.stop();
+  return [
+    {
+      group: 'growing',
+      benchmark: `growing table: ${size} new JPEG 640x480 into a results table of ${tableRows} rows, batch ${BATCH}`,
+      result: `${median(grown).toFixed(1)} img/s in the infer stage, against ${median(fresh).toFixed(1)} into a new table in the same runs (${(median(grown) / median(fresh)).toFixed(2)}x)`,
+      figures: { tableRows, imagesPerSecond: median(grown), newTableImagesPerSecond: median(fresh) },
+    },
+  ];
 }
 
 /** Provisions through the backend, then writes the rows a finished run would have written. */

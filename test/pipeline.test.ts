@@ -15,6 +15,8 @@ import { Ids, SearchAttributes } from '../src/workflows/contract';
 import { COLOR_LABELS, type ColorLabel } from '../src/models/colorClassifier';
 import { CLI } from './support/paths';
 import { activityStarts, makeFixture, query, uniqueQueue, withWorker, testClient, testServer } from './support/pipeline';
+import { TOP_K_TYPE } from '../src/backends/local/schema';
+import { Warehouse } from '../src/backends/local/warehouse';
 
 let client: Client;
 let connection: Connection;
@@ -206,10 +208,9 @@ test('a model whose input size disagrees with the config fails naming both shape
   expect(root.message).toMatch(/model\.inputSize is \[64, 64\] but model input "pixels" expects \[batch, 32, 32, 3\]/);
 });
 
-test('an image deleted after listing goes to the errors table and the rest are predicted', async () => {
-  const taskQueue = uniqueQueue('deleted');
-  const fixture = await makeFixture({ labels: ['red', 'green', 'blue'], taskQueue, config: { batch: { size: 10, concurrency: 1 } } });
-  const backend = realBackendFor(fixture.config);
+/** A backend for the fixture with everything provisioned up to the results tables, and its model. */
+async function provisioned(config: Parameters<typeof realBackendFor>[0], beforeTables?: () => Promise<void>) {
+  const backend = realBackendFor(config);
   const artifact = await backend.uploadModel();
   await backend.ensureDataset();
   const { serviceAccount } = await backend.ensureConnection();
@@ -217,18 +218,85 @@ test('an image deleted after listing goes to the errors table and the rest are p
   await backend.ensureObjectTable();
   await backend.ensureModel(artifact);
   const model = await backend.describeModel(artifact);
-  await backend.ensureResultTables(model);
-  const plan = await backend.planBatches(artifact.version, 'r1');
+  await beforeTables?.();
+  const tables = await backend.ensureResultTables(model);
+  return { backend, model, version: artifact.version, tables };
+}
+
+const primaryKeys = (config: Parameters<typeof query>[0]) =>
+  query<{ n: bigint }>(
+    config,
+    "SELECT count(*) AS n FROM duckdb_constraints() WHERE schema_name = 'objinfer_test' AND table_name = 'predictions' AND constraint_type = 'PRIMARY KEY'",
+  );
+
+test('an image deleted after listing goes to the errors table and the rest are predicted', async () => {
+  const taskQueue = uniqueQueue('deleted');
+  const fixture = await makeFixture({ labels: ['red', 'green', 'blue'], taskQueue, config: { batch: { size: 10, concurrency: 1 } } });
+  const { backend, model, version } = await provisioned(fixture.config);
+  const plan = await backend.planBatches(version, 'r1');
   expect(plan).toMatchObject({ pending: 3, batchCount: 1 });
   const victim = readdirSync(fixture.imagesDir).find((f) => f.startsWith('green'))!;
   await unlink(join(fixture.imagesDir, victim));
-  const result = await backend.predictBatch({ modelVersion: artifact.version, model, slice: { index: 0, count: 1 }, runId: 'r1' });
+  const result = await backend.predictBatch({ modelVersion: version, model, slice: { index: 0, count: 1 }, runId: 'r1' });
   expect(result).toMatchObject({ predicted: 2, failed: 1, labelCounts: { red: 1, blue: 1 } });
   // Run twice: the same answer, nothing written again.
-  const again = await backend.predictBatch({ modelVersion: artifact.version, model, slice: { index: 0, count: 1 }, runId: 'r1' });
+  const again = await backend.predictBatch({ modelVersion: version, model, slice: { index: 0, count: 1 }, runId: 'r1' });
   expect(again).toEqual(result);
   const count = await query<{ n: bigint }>(fixture.config, 'SELECT count(*) AS n FROM objinfer_test.predictions');
   expect(Number(count[0]!.n)).toBe(2);
+});
+
+test('two attempts of one batch at once in one worker write each prediction once, with no index on the results table', async () => {
+  const fixture = await makeFixture({
+    labels: ['red', 'green', 'blue', 'red'],
+    taskQueue: uniqueQueue('overlap'),
+    config: { batch: { size: 10, concurrency: 1 } },
+  });
+  const { backend, model, version } = await provisioned(fixture.config);
+  const request = { modelVersion: version, model, slice: { index: 0, count: 1 }, runId: 'r1' };
+  const attempts = await Promise.all([backend.predictBatch(request), backend.predictBatch(request)]);
+  for (const attempt of attempts) expect(attempt).toMatchObject({ predicted: 4, failed: 0 });
+  const rows = await query<{ n: bigint; keys: bigint }>(
+    fixture.config,
+    'SELECT count(*) AS n, count(DISTINCT (uri, generation, model_version)) AS keys FROM objinfer_test.predictions',
+  );
+  expect(rows[0]).toEqual({ n: 4n, keys: 4n });
+  // Every write would re-save a primary-key index whole (docs/benchmarks.md): the table has none.
+  expect(Number((await primaryKeys(fixture.config))[0]!.n)).toBe(0);
+});
+
+test('a results table made with a primary key by an earlier objinfer is rebuilt without it, its rows kept, and the run goes on', async () => {
+  const fixture = await makeFixture({ labels: ['red', 'green'], taskQueue: uniqueQueue('rebuild'), config: { batch: { size: 10, concurrency: 1 } } });
+  const earlier = async () => {
+    await new Warehouse(fixture.config.local.warehouse).use(async (db) => {
+      await db.run(`CREATE TABLE objinfer_test.predictions (
+        uri VARCHAR NOT NULL, generation BIGINT NOT NULL, model_version VARCHAR NOT NULL,
+        label VARCHAR NOT NULL, score DOUBLE NOT NULL, top_k ${TOP_K_TYPE} NOT NULL,
+        probabilities FLOAT[], run_id VARCHAR NOT NULL, predicted_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (uri, generation, model_version))`);
+      await db.run(
+        `INSERT INTO objinfer_test.predictions VALUES ('file:///elsewhere/old.png', 7, 'v0', 'red', 0.9, [{'label': 'red', 'index': 0, 'score': 0.9}], NULL, 'r0', '2026-01-01T00:00:00Z')`,
+      );
+    });
+  };
+  const { backend, model, version, tables } = await provisioned(fixture.config, earlier);
+  expect(tables).toContainEqual({
+    step: 'table',
+    action: 'updated',
+    detail: expect.stringMatching(/^objinfer_test\.predictions \(rebuilt without its primary-key index/),
+  });
+  expect(Number((await primaryKeys(fixture.config))[0]!.n)).toBe(0);
+  const kept = await query<{ uri: string; generation: bigint; run_id: string; top_k: unknown }>(
+    fixture.config,
+    'SELECT uri, generation, run_id, top_k FROM objinfer_test.predictions',
+  );
+  expect(kept).toEqual([{ uri: 'file:///elsewhere/old.png', generation: 7n, run_id: 'r0', top_k: [{ label: 'red', index: 0, score: 0.9 }] }]);
+  await expect(backend.predictBatch({ modelVersion: version, model, slice: { index: 0, count: 1 }, runId: 'r1' })).resolves.toMatchObject({
+    predicted: 2,
+    failed: 0,
+  });
+  // A second provisioning finds the table as it is now.
+  expect(await backend.ensureResultTables(model)).toContainEqual({ step: 'table', action: 'exists', detail: 'objinfer_test.predictions' });
 });
 
 test('the run is findable by its search attributes (also with objinfer list), with its config in the memo and summaries on its activities', async () => {

@@ -17,6 +17,9 @@ export async function describePlan(ctx: LocalContext): Promise<PlannedCall[]> {
     { step: 'describe model', call: 'read input/output names and input shape from the ONNX file' },
     { step: 'tables', call: `CREATE TABLE IF NOT EXISTS ${dataset}.${results.table}, ${dataset}.${results.errorsTable}, ${dataset}.${results.labelsTable}` },
     { step: 'plan', call: `count objects without a row for this prediction version; k = ceil(pending / ${batch.size}) batches by md5_number(uri) % k` },
-    { step: 'infer', call: `per batch: decode and resize in decoder processes, ONNX Runtime, INSERT OR IGNORE into ${dataset}.${results.table}` },
+    {
+      step: 'infer',
+      call: `per batch: decode and resize in decoder processes, ONNX Runtime, INSERT into ${dataset}.${results.table} (rows not already there)`,
+    },
   ];
 }

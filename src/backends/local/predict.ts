@@ -109,10 +109,12 @@ export async function predictBatch(
       const isLast = index++ === last;
       writing = writing.then(() =>
         cpuTurn('warehouse', () =>
-          ctx.use(async (db) => {
-            await db.transaction(() => writeRows(ctx, db, request, labels, predictions, failures));
-            return isLast ? countSlice(ctx, db, request) : undefined;
-          }, RELEASE_NOW),
+          oneWriterAtATime(ctx.spec.local.warehouse, () =>
+            ctx.use(async (db) => {
+              await db.transaction(() => writeRows(ctx, db, request, labels, predictions, failures));
+              return isLast ? countSlice(ctx, db, request) : undefined;
+            }, RELEASE_NOW),
+          ),
         ),
       );
       writing.catch((error: unknown) => (writeFailed ??= { error }));
@@ -123,10 +125,27 @@ export async function predictBatch(
   return (await writing) ?? cpuTurn('warehouse', () => ctx.use((db) => countSlice(ctx, db, request), RELEASE_NOW));
 }
 
+const resultWrites = new Map<string, Promise<unknown>>();
+
+/**
+ * Results writes in this process, one at a time per warehouse file, so that each one's
+ * check for rows already there sees the rows of the one before (two attempts of a batch can
+ * overlap in one worker). Other processes cannot write meanwhile: DuckDB lets one process
+ * at a time attach the file for writing.
+ */
+function oneWriterAtATime<T>(warehouse: string, write: () => Promise<T>): Promise<T> {
+  const mine = (resultWrites.get(warehouse) ?? Promise.resolve()).then(write);
+  const settled = mine.catch(() => undefined);
+  resultWrites.set(warehouse, settled);
+  void settled.then(() => resultWrites.get(warehouse) === settled && resultWrites.delete(warehouse));
+  return mine;
+}
+
 /**
  * Results go through a temporary table filled by DuckDB's appender with explicit types
  * (a score of exactly 1 must not make the list's type INTEGER), then into the results
- * table with INSERT OR IGNORE: a retried run of images adds nothing twice. A prediction
+ * table unless a row for the same (uri, generation, version) is there: a retried run of
+ * images adds nothing twice (the table has no index to do it: see resultsDdl). A prediction
  * replaces an earlier failure of the same object (a retry that now succeeds).
  */
 async function writeRows(ctx: LocalContext, db: Db, request: BatchRequest, labels: string[], predictions: Prediction[], failures: Failure[]): Promise<void> {
@@ -152,8 +171,9 @@ async function writeRows(ctx: LocalContext, db: Db, request: BatchRequest, label
       }
     });
     await db.run(
-      `INSERT OR IGNORE INTO ${ctx.table(results.table)} (uri, generation, model_version, label, score, top_k, probabilities, run_id, predicted_at)
-       SELECT uri, generation, $1, label, score, top_k, probabilities, $2, now() FROM incoming`,
+      `INSERT INTO ${ctx.table(results.table)} (uri, generation, model_version, label, score, top_k, probabilities, run_id, predicted_at)
+       SELECT uri, generation, $1, label, score, top_k, probabilities, $2, now() FROM incoming i
+       WHERE NOT EXISTS (${sameObject(ctx, results.table, 'i')})`,
       [request.modelVersion, request.runId],
     );
     await db.run(

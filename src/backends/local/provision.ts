@@ -14,7 +14,7 @@ import type { LocalContext } from './context';
 import { findGrant } from './iam';
 import { checkModel } from './modelCheck';
 import { loadSession, signature } from './runtime';
-import { errorsDdl, labelsDdl, resultsDdl } from './schema';
+import { errorsDdl, labelsDdl, resultsDdl, resultsWithoutIndex } from './schema';
 import { copyIfChanged, patternRoot, pathToUri, uriToPath } from './storage';
 import { quote } from './warehouse';
 
@@ -172,6 +172,15 @@ export async function ensureResultTables(ctx: LocalContext, model: ModelDescript
     ] as const) {
       const existed = await db.tableExists(dataset, name);
       for (const statement of ddl) await db.run(statement);
+      if (existed && name === results.table && (await db.hasPrimaryKey(dataset, name))) {
+        for (const statement of resultsWithoutIndex(dataset, name)) await db.run(statement);
+        outcomes.push({
+          step: 'table',
+          action: 'updated',
+          detail: `${dataset}.${name} (rebuilt without its primary-key index, which every write re-saved whole; rows kept)`,
+        });
+        continue;
+      }
       outcomes.push({ step: 'table', action: existed ? 'exists' : 'created', detail: `${dataset}.${name}` });
     }
     await db.insertRows(

@@ -245,4 +245,12 @@ export class Db {
     ]);
     return row !== undefined;
   }
+
+  async hasPrimaryKey(schema: string, table: string): Promise<boolean> {
+    const row = await this.one(
+      "SELECT 1 FROM duckdb_constraints() WHERE database_name = current_database() AND schema_name = $1 AND table_name = $2 AND constraint_type = 'PRIMARY KEY'",
+      [schema, table],
+    );
+    return row !== undefined;
+  }
 }
