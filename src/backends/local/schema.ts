@@ -46,9 +46,9 @@ const RESULT_COLUMNS = 'uri, generation, model_version, label, score, top_k, pro
 /**
  * The results table, keyed by (uri, generation, model_version) without a PRIMARY KEY: DuckDB
  * saves a table's whole index at every checkpoint, and a batch checkpoints after each run of
- * images (it detaches the file so that readers get in). With 100 000 rows that cost 114 ms of
- * CPU per write against 10 ms without the index, and 200 new images ran at 30.2 img/s against
- * 31.7 (docs/benchmarks.md). Writes keep the key themselves (predict.ts: one writer per
+ * images (it detaches the file so that readers get in). With 100 000 rows a write of 25 rows
+ * took 159 ms of CPU (its checkpoint 135) against 27 without the index, and 200 new images ran
+ * at 30.2 img/s against 31.7 (docs/benchmarks.md). Writes keep the key themselves (predict.ts: one writer per
  * process, an anti-join; another process cannot write while this one has the file).
  */
 export function resultsDdl(dataset: string, name: string): string[] {
