@@ -11,6 +11,8 @@
  *  small        fixed costs: a 10-image run with the dev server and the worker already up
  *  incremental  a run with nothing new over 10 000 and 100 000 already-predicted objects
  *  growing      200 new JPEGs into a results table of 100 000 rows, against a new table
+ *  bucket       200 new JPEGs in a bucket of 100 000 objects already predicted, against a new bucket
+ *  firstrun     a first run over 20 000 tiny objects with a trivial model: the pipeline's cost per batch in a big bucket
  *  overhead     the pipeline with a trivial model: cost per batch and per image
  *  scaleout     the pipeline with one and with two worker processes on one task queue
  */
@@ -46,7 +48,20 @@ import {
   writeConfig,
 } from './support';
 
-const BENCHMARKS: Record<string, () => Promise<Row[]>> = { ceiling, session, images, ranking, pipeline, small, incremental, growing, overhead, scaleout };
+const BENCHMARKS: Record<string, () => Promise<Row[]>> = {
+  ceiling,
+  session,
+  images,
+  ranking,
+  pipeline,
+  small,
+  incremental,
+  growing,
+  bucket,
+  firstrun,
+  overhead,
+  scaleout,
+};
 
 /**
  * The bare loop: the same session settings as the worker, the same batch size, input
@@ -405,6 +420,14 @@ async function small(): Promise<Row[]> {
   ];
 }
 
+/** `size` tiny PNG files (made once): objects that cost nothing to list and are never decoded here. */
+function tinyObjects(size: number, png: Buffer): string {
+  const dir = join(ROOT, `objects-${size}`);
+  mkdirSync(dir, { recursive: true });
+  if (readdirSync(dir).length !== size) for (let i = 0; i < size; i++) writeFileSync(join(dir, `o${String(i).padStart(6, '0')}.png`), png);
+  return dir;
+}
+
 /** A run with nothing new: objects made as tiny files and marked predicted in the table (no inference to set up). */
 async function incremental(): Promise<Row[]> {
   const sizes = (process.env.BENCH_OBJECTS ?? '10000,100000').split(',').map(Number);
@@ -416,9 +439,7 @@ async function incremental(): Promise<Row[]> {
     .png()
     .toBuffer();
   for (const size of sizes) {
-    const dir = join(ROOT, `objects-${size}`);
-    mkdirSync(dir, { recursive: true });
-    if (readdirSync(dir).length !== size) for (let i = 0; i < size; i++) writeFileSync(join(dir, `o${String(i).padStart(6, '0')}.png`), png);
+    const dir = tinyObjects(size, png);
     const config = writeConfig(`incremental-${size}`, {
       dataset: 'bench',
       sourceUris: [`${dir}/*.png`],
@@ -493,6 +514,93 @@ async function growing(): Promise<Row[]> {
       benchmark: `growing table: ${size} new JPEG 640x480 into a results table of ${tableRows} rows, batch ${BATCH}`,
       result: `${median(grown).toFixed(1)} img/s in the infer stage, against ${median(fresh).toFixed(1)} into a new table in the same runs (${(median(grown) / median(fresh)).toFixed(2)}x)`,
       figures: { tableRows, imagesPerSecond: median(grown), newTableImagesPerSecond: median(fresh) },
+    },
+  ];
+}
+
+/**
+ * A scheduled re-run over a bucket that grows: 200 new photos beside BENCH_BUCKET_OBJECTS
+ * objects already predicted (the object table and the results table both hold them),
+ * against the same 200 photos in a bucket of their own, alternated. What each batch's
+ * search for its pending objects costs as the bucket grows.
+ */
+async function bucket(): Promise<Row[]> {
+  const objects = Number(process.env.BENCH_BUCKET_OBJECTS ?? 100_000);
+  const size = 200;
+  const dir = await photos(size * RUNS);
+  const hundreds = (run: number) => firstPhotos(dir, size * (run + 1)).slice(-size / 100);
+  const png = await sharp({ create: { width: 2, height: 2, channels: 3, background: { r: 200, g: 30, b: 30 } } })
+    .png()
+    .toBuffer();
+  const old = `${tinyObjects(objects, png)}/*.png`;
+  const cluster = await BenchCluster.start();
+  await cluster.startWorkers(1);
+  const base = { dataset: 'bench', model: { name: 'resnet', source: resnetModel() }, batch: { size: BATCH, concurrency: 2 } };
+  const warehouse = join(ROOT, 'run', `bucket-${objects}.duckdb`);
+  rmSync(warehouse, { force: true });
+  rmSync(`${warehouse}.wal`, { force: true });
+  const local = { warehouse, storage: join(ROOT, 'run', 'storage') };
+  await seedPredictions(writeConfig(`bucket-seed`, { ...base, sourceUris: [old], local }));
+  const rate = async (config: RunSpec) => {
+    const { summary } = await cluster.run(config);
+    if (summary.predicted !== size) throw new Error(`bucket: predicted ${summary.predicted} of ${size}`);
+    return size / (summary.inferDurationMs / 1000);
+  };
+  const grown: number[] = [];
+  const fresh: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const intoGrown = () => rate(writeConfig(`bucket-${r}`, { ...base, sourceUris: [old, ...hundreds(r)], local }));
+    const intoNew = () => rate(writeConfig(`bucket-new-${r}`, { ...base, sourceUris: hundreds(r) }));
+    if (r % 2) fresh.push(await intoNew());
+    grown.push(await intoGrown());
+    if (!(r % 2)) fresh.push(await intoNew());
+  }
+  await cluster.stop();
+  return [
+    {
+      group: 'bucket',
+      benchmark: `growing bucket: ${size} new JPEG 640x480 beside ${objects} objects already predicted, batch ${BATCH}`,
+      result: `${median(grown).toFixed(1)} img/s in the infer stage (${grown.map((x) => x.toFixed(1)).join(', ')}), against ${median(fresh).toFixed(1)} in a bucket of their own (${(median(grown) / median(fresh)).toFixed(2)}x)`,
+      figures: { objects, imagesPerSecond: median(grown), newBucketImagesPerSecond: median(fresh) },
+    },
+  ];
+}
+
+/**
+ * A first run over BENCH_FIRSTRUN_OBJECTS tiny objects (default 20 000) with a model that
+ * costs nothing, batch 64: what is left is the pipeline's own cost per batch, which must not
+ * grow with the bucket (each batch finds its objects among all of them).
+ */
+async function firstrun(): Promise<Row[]> {
+  const objects = Number(process.env.BENCH_FIRSTRUN_OBJECTS ?? 20_000);
+  const png = await sharp({ create: { width: 2, height: 2, channels: 3, background: { r: 20, g: 200, b: 20 } } })
+    .png()
+    .toBuffer();
+  const dir = tinyObjects(objects, png);
+  const models = await writeColorModel(join(ROOT, 'colour-model'));
+  const cluster = await BenchCluster.start();
+  await cluster.startWorkers(1);
+  const perBatch: number[] = [];
+  const walls: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const config = writeConfig(`firstrun-${objects}-${r}`, {
+      dataset: 'bench',
+      sourceUris: [`${dir}/*.png`],
+      model: { name: 'colors', source: models.model, labels: models.labels },
+      batch: { size: BATCH, concurrency: 2 },
+    });
+    const { summary, wallMs } = await cluster.run(config);
+    if (summary.predicted !== objects) throw new Error(`firstrun: predicted ${summary.predicted} of ${objects}`);
+    perBatch.push(summary.inferDurationMs / summary.batches);
+    walls.push(wallMs);
+  }
+  await cluster.stop();
+  return [
+    {
+      group: 'firstrun',
+      benchmark: `first run: ${objects} tiny PNGs, trivial model, batch ${BATCH}, concurrency 2`,
+      result: `${median(perBatch).toFixed(1)} ms per batch (${perBatch.map((x) => x.toFixed(1)).join(', ')}); ${(median(walls) / 1000).toFixed(1)} s wall`,
+      figures: { objects, msPerBatch: median(perBatch), wallSeconds: median(walls) / 1000 },
     },
   ];
 }
