@@ -265,6 +265,41 @@ test('two attempts of one batch at once in one worker write each prediction once
   expect(Number((await primaryKeys(fixture.config))[0]!.n)).toBe(0);
 });
 
+test('each batch does exactly the objects whose md5_number(uri) % k is its index: from the URI hashes the object table keeps, or without them in a table made before them', async () => {
+  const labels: ColorLabel[] = ['red', 'green', 'blue', 'red', 'green', 'blue', 'red', 'green', 'blue'];
+  const fixture = await makeFixture({ labels, taskQueue: uniqueQueue('slices'), config: { batch: { size: 2, concurrency: 1 } } });
+  const { backend, model, version } = await provisioned(fixture.config);
+  const warehouse = new Warehouse(fixture.config.local.warehouse);
+  const hashes = () =>
+    query<{ missing: bigint; wrong: bigint }>(
+      fixture.config,
+      `SELECT count(*) FILTER (WHERE uri_hash_high IS NULL OR uri_hash_low IS NULL) AS missing,
+              count(*) FILTER (WHERE uri_hash_high <> md5_number_lower(uri) OR uri_hash_low <> md5_number_upper(uri)) AS wrong FROM objinfer_test.images`,
+    );
+  expect(await hashes()).toEqual([{ missing: 0n, wrong: 0n }]);
+  const count = 4;
+  const batch = (index: number) => backend.predictBatch({ modelVersion: version, model, slice: { index, count }, runId: `slice-${index}` });
+  // A table made by an objinfer before the hashes, with a run already past its listing.
+  await warehouse.use(async (db) => {
+    await db.run('ALTER TABLE objinfer_test.images DROP COLUMN uri_hash_high');
+    await db.run('ALTER TABLE objinfer_test.images DROP COLUMN uri_hash_low');
+  });
+  await batch(0);
+  await batch(1);
+  // The next listing adds them; rows that lack one hash their URIs.
+  await backend.ensureObjectTable();
+  expect(await hashes()).toEqual([{ missing: 0n, wrong: 0n }]);
+  await warehouse.use((db) => db.run("UPDATE objinfer_test.images SET uri_hash_high = NULL WHERE uri LIKE '%green%'"));
+  await batch(2);
+  await batch(3);
+  // DuckDB's own 128-bit remainder says which batch each object belongs to.
+  const misplaced = await query<{ n: bigint; total: bigint }>(
+    fixture.config,
+    `SELECT count(*) FILTER (WHERE r.run_id <> 'slice-' || CAST(md5_number(r.uri) % ${count} AS VARCHAR)) AS n, count(*) AS total FROM objinfer_test.predictions r`,
+  );
+  expect(misplaced).toEqual([{ n: 0n, total: BigInt(labels.length) }]);
+});
+
 test('a results table made with a primary key by an earlier objinfer is rebuilt without it, its rows kept, and the run goes on', async () => {
   const fixture = await makeFixture({ labels: ['red', 'green'], taskQueue: uniqueQueue('rebuild'), config: { batch: { size: 10, concurrency: 1 } } });
   const earlier = async () => {

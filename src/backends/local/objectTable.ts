@@ -12,7 +12,7 @@ import { listValue, type DuckDBValue } from '@duckdb/node-api';
 import type { StepOutcome } from '../../workflows/contract';
 import { MAX_IMAGE_BYTES } from '../../images/limits';
 import type { LocalContext } from './context';
-import { objectTableDdl } from './schema';
+import { objectHashesSql, objectTableDdl } from './schema';
 import { listObjects, md5Base64, type ObjectMetadata } from './storage';
 
 interface KnownObject {
@@ -59,6 +59,7 @@ export async function ensureObjectTable(ctx: LocalContext): Promise<StepOutcome>
       ['', '', '', '', '', '::TIMESTAMPTZ', ''],
       changed,
     );
+    await db.run(objectHashesSql(dataset, objectTable));
     await db.run('INSERT OR REPLACE INTO _objinfer.object_tables VALUES ($1, $2, $3, $4)', [dataset, objectTable, connection, listValue(sourceUris)]);
   });
   return {

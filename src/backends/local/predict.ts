@@ -32,11 +32,38 @@ function pendingPredicate(ctx: LocalContext, alias: string): string {
   return `${noResult} AND NOT EXISTS (${sameObject(ctx, results.errorsTable, alias)} AND coalesce(x.kind, 'permanent') = 'permanent')`;
 }
 
-/** The slice's objects: `$2` batches, this one `$3`, then one bit per split level. */
-function slicePredicate(alias: string, slice: BatchSlice): string {
-  const clauses = [`md5_number(${alias}.uri) % CAST($2 AS UHUGEINT) = CAST($3 AS UHUGEINT)`];
-  (slice.split ?? []).forEach((bit, level) => clauses.push(`md5_number('objinfer-split-${level}:' || ${alias}.uri) % 2 = ${bit === 1 ? 1 : 0}`));
+/**
+ * The slice's objects: `md5_number(uri) % $2 = $3` (`$2` batches, this one `$3`), then one
+ * bit per split level. DuckDB divides its 128-bit `md5_number` in software, 5.4 µs a row, so
+ * the remainder is taken from the hash's two 64-bit halves, with the same result. The object
+ * table stores the halves (schema.ts: `stored`); elsewhere, or where a row lacks them, the
+ * URI is hashed.
+ */
+function slicePredicate(alias: string, slice: BatchSlice, stored: boolean): string {
+  const uri = `${alias}.uri`;
+  const [high, low] = stored
+    ? [`coalesce(${alias}.uri_hash_high, md5_number_lower(${uri}))`, `coalesce(${alias}.uri_hash_low, md5_number_upper(${uri}))`]
+    : [`md5_number_lower(${uri})`, `md5_number_upper(${uri})`];
+  const clauses = [`${sliceIndexSql(high, low, slice.count, 'CAST($2 AS UBIGINT)')} = CAST($3 AS UBIGINT)`];
+  (slice.split ?? []).forEach((bit, level) => clauses.push(`${splitBitSql(`'objinfer-split-${level}:' || ${uri}`)} = ${bit === 1 ? 1 : 0}`));
   return clauses.join(' AND ');
+}
+
+/**
+ * `md5_number(text) % count` from the hash's halves: md5_number = high * 2^64 + low, where
+ * DuckDB calls high `md5_number_lower` and low `md5_number_upper`. The remainder is
+ * ((high % k) * (2^64 % k) + low % k) % k, exact in UBIGINT for k <= 2^32
+ * (test/slices.test.ts checks it against DuckDB's own). `k` is count as SQL (a parameter).
+ */
+export function sliceIndexSql(high: string, low: string, count: number, k = `CAST(${count} AS UBIGINT)`): string {
+  if (!Number.isSafeInteger(count) || count < 1 || count > 2 ** 32) throw new RangeError(`batch count ${count} out of range`);
+  const wrap = `CAST(${(1n << 64n) % BigInt(count)} AS UBIGINT)`;
+  return `((${high} % ${k}) * ${wrap} + ${low} % ${k}) % ${k}`;
+}
+
+/** `md5_number(text) % 2`: the low half is enough, 2^64 being even. */
+export function splitBitSql(text: string): string {
+  return `md5_number_upper(${text}) % 2`;
 }
 
 function sliceArgs(version: string, slice: BatchSlice): [string, bigint, bigint] {
@@ -66,9 +93,30 @@ export async function planBatches(ctx: LocalContext, modelVersion: string): Prom
 async function pendingObjects(ctx: LocalContext, db: Db, request: BatchRequest): Promise<PendingObject[]> {
   return db.all<PendingObject & Record<string, unknown>>(
     `SELECT o.uri, o.generation, o.size, o.stat FROM ${ctx.table(ctx.spec.objectTable)} o
-     WHERE ${slicePredicate('o', request.slice)} AND ${pendingPredicate(ctx, 'o')} ORDER BY o.uri`,
+     WHERE ${slicePredicate('o', request.slice, await storesUriHashes(ctx, db))} AND ${pendingPredicate(ctx, 'o')} ORDER BY o.uri`,
     sliceArgs(request.modelVersion, request.slice),
   );
+}
+
+/** Object tables known to have the URI hash columns, by warehouse file and table. */
+const hashedObjectTables = new Set<string>();
+
+/**
+ * Whether the object table has the URI hash columns. One made by an earlier objinfer gets
+ * them at the next listing; a run that was past its listing when its workers were upgraded
+ * hashes the URIs instead until then.
+ */
+async function storesUriHashes(ctx: LocalContext, db: Db): Promise<boolean> {
+  const key = `${ctx.spec.local.warehouse}\0${ctx.spec.dataset}.${ctx.spec.objectTable}`;
+  if (hashedObjectTables.has(key)) return true;
+  const row = await db.one<{ n: bigint }>(
+    `SELECT count(*) AS n FROM information_schema.columns WHERE table_catalog = current_database() AND table_schema = $1 AND table_name = $2
+       AND column_name IN ('uri_hash_high', 'uri_hash_low')`,
+    [ctx.spec.dataset, ctx.spec.objectTable],
+  );
+  if (Number(row?.n ?? 0) !== 2) return false;
+  hashedObjectTables.add(key);
+  return true;
 }
 
 /** A batch's warehouse work closes the file at once, so that readers in other processes get in between (`objinfer results` while a run goes on). */
@@ -196,7 +244,7 @@ export async function recordUnprocessable(ctx: LocalContext, request: BatchReque
     await db.run(
       `INSERT OR REPLACE INTO ${ctx.table(results.errorsTable)} (uri, generation, model_version, error, kind, run_id, failed_at)
        SELECT o.uri, o.generation, $1, $4, 'permanent', $5, now() FROM ${ctx.table(objectTable)} o
-       WHERE ${slicePredicate('o', request.slice)} AND ${pendingPredicate(ctx, 'o')}`,
+       WHERE ${slicePredicate('o', request.slice, await storesUriHashes(ctx, db))} AND ${pendingPredicate(ctx, 'o')}`,
       [...sliceArgs(request.modelVersion, request.slice), reason, request.runId],
     );
     return countSlice(ctx, db, request);
@@ -207,7 +255,7 @@ export async function recordUnprocessable(ctx: LocalContext, request: BatchReque
 async function countSlice(ctx: LocalContext, db: Db, request: BatchRequest): Promise<BatchResult> {
   const { results } = ctx.spec;
   const args = [...sliceArgs(request.modelVersion, request.slice), request.runId];
-  const where = `WHERE r.model_version = $1 AND ${slicePredicate('r', request.slice)} AND r.run_id = $4`;
+  const where = `WHERE r.model_version = $1 AND ${slicePredicate('r', request.slice, false)} AND r.run_id = $4`;
   const labelRows = await db.all<{ label: string; n: bigint }>(`SELECT label, count(*) AS n FROM ${ctx.table(results.table)} r ${where} GROUP BY label`, args);
   const failed = await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM ${ctx.table(results.errorsTable)} r ${where}`, args);
   const labelCounts = Object.fromEntries(labelRows.map((r) => [r.label, Number(r.n)]));

@@ -30,15 +30,26 @@ function table(dataset: string, name: string): string {
 /**
  * The object table. `stat` (mtime, ctime and inode, in nanoseconds) is how a later listing
  * notices bytes replaced under an unchanged mtime: ctime cannot be set back by `touch -r`
- * or sync tools. `md5_hash` is absent for objects too large to decode.
+ * or sync tools. `md5_hash` is absent for objects too large to decode. `uri_hash_high` and
+ * `uri_hash_low` are the halves of `md5_number(uri)`, which says what batch an object is in
+ * (predict.ts): stored, so that a batch does not hash every object of the bucket to find its
+ * own (2.9 s per batch over a million objects; docs/benchmarks.md).
  */
 export function objectTableDdl(dataset: string, name: string): string[] {
   return [
     `CREATE TABLE IF NOT EXISTS ${table(dataset, name)} (
       uri VARCHAR PRIMARY KEY, generation BIGINT NOT NULL, content_type VARCHAR, size BIGINT NOT NULL,
-      md5_hash VARCHAR, updated TIMESTAMPTZ NOT NULL, stat VARCHAR)`,
+      md5_hash VARCHAR, updated TIMESTAMPTZ NOT NULL, stat VARCHAR, uri_hash_high UBIGINT, uri_hash_low UBIGINT)`,
     `ALTER TABLE ${table(dataset, name)} ADD COLUMN IF NOT EXISTS stat VARCHAR`,
+    `ALTER TABLE ${table(dataset, name)} ADD COLUMN IF NOT EXISTS uri_hash_high UBIGINT`,
+    `ALTER TABLE ${table(dataset, name)} ADD COLUMN IF NOT EXISTS uri_hash_low UBIGINT`,
   ];
+}
+
+/** Fills in the URI hashes of rows that lack them: new rows, and every row of a table made before them. */
+export function objectHashesSql(dataset: string, name: string): string {
+  return `UPDATE ${table(dataset, name)} SET uri_hash_high = md5_number_lower(uri), uri_hash_low = md5_number_upper(uri)
+          WHERE uri_hash_high IS NULL OR uri_hash_low IS NULL`;
 }
 
 const RESULT_COLUMNS = 'uri, generation, model_version, label, score, top_k, probabilities, run_id, predicted_at';
