@@ -3,7 +3,7 @@
  * DuckDB, ONNX Runtime and sharp.
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { unlink } from 'node:fs/promises';
+import { copyFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
 import { createBackend as realBackendFor } from '../src/backends';
@@ -263,6 +263,24 @@ test('two attempts of one batch at once in one worker write each prediction once
   expect(rows[0]).toEqual({ n: 4n, keys: 4n });
   // Every write would re-save a primary-key index whole (docs/benchmarks.md): the table has none.
   expect(Number((await primaryKeys(fixture.config))[0]!.n)).toBe(0);
+});
+
+test('a listing after files were deleted and added drops the deleted from the object table and adds the new, with their hashes', async () => {
+  const fixture = await makeFixture({ labels: ['red', 'green', 'blue'], taskQueue: uniqueQueue('relist'), config: { batch: { size: 10, concurrency: 1 } } });
+  const { backend } = await provisioned(fixture.config);
+  const files = readdirSync(fixture.imagesDir).sort();
+  await unlink(join(fixture.imagesDir, files[0]!));
+  await unlink(join(fixture.imagesDir, files[1]!));
+  await copyFile(join(fixture.imagesDir, files[2]!), join(fixture.imagesDir, 'copy.png'));
+  const outcome = await backend.ensureObjectTable();
+  expect(outcome).toMatchObject({ action: 'updated', detail: 'objinfer_test.images: 2 objects (1 new or changed, 2 gone)' });
+  const rows = await query<{ uri: string; md5_hash: string; hashed: boolean }>(
+    fixture.config,
+    'SELECT uri, md5_hash, uri_hash_high = md5_number_lower(uri) AND uri_hash_low = md5_number_upper(uri) AS hashed FROM objinfer_test.images ORDER BY uri',
+  );
+  expect(rows.map((r) => r.uri.split('/').pop())).toEqual(['copy.png', files[2]]);
+  expect(rows[0]!.md5_hash).toBe(rows[1]!.md5_hash);
+  expect(rows.every((r) => r.hashed)).toBe(true);
 });
 
 test('each batch does exactly the objects whose md5_number(uri) % k is its index: from the URI hashes the object table keeps, or without them in a table made before them', async () => {

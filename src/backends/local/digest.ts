@@ -1,8 +1,9 @@
 /**
- * File digests (MD5 for objects, as Cloud Storage reports them; SHA-256 for model
- * versions), remembered per process by the file's identity and change stamps: a file whose
- * size, mtime, ctime and inode are unchanged has unchanged bytes (ctime cannot be set back;
- * the object table relies on the same rule), so a later run does not read it again.
+ * File digests (MD5 for the files objinfer copies into buckets, as Cloud Storage reports
+ * them; SHA-256 for model versions), remembered per process by the file's identity and change
+ * stamps: a file whose size, mtime, ctime and inode are unchanged has unchanged bytes (ctime
+ * cannot be set back; the object table relies on the same rule), so a later run does not read
+ * it again.
  * Hashing a 100 MB model and its bucket copy took about a second of every run.
  */
 import { createHash } from 'node:crypto';
