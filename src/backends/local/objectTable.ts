@@ -14,7 +14,7 @@ import { listValue } from '@duckdb/node-api';
 import type { StepOutcome } from '../../workflows/contract';
 import { MAX_IMAGE_BYTES } from '../../images/limits';
 import type { LocalContext } from './context';
-import { objectHashesSql, objectTableDdl } from './schema';
+import { objectHashesSql, objectTableDdl, uriHashSql } from './schema';
 import type { Db } from './warehouse';
 import { listObjects, type ObjectMetadata } from './storage';
 
@@ -111,9 +111,10 @@ async function upsertObjects(db: Db, table: string, objects: ListedObject[]): Pr
       row.endRow();
     }
   });
+  const hash = uriHashSql('uri');
   await db.run(
     `INSERT OR REPLACE INTO ${table} (uri, generation, content_type, size, md5_hash, updated, stat, uri_hash_high, uri_hash_low)
-     SELECT uri, generation, content_type, size, md5_hash, CAST(updated AS TIMESTAMPTZ), stat, md5_number_lower(uri), md5_number_upper(uri) FROM listed_objects`,
+     SELECT uri, generation, content_type, size, md5_hash, CAST(updated AS TIMESTAMPTZ), stat, ${hash.high}, ${hash.low} FROM listed_objects`,
   );
   await db.run('DROP TABLE listed_objects');
 }

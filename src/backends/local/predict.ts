@@ -9,7 +9,7 @@ import type { BatchPlan, BatchProgress, BatchRequest, BatchResult, BatchSlice } 
 import type { LocalContext } from './context';
 import { classifyInRuns, runCount, type Failure, type PendingObject, type Prediction } from './inference';
 import { cpuTurn, topK } from './runtime';
-import { TOP_K_TYPE } from './schema';
+import { TOP_K_TYPE, uriHashSql } from './schema';
 import type { Db } from './warehouse';
 
 const TOP_K = LIST(STRUCT({ label: VARCHAR, index: INTEGER, score: DOUBLE }));
@@ -35,25 +35,25 @@ function pendingPredicate(ctx: LocalContext, alias: string): string {
 /**
  * The slice's objects: `md5_number(uri) % $2 = $3` (`$2` batches, this one `$3`), then one
  * bit per split level. DuckDB divides its 128-bit `md5_number` in software, 5.4 µs a row, so
- * the remainder is taken from the hash's two 64-bit halves, with the same result. The object
- * table stores the halves (schema.ts: `stored`); elsewhere, or where a row lacks them, the
- * URI is hashed.
+ * the remainder is taken from the hash's two 64-bit halves, with the same result. With
+ * `stored`, the halves are read from the object table's columns (schema.ts); elsewhere, and
+ * for a row that lacks them, the URI is hashed.
  */
 function slicePredicate(alias: string, slice: BatchSlice, stored: boolean): string {
   const uri = `${alias}.uri`;
+  const hashed = uriHashSql(uri);
   const [high, low] = stored
-    ? [`coalesce(${alias}.uri_hash_high, md5_number_lower(${uri}))`, `coalesce(${alias}.uri_hash_low, md5_number_upper(${uri}))`]
-    : [`md5_number_lower(${uri})`, `md5_number_upper(${uri})`];
+    ? [`coalesce(${alias}.uri_hash_high, ${hashed.high})`, `coalesce(${alias}.uri_hash_low, ${hashed.low})`]
+    : [hashed.high, hashed.low];
   const clauses = [`${sliceIndexSql(high, low, slice.count, 'CAST($2 AS UBIGINT)')} = CAST($3 AS UBIGINT)`];
   (slice.split ?? []).forEach((bit, level) => clauses.push(`${splitBitSql(`'objinfer-split-${level}:' || ${uri}`)} = ${bit === 1 ? 1 : 0}`));
   return clauses.join(' AND ');
 }
 
 /**
- * `md5_number(text) % count` from the hash's halves: md5_number = high * 2^64 + low, where
- * DuckDB calls high `md5_number_lower` and low `md5_number_upper`. The remainder is
- * ((high % k) * (2^64 % k) + low % k) % k, exact in UBIGINT for k <= 2^32
- * (test/slices.test.ts checks it against DuckDB's own). `k` is count as SQL (a parameter).
+ * `md5_number(text) % count` from the hash's halves (`uriHashSql`): ((high % k) * (2^64 % k)
+ * + low % k) % k, exact in UBIGINT for k <= 2^32 (test/slices.test.ts checks it against
+ * DuckDB's own). `k` is count as SQL (a parameter).
  */
 export function sliceIndexSql(high: string, low: string, count: number, k = `CAST(${count} AS UBIGINT)`): string {
   if (!Number.isSafeInteger(count) || count < 1 || count > 2 ** 32) throw new RangeError(`batch count ${count} out of range`);
@@ -63,7 +63,7 @@ export function sliceIndexSql(high: string, low: string, count: number, k = `CAS
 
 /** `md5_number(text) % 2`: the low half is enough, 2^64 being even. */
 export function splitBitSql(text: string): string {
-  return `md5_number_upper(${text}) % 2`;
+  return `${uriHashSql(text).low} % 2`;
 }
 
 function sliceArgs(version: string, slice: BatchSlice): [string, bigint, bigint] {

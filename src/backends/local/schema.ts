@@ -46,10 +46,18 @@ export function objectTableDdl(dataset: string, name: string): string[] {
   ];
 }
 
-/** Fills in the URI hashes of rows that lack them: new rows, and every row of a table made before them. */
+/**
+ * The halves of `md5_number(text)` as SQL: md5_number = high * 2^64 + low, where DuckDB
+ * names high `md5_number_lower` and low `md5_number_upper`.
+ */
+export function uriHashSql(text: string): { high: string; low: string } {
+  return { high: `md5_number_lower(${text})`, low: `md5_number_upper(${text})` };
+}
+
+/** Fills in the URI hashes of rows that lack them: every row of a table made before them. */
 export function objectHashesSql(dataset: string, name: string): string {
-  return `UPDATE ${table(dataset, name)} SET uri_hash_high = md5_number_lower(uri), uri_hash_low = md5_number_upper(uri)
-          WHERE uri_hash_high IS NULL OR uri_hash_low IS NULL`;
+  const { high, low } = uriHashSql('uri');
+  return `UPDATE ${table(dataset, name)} SET uri_hash_high = ${high}, uri_hash_low = ${low} WHERE uri_hash_high IS NULL OR uri_hash_low IS NULL`;
 }
 
 const RESULT_COLUMNS = 'uri, generation, model_version, label, score, top_k, probabilities, run_id, predicted_at';
