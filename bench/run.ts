@@ -446,6 +446,7 @@ async function incremental(): Promise<Row[]> {
       model: { name: 'colors', source: models.model, labels: models.labels },
     });
     const listingSeconds = await seedPredictions(config);
+    const listingPeakMiB = ownPeakRssMiB(); // the listing ran in this process, which holds little else
     const walls: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       const { summary, wallMs } = await cluster.run(config);
@@ -455,8 +456,10 @@ async function incremental(): Promise<Row[]> {
     rows.push({
       group: 'incremental',
       benchmark: `incremental no-op: ${size} objects already predicted`,
-      result: `${(median(walls) / 1000).toFixed(2)} s wall, 0 batches (the first listing, which read and hashed every file: ${listingSeconds.toFixed(1)} s)`,
-      figures: { objects: size, wallSeconds: median(walls) / 1000, firstListingSeconds: listingSeconds },
+      result:
+        `${(median(walls) / 1000).toFixed(2)} s wall, 0 batches ` +
+        `(the first listing, which read and hashed every file: ${listingSeconds.toFixed(1)} s, the bench process at ${listingPeakMiB.toFixed(0)} MiB peak RSS after it)`,
+      figures: { objects: size, wallSeconds: median(walls) / 1000, firstListingSeconds: listingSeconds, firstListingPeakRssMiB: listingPeakMiB },
     });
   }
   const rss = peakRssMiB(worker!.pid!);

@@ -189,7 +189,7 @@ test('a folder the worker may not read fails at once, naming the folder and what
   copyFileSync(require.resolve('../dist/errors.js'), join(code, 'errors.js'));
   copyFileSync(require.resolve('../dist/backends/local/digest.js'), join(code, 'backends', 'local', 'digest.js'));
   const script =
-    `require(${JSON.stringify(join(code, 'backends', 'local', 'storage.js'))}).listObjects(['file://${fixture.imagesDir}/*']).then(` +
+    `require(${JSON.stringify(join(code, 'backends', 'local', 'storage.js'))}).listObjects(['file://${fixture.imagesDir}/*'], async () => {}).then(` +
     `() => console.log('listed'), (e) => console.log(JSON.stringify({ type: e.type, message: e.message })))`;
   const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
   chmodSync(fixture.dir, 0o755);

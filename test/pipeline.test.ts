@@ -2,12 +2,13 @@
  * The whole pipeline on the local backend, on the real Temporal dev server, with real
  * DuckDB, ONNX Runtime and sharp.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { copyFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
 import { createBackend as realBackendFor } from '../src/backends';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { cleanupPipeline, startPipeline, waitForResult } from '../src/client';
@@ -17,6 +18,8 @@ import { CLI } from './support/paths';
 import { activityStarts, makeFixture, query, uniqueQueue, withWorker, testClient, testServer } from './support/pipeline';
 import { TOP_K_TYPE } from '../src/backends/local/schema';
 import { Warehouse } from '../src/backends/local/warehouse';
+import { LocalContext } from '../src/backends/local/context';
+import { ensureObjectTable } from '../src/backends/local/objectTable';
 
 let client: Client;
 let connection: Connection;
@@ -281,6 +284,53 @@ test('a listing after files were deleted and added drops the deleted from the ob
   expect(rows.map((r) => r.uri.split('/').pop())).toEqual(['copy.png', files[2]]);
   expect(rows[0]!.md5_hash).toBe(rows[1]!.md5_hash);
   expect(rows.every((r) => r.hashed)).toBe(true);
+});
+
+test('a listing handed on two files at a time lists each object once (two patterns match some), hashes what changed and keeps the generation of unchanged bytes', async () => {
+  const fixture = await makeFixture({
+    labels: ['red', 'green', 'blue', 'red', 'green'],
+    taskQueue: uniqueQueue('chunks'),
+    config: { sourceUris: ['images/*', 'images/red-*'] },
+  });
+  const backend = realBackendFor(fixture.config);
+  await backend.ensureDataset();
+  await backend.grantObjectViewer((await backend.ensureConnection()).serviceAccount);
+  const ctx = new LocalContext(fixture.config);
+  const listInPairs = () => ensureObjectTable(ctx, 2);
+  const md5 = (name: string) =>
+    createHash('md5')
+      .update(readFileSync(join(fixture.imagesDir, name)))
+      .digest('base64');
+  const mtimeUs = (name: string) => statSync(join(fixture.imagesDir, name), { bigint: true }).mtimeNs / 1000n;
+  const table = async () =>
+    new Map(
+      (await query<{ uri: string; generation: bigint; md5_hash: string }>(fixture.config, 'SELECT uri, generation, md5_hash FROM objinfer_test.images')).map(
+        (r) => [r.uri.split('/').pop()!, r],
+      ),
+    );
+  const names = readdirSync(fixture.imagesDir).sort();
+  expect(await listInPairs()).toMatchObject({ action: 'created', detail: 'objinfer_test.images: 5 objects (5 new or changed, 0 gone)' });
+  const first = await table();
+  expect([...first.keys()].sort()).toEqual(names);
+  for (const name of names) expect(first.get(name)).toMatchObject({ generation: mtimeUs(name), md5_hash: md5(name) });
+
+  const [gone, chmodded, rewritten, copied] = names;
+  await unlink(join(fixture.imagesDir, gone!));
+  chmodSync(join(fixture.imagesDir, chmodded!), 0o600); // a new ctime, the same bytes
+  const oldTimes = join(fixture.dir, 'old-times');
+  writeFileSync(oldTimes, '');
+  execFileSync('touch', ['-r', join(fixture.imagesDir, rewritten!), oldTimes]);
+  await copyFile(join(fixture.imagesDir, copied!), join(fixture.imagesDir, rewritten!)); // new bytes under the old mtime
+  execFileSync('touch', ['-r', oldTimes, join(fixture.imagesDir, rewritten!)]);
+  await copyFile(join(fixture.imagesDir, copied!), join(fixture.imagesDir, 'extra.png'));
+  expect(await listInPairs()).toMatchObject({ action: 'updated', detail: 'objinfer_test.images: 5 objects (2 new or changed, 1 gone)' });
+  const second = await table();
+  expect([...second.keys()].sort()).toEqual([...names.filter((n) => n !== gone), 'extra.png'].sort());
+  expect(second.get(chmodded!)).toEqual(first.get(chmodded!));
+  expect(second.get(rewritten!)).toMatchObject({ generation: first.get(rewritten!)!.generation + 1n, md5_hash: md5(copied!) });
+  expect(second.get('extra.png')).toMatchObject({ generation: mtimeUs('extra.png'), md5_hash: md5(copied!) });
+  expect(await listInPairs()).toMatchObject({ action: 'exists', detail: 'objinfer_test.images: 5 objects (0 new or changed, 0 gone)' });
+  expect(await table()).toEqual(second);
 });
 
 test('each batch does exactly the objects whose md5_number(uri) % k is its index: from the URI hashes the object table keeps, or without them in a table made before them', async () => {

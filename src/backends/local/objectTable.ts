@@ -15,122 +15,171 @@ import type { StepOutcome } from '../../workflows/contract';
 import { MAX_IMAGE_BYTES } from '../../images/limits';
 import type { LocalContext } from './context';
 import { objectHashesSql, objectTableDdl, uriHashSql } from './schema';
-import type { Db } from './warehouse';
-import { listObjects, type ObjectMetadata } from './storage';
-
-interface KnownObject {
-  uri: string;
-  generation: bigint;
-  size: bigint;
-  md5_hash: string | null;
-  stat: string | null;
-  [key: string]: unknown;
-}
+import { withScratch, type Db, type ScratchTable } from './warehouse';
+import { LISTING_CHUNK, listObjects } from './storage';
 
 /** Files read and hashed at once: reads overlap in libuv's thread pool (at most 10 MB each: MAX_IMAGE_BYTES). */
 const HASHES_AT_ONCE = 8;
 
-export async function ensureObjectTable(ctx: LocalContext): Promise<StepOutcome> {
+/**
+ * Lists the bucket into the object table. The listing goes chunk by chunk into a scratch
+ * table of the worker's DuckDB, is compared with the object table there, and only the files
+ * that are new or changed come back, a chunk at a time, to be hashed: a first listing of
+ * 1 000 000 files held every one in the heap (2.4 GiB; docs/benchmarks.md). The object table
+ * changes in one transaction at the end.
+ */
+export async function ensureObjectTable(ctx: LocalContext, chunkSize = LISTING_CHUNK): Promise<StepOutcome> {
   const { dataset, objectTable, sourceUris, connection } = ctx.spec;
   const table = ctx.table(objectTable);
-  const known = await ctx.use(async (db) => {
+  await ctx.use(async (db) => {
     await ctx.assertCanRead(db, ctx.imageBuckets);
     for (const ddl of objectTableDdl(dataset, objectTable)) await db.run(ddl);
-    const rows = await db.all<KnownObject>(`SELECT uri, generation, size, md5_hash, stat FROM ${table}`);
-    return new Map(rows.map((r) => [r.uri, r]));
   });
-  const { objects, warnings } = await listObjects(sourceUris);
-  const changed: ListedObject[] = [];
-  let newGenerations = 0;
-  const toHash = objects.filter((object) => {
-    const previous = known.get(object.uri);
-    return !(previous && previous.stat === object.stat && previous.size === object.size);
-  });
-  await inParallel(toHash, HASHES_AT_ONCE, async (object) => {
-    const previous = known.get(object.uri);
-    const md5 = await hashIfDecodable(object);
-    const sameBytes = previous && md5 !== null && previous.md5_hash === md5 && previous.size === object.size;
-    const generation = sameBytes ? previous.generation : nextGeneration(object, previous);
-    if (!sameBytes) newGenerations++;
-    changed.push({
-      uri: object.uri,
-      generation,
-      contentType: object.contentType,
-      size: object.size,
-      md5,
-      updated: object.updated.toISOString(),
-      stat: object.stat,
+  return withScratch(async (scratch, scratchTable) => {
+    const listing = { listed: scratchTable('listed'), toHash: scratchTable('to_hash'), hashed: scratchTable('hashed') };
+    const warnings = await recordListing(scratch, listing.listed, sourceUris, chunkSize);
+    const counts = await ctx.use((db) => findChanged(db, table, listing));
+    const newGenerations = await hashChanged(scratch, listing, chunkSize);
+    const removed = await ctx.transaction(async (db) => {
+      const gone = await deleteUnlisted(db, table, listing.listed);
+      await upsertHashed(db, table, listing);
+      await db.run(objectHashesSql(dataset, objectTable));
+      await db.run('INSERT OR REPLACE INTO _objinfer.object_tables VALUES ($1, $2, $3, $4)', [dataset, objectTable, connection, listValue(sourceUris)]);
+      return gone;
     });
+    return {
+      step: 'object table',
+      action: counts.known === 0 && counts.listed > 0 ? 'created' : newGenerations || removed ? 'updated' : 'exists',
+      detail: `${dataset}.${objectTable}: ${counts.listed} objects (${newGenerations} new or changed, ${removed} gone)`,
+      warnings,
+    };
   });
-  const listedUris = new Set(objects.map((o) => o.uri));
-  const removed = [...known.keys()].filter((uri) => !listedUris.has(uri));
-  await ctx.transaction(async (db) => {
-    await deleteObjects(db, table, removed);
-    await upsertObjects(db, table, changed);
-    await db.run(objectHashesSql(dataset, objectTable));
-    await db.run('INSERT OR REPLACE INTO _objinfer.object_tables VALUES ($1, $2, $3, $4)', [dataset, objectTable, connection, listValue(sourceUris)]);
-  });
-  return {
-    step: 'object table',
-    action: known.size === 0 && objects.length > 0 ? 'created' : newGenerations || removed.length ? 'updated' : 'exists',
-    detail: `${dataset}.${objectTable}: ${objects.length} objects (${newGenerations} new or changed, ${removed.length} gone)`,
-    warnings,
-  };
 }
 
-interface ListedObject {
-  uri: string;
-  generation: bigint;
-  contentType: string;
-  size: bigint;
-  md5: string | null;
-  updated: string;
-  stat: string;
+interface ListingTables {
+  /** Every file listed, numbered in listing order (`i`); a file two patterns match is there twice. */
+  listed: ScratchTable;
+  /** The listed files whose stat or size differ from the object table's, or that it lacks, once each, with what it knows. */
+  toHash: ScratchTable;
+  /** Their new generation and MD5, by `i`. */
+  hashed: ScratchTable;
+}
+
+/** Writes the listing into `listed`, a chunk at a time; returns the warnings about links. */
+async function recordListing(scratch: Db, listed: ScratchTable, sourceUris: string[], chunkSize: number): Promise<string[]> {
+  await scratch.run(
+    `CREATE TABLE ${listed.sql} (i BIGINT, uri VARCHAR, path BLOB, mtime_us BIGINT, stat VARCHAR, content_type VARCHAR, size BIGINT, updated VARCHAR)`,
+  );
+  let next = 0n;
+  return listObjects(
+    sourceUris,
+    (objects) =>
+      scratch.append(listed, (row) => {
+        for (const object of objects) {
+          row.appendBigInt(next++);
+          row.appendVarchar(object.uri);
+          row.appendBlob(object.path);
+          row.appendBigInt(object.mtimeUs);
+          row.appendVarchar(object.stat);
+          row.appendVarchar(object.contentType);
+          row.appendBigInt(object.size);
+          row.appendVarchar(object.updated.toISOString());
+          row.endRow();
+        }
+      }),
+    chunkSize,
+  );
 }
 
 /**
- * New and changed objects into the object table, through DuckDB's appender and one
- * statement: multi-row VALUES statements took 13.4 s for 100 000 objects, the appender 0.5 s
- * (a first listing of a big bucket writes every object).
+ * Fills `toHash`: a file whose stat (mtime, ctime, inode) and size are what the object table
+ * has is unchanged; the others are read. Returns how many objects the table had and how many
+ * were listed.
  */
-async function upsertObjects(db: Db, table: string, objects: ListedObject[]): Promise<void> {
-  if (objects.length === 0) return;
+async function findChanged(db: Db, table: string, { listed, toHash }: ListingTables): Promise<{ known: number; listed: number }> {
   await db.run(
-    'CREATE OR REPLACE TEMP TABLE listed_objects (uri VARCHAR, generation BIGINT, content_type VARCHAR, size BIGINT, md5_hash VARCHAR, updated VARCHAR, stat VARCHAR)',
+    `CREATE TABLE ${toHash.sql} AS
+     SELECT l.i, l.path, l.size, l.mtime_us, k.generation AS known_generation, k.md5_hash AS known_md5, k.size AS known_size
+     FROM ${listed.sql} l LEFT JOIN ${table} k ON k.uri = l.uri
+     WHERE l.i IN (SELECT min(i) FROM ${listed.sql} GROUP BY uri)
+       AND (k.uri IS NULL OR k.stat IS DISTINCT FROM l.stat OR k.size <> l.size)
+     ORDER BY l.i`,
   );
-  await db.append('listed_objects', (row) => {
-    for (const object of objects) {
-      row.appendVarchar(object.uri);
-      row.appendBigInt(object.generation);
-      row.appendVarchar(object.contentType);
-      row.appendBigInt(object.size);
-      if (object.md5 === null) row.appendNull();
-      else row.appendVarchar(object.md5);
-      row.appendVarchar(object.updated);
-      row.appendVarchar(object.stat);
-      row.endRow();
-    }
-  });
-  const hash = uriHashSql('uri');
-  await db.run(
-    `INSERT OR REPLACE INTO ${table} (uri, generation, content_type, size, md5_hash, updated, stat, uri_hash_high, uri_hash_low)
-     SELECT uri, generation, content_type, size, md5_hash, CAST(updated AS TIMESTAMPTZ), stat, ${hash.high}, ${hash.low} FROM listed_objects`,
+  const counts = await db.one<{ known: bigint; listed: bigint }>(
+    `SELECT (SELECT count(*) FROM ${table}) AS known, (SELECT count(DISTINCT uri) FROM ${listed.sql}) AS listed`,
   );
-  await db.run('DROP TABLE listed_objects');
+  return { known: Number(counts?.known ?? 0), listed: Number(counts?.listed ?? 0) };
 }
 
-/** Objects no longer listed out of the object table (one join, not a list search per row). */
-async function deleteObjects(db: Db, table: string, uris: string[]): Promise<void> {
-  if (uris.length === 0) return;
-  await db.run('CREATE OR REPLACE TEMP TABLE gone_objects (uri VARCHAR)');
-  await db.append('gone_objects', (row) => {
-    for (const uri of uris) {
-      row.appendVarchar(uri);
-      row.endRow();
-    }
-  });
-  await db.run(`DELETE FROM ${table} WHERE uri IN (SELECT uri FROM gone_objects)`);
-  await db.run('DROP TABLE gone_objects');
+interface FileToHash {
+  i: bigint;
+  path: Buffer;
+  size: bigint;
+  mtime_us: bigint;
+  known_generation: bigint | null;
+  known_md5: string | null;
+  known_size: bigint | null;
+  [key: string]: unknown;
+}
+
+/**
+ * Reads and hashes the files of `toHash`, a chunk at a time, into `hashed`: the same bytes
+ * keep their generation (a chmod, a copy of the same file), new bytes get a new one, even
+ * when the mtime was kept. Returns how many got a new generation.
+ */
+async function hashChanged(scratch: Db, { toHash, hashed }: ListingTables, chunkSize: number): Promise<number> {
+  await scratch.run(`CREATE TABLE ${hashed.sql} (i BIGINT, generation BIGINT, md5_hash VARCHAR)`);
+  const chunkAfter = (i: bigint) =>
+    scratch.all<FileToHash>(
+      `SELECT i, path, size, mtime_us, known_generation, known_md5, known_size FROM ${toHash.sql} WHERE i > $1 ORDER BY i LIMIT ${chunkSize}`,
+      [i],
+    );
+  let newGenerations = 0;
+  let files = await chunkAfter(-1n);
+  while (files.length > 0) {
+    // The next chunk is read (and turned into objects) while this one's files are.
+    const coming = files.length === chunkSize ? chunkAfter(files.at(-1)!.i) : Promise.resolve([]);
+    coming.catch(() => undefined); // awaited below
+    const outcomes = await inParallel(files, HASHES_AT_ONCE, hashOne);
+    files = await coming;
+    newGenerations += outcomes.filter((o) => o.newGeneration).length;
+    await scratch.append(hashed, (row) => {
+      for (const { i, generation, md5 } of outcomes) {
+        row.appendBigInt(i);
+        row.appendBigInt(generation);
+        if (md5 === null) row.appendNull();
+        else row.appendVarchar(md5);
+        row.endRow();
+      }
+    });
+  }
+  return newGenerations;
+}
+
+/** A file's MD5 and generation: the same bytes keep theirs; new bytes, or none readable, get a new one. */
+async function hashOne(file: FileToHash): Promise<{ i: bigint; generation: bigint; md5: string | null; newGeneration: boolean }> {
+  const md5 = await hashIfDecodable(file.path, file.size);
+  const sameBytes = file.known_generation !== null && md5 !== null && file.known_md5 === md5 && file.known_size === file.size;
+  const generation = sameBytes ? file.known_generation! : nextGeneration(file.mtime_us, file.known_generation);
+  return { i: file.i, generation, md5, newGeneration: !sameBytes };
+}
+
+/** Objects no longer listed out of the object table (one anti-join); returns how many. */
+async function deleteUnlisted(db: Db, table: string, listed: ScratchTable): Promise<number> {
+  const unlisted = `NOT EXISTS (SELECT 1 FROM ${listed.sql} l WHERE l.uri = k.uri)`;
+  const gone = Number((await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM ${table} k WHERE ${unlisted}`))?.n ?? 0);
+  if (gone > 0) await db.run(`DELETE FROM ${table} k WHERE ${unlisted}`);
+  return gone;
+}
+
+/** New and changed objects into the object table, with their URI hashes, in one statement. */
+async function upsertHashed(db: Db, table: string, { listed, hashed }: ListingTables): Promise<void> {
+  const hash = uriHashSql('l.uri');
+  await db.run(
+    `INSERT OR REPLACE INTO ${table} (uri, generation, content_type, size, md5_hash, updated, stat, uri_hash_high, uri_hash_low)
+     SELECT l.uri, h.generation, l.content_type, l.size, h.md5_hash, CAST(l.updated AS TIMESTAMPTZ), l.stat, ${hash.high}, ${hash.low}
+     FROM ${hashed.sql} h JOIN ${listed.sql} l USING (i)`,
+  );
 }
 
 /**
@@ -139,17 +188,16 @@ async function deleteObjects(db: Db, table: string, uris: string[]): Promise<voi
  * already keeps unchanged files from being read again (a stream and the digest cache of
  * digest.ts cost 0.3 ms per small file, and filled the cache with every image's name).
  */
-async function hashIfDecodable(object: ObjectMetadata): Promise<string | null> {
-  if (object.size > BigInt(MAX_IMAGE_BYTES)) return null;
+async function hashIfDecodable(path: Buffer, size: bigint): Promise<string | null> {
+  if (size > BigInt(MAX_IMAGE_BYTES)) return null;
   // Unreadable now, or grown since it was listed: the batch records why, and a later run retries.
-  const bytes = await readListed(object).catch(() => null);
+  const bytes = await readListed(path, Number(size)).catch(() => null);
   return bytes && createHash('md5').update(bytes).digest('base64');
 }
 
 /** The file's bytes if it still has the size it was listed with (so a file that grew is not read whole). */
-async function readListed(object: ObjectMetadata): Promise<Buffer | null> {
-  const size = Number(object.size);
-  const handle = await open(object.path, 'r');
+async function readListed(path: Buffer, size: number): Promise<Buffer | null> {
+  const handle = await open(path, 'r');
   try {
     const buffer = Buffer.allocUnsafe(size + 1);
     const { bytesRead } = await handle.read(buffer, 0, size + 1, 0);
@@ -159,17 +207,22 @@ async function readListed(object: ObjectMetadata): Promise<Buffer | null> {
   }
 }
 
-/** Runs `work` over `items`, `limit` at a time. */
-async function inParallel<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+/** `work` over `items`, `limit` at a time; the results in the items' order. */
+async function inParallel<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
   let next = 0;
   const lane = async () => {
-    while (next < items.length) await work(items[next++]!);
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index]!);
+    }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return results;
 }
 
 /** The file's mtime in microseconds, unless that would not be newer than the generation it replaces. */
-function nextGeneration(object: ObjectMetadata, previous: KnownObject | undefined): bigint {
-  if (!previous || object.mtimeUs > previous.generation) return object.mtimeUs;
-  return previous.generation + 1n;
+function nextGeneration(mtimeUs: bigint, knownGeneration: bigint | null): bigint {
+  if (knownGeneration === null || mtimeUs > knownGeneration) return mtimeUs;
+  return knownGeneration + 1n;
 }

@@ -66,6 +66,39 @@ export function quote(identifier: string): string {
   return `"${identifier}"`;
 }
 
+/** A table of the process's own in-memory DuckDB: scratch space that needs no warehouse file attached. */
+export interface ScratchTable {
+  /** Its name in the `memory` catalog (the default catalog of an in-memory DuckDB). */
+  readonly name: string;
+  /** The qualified, quoted name for SQL, from any connection of the process. */
+  readonly sql: string;
+}
+
+let scratchTables = 0;
+
+/**
+ * Runs `work` on a connection of the process's DuckDB that has no warehouse file in use, with
+ * scratch tables named for it (`table(label)`): they hold large intermediate sets (a big
+ * bucket's listing) outside the JavaScript heap, and queries under `Warehouse.use` reach them
+ * by their `sql` name. They are dropped when `work` ends.
+ */
+export async function withScratch<T>(work: (db: Db, table: (label: string) => ScratchTable) => Promise<T>): Promise<T> {
+  const connection = await (await hostDb()).connect();
+  const made: ScratchTable[] = [];
+  const table = (label: string): ScratchTable => {
+    const name = `objinfer_scratch_${++scratchTables}_${label}`;
+    const scratch = { name, sql: `memory.main.${quote(name)}` };
+    made.push(scratch);
+    return scratch;
+  };
+  try {
+    return await work(new Db(connection), table);
+  } finally {
+    for (const { sql } of made) await connection.run(`DROP TABLE IF EXISTS ${sql}`).catch(() => undefined);
+    connection.closeSync();
+  }
+}
+
 export class Warehouse {
   constructor(
     readonly path: string,
@@ -227,9 +260,12 @@ export class Db {
     }
   }
 
-  /** Fills a temporary table of this connection with DuckDB's appender (explicitly typed, and fast). */
-  async append(tempTable: string, fill: (appender: DuckDBAppender) => void): Promise<void> {
-    const appender = await this.connection.createAppender(tempTable, 'main', 'temp');
+  /** Fills a temporary table of this connection, or a scratch table, with DuckDB's appender (explicitly typed, and fast). */
+  async append(table: string | ScratchTable, fill: (appender: DuckDBAppender) => void): Promise<void> {
+    const appender =
+      typeof table === 'string'
+        ? await this.connection.createAppender(table, 'main', 'temp')
+        : await this.connection.createAppender(table.name, 'main', 'memory');
     try {
       fill(appender);
       appender.flushSync();
