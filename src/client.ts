@@ -150,6 +150,17 @@ export async function waitingReason(client: Client, workflowId: string, known?: 
   return undefined;
 }
 
+/** What the run's long steps say they are doing (a big bucket's listing), one per step, or undefined. */
+export async function stepsDoing(client: Client, workflowId: string, known?: WorkflowExecutionDescription): Promise<string | undefined> {
+  const description = known ?? (await client.workflow.getHandle(workflowId).describe());
+  const doing = (description.raw.pendingActivities ?? []).flatMap((activity) => {
+    const details = activity.heartbeatDetails?.payloads?.[0];
+    const progress = details ? (defaultPayloadConverter.fromPayload(details) as BatchProgress | undefined) : undefined;
+    return progress?.doing ? [`${activity.activityType?.name ?? 'a step'}: ${progress.doing}`] : [];
+  });
+  return doing.length > 0 ? doing.join('; ') : undefined;
+}
+
 /** The message of the newest WorkflowTaskFailed event (a bug, or workflow code a worker cannot run). */
 async function lastWorkflowTaskFailure(client: Client, workflowId: string, runId: string): Promise<string> {
   const { history } = await client.workflowService.getWorkflowExecutionHistoryReverse({
@@ -171,6 +182,8 @@ export interface WaitOptions {
   onProgress?: (progress: PipelineProgress) => void;
   /** Why the run waits, every few seconds while it does (undefined when it moves again). */
   onWaiting?: (reason: string | undefined) => void;
+  /** What its long steps say they are doing (a big bucket's listing), every few seconds (undefined when none says). */
+  onDoing?: (what: string | undefined) => void;
   /** Temporal is unreachable: what failed and when the next try is. */
   onReconnecting?: (reason: string, retryInMs: number) => void;
   intervalMs?: number;
@@ -195,7 +208,7 @@ export async function waitForResult(client: Client, workflowId: string, options:
   });
   aborted.catch(() => undefined);
   options.signal?.addEventListener('abort', () => stop.abort());
-  const watching = options.onProgress || options.onWaiting ? watch(client, workflowId, options, stop.signal) : Promise.resolve();
+  const watching = options.onProgress || options.onWaiting || options.onDoing ? watch(client, workflowId, options, stop.signal) : Promise.resolve();
   try {
     let delay = 1000;
     let unreachableSince: number | undefined;
@@ -236,7 +249,10 @@ async function watch(client: Client, workflowId: string, options: WaitOptions, s
         options.onProgress(await getProgress(client, workflowId));
         queriedAt = { runId: description.runId, historyLength: description.historyLength };
       }
-      if (options.onWaiting && polls++ % 2 === 0) options.onWaiting(await waitingReason(client, workflowId, description));
+      if (polls++ % 2 === 0) {
+        if (options.onWaiting) options.onWaiting(await waitingReason(client, workflowId, description));
+        if (options.onDoing) options.onDoing(await stepsDoing(client, workflowId, description));
+      }
     } catch {
       // Between runs (continue-as-new), before the first workflow task, or Temporal away: the wait loop reports that.
     }

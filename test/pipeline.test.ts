@@ -20,6 +20,7 @@ import { TOP_K_TYPE } from '../src/backends/local/schema';
 import { Warehouse } from '../src/backends/local/warehouse';
 import { LocalContext } from '../src/backends/local/context';
 import { ensureObjectTable } from '../src/backends/local/objectTable';
+import { listeningForWaits, type StepNews } from '../src/backends/waiting';
 
 let client: Client;
 let connection: Connection;
@@ -309,7 +310,15 @@ test('a listing handed on two files at a time lists each object once (two patter
       ),
     );
   const names = readdirSync(fixture.imagesDir).sort();
-  expect(await listInPairs()).toMatchObject({ action: 'created', detail: 'objinfer_test.images: 5 objects (5 new or changed, 0 gone)' });
+  const news: StepNews[] = [];
+  const created = await listeningForWaits((n) => news.push(n), listInPairs);
+  expect(created).toMatchObject({ action: 'created', detail: 'objinfer_test.images: 5 objects (5 new or changed, 0 gone)' });
+  // What `objinfer run` shows while a big bucket is listed: the two red files are matched twice.
+  expect(news).toEqual([
+    ...[2, 4, 6, 7].map((n) => ({ doing: `listing: ${n} files matched so far` })),
+    ...[0, 2, 4].map((n) => ({ doing: `reading new or changed files: ${n} of 5 done (5 objects listed)` })),
+    { doing: 'writing 5 listed objects into objinfer_test.images' },
+  ]);
   const first = await table();
   expect([...first.keys()].sort()).toEqual(names);
   for (const name of names) expect(first.get(name)).toMatchObject({ generation: mtimeUs(name), md5_hash: md5(name) });
@@ -331,6 +340,48 @@ test('a listing handed on two files at a time lists each object once (two patter
   expect(second.get('extra.png')).toMatchObject({ generation: mtimeUs('extra.png'), md5_hash: md5(copied!) });
   expect(await listInPairs()).toMatchObject({ action: 'exists', detail: 'objinfer_test.images: 5 objects (0 new or changed, 0 gone)' });
   expect(await table()).toEqual(second);
+});
+
+test('what a listing is doing reaches whoever watches the run: its last report stands in the step heartbeat while the step goes on', async () => {
+  const taskQueue = uniqueQueue('doing');
+  const fixture = await makeFixture({ labels: ['red', 'green', 'blue'], taskQueue });
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  // The real listing, then held until the watcher has seen what it said last.
+  const heldAfterListing = (config: Parameters<typeof realBackendFor>[0]) => {
+    const backend = realBackendFor(config);
+    const list = backend.ensureObjectTable;
+    backend.ensureObjectTable = async () => {
+      const outcome = await list();
+      await released;
+      return outcome;
+    };
+    return backend;
+  };
+  const last = 'ensureObjectTable: writing 3 listed objects into objinfer_test.images';
+  const seen = new Set<string>();
+  const summary = await withWorker(
+    taskQueue,
+    async () => {
+      const { workflowId } = await startPipeline(client, fixture.config);
+      return waitForResult(client, workflowId, {
+        intervalMs: 50,
+        onDoing: (what) => {
+          if (what) seen.add(what);
+          if (what === last) release(); // heartbeats are throttled: the newest arrives within the throttle interval
+        },
+      });
+    },
+    heldAfterListing,
+  );
+  expect(summary).toMatchObject({ predicted: 3 });
+  const reported = [
+    'ensureObjectTable: listing: 3 files matched so far',
+    'ensureObjectTable: reading new or changed files: 0 of 3 done (3 objects listed)',
+    last,
+  ];
+  expect([...seen].every((what) => reported.includes(what))).toBe(true);
+  expect(seen.has(last)).toBe(true);
 });
 
 test('each batch does exactly the objects whose md5_number(uri) % k is its index: from the URI hashes the object table keeps, or without them in a table made before them', async () => {

@@ -5,6 +5,7 @@
  * whose history stands still, then grows, then moves to a new run (continue-as-new).
  */
 import type { Client } from '@temporalio/client';
+import { ProgressView } from '../src/cli/progress';
 import { waitForResult } from '../src/client';
 import type { PipelineProgress, PipelineSummary } from '../src/workflows/contract';
 
@@ -51,4 +52,27 @@ test('progress is queried once per change of the run history, not on every poll'
   expect(calls.describe).toBeGreaterThanOrEqual(steps.length);
   expect(calls.query).toBe(3);
   expect(seen).toEqual([11, 17, 17]);
+});
+
+test('a log shows what a long step is doing after the progress line, why the run waits in its place while it does, and drops it at the next stage', () => {
+  const lines: string[] = [];
+  const stream = { isTTY: false, write: (text: string) => lines.push(text) } as unknown as NodeJS.WriteStream;
+  const view = new ProgressView(stream);
+  view.update({ stage: 'provision', batchesDone: 0, batchesTotal: 0, imagesDone: 0, imagesTotal: 0, imagesFailed: 0 } as PipelineProgress);
+  view.doing('ensureObjectTable: listing: 20,000 files matched so far');
+  view.waiting('ensureObjectTable: the warehouse is locked by another process; waiting for it');
+  view.waiting(undefined);
+  view.doing(undefined);
+  view.doing('ensureObjectTable: writing 20,000 listed objects into bench.images');
+  // The next stage's line does not repeat what a step of the stage before said (polls come every few seconds).
+  view.update({ stage: 'plan', batchesDone: 0, batchesTotal: 0, imagesDone: 0, imagesTotal: 0, imagesFailed: 0 } as PipelineProgress);
+  expect(lines).toEqual([
+    'provision...\n',
+    'provision... (ensureObjectTable: listing: 20,000 files matched so far)\n',
+    'provision... (waiting: ensureObjectTable: the warehouse is locked by another process; waiting for it)\n',
+    'provision... (ensureObjectTable: listing: 20,000 files matched so far)\n',
+    'provision...\n',
+    'provision... (ensureObjectTable: writing 20,000 listed objects into bench.images)\n',
+    'plan...\n',
+  ]);
 });

@@ -1,7 +1,8 @@
 /**
  * Activities: one per step of the procedure, each a thin call into the backend ports.
  * They turn backend errors into ApplicationFailures whose type the workflow's retry
- * policies name, heartbeat while they work, and pass on why a step is waiting.
+ * policies name, heartbeat while they work, and pass on why a step is waiting or what a
+ * long one is doing.
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -29,7 +30,11 @@ async function classified<T>(work: (heartbeat: (details: BatchProgress) => void)
   const beat = timeout ? setInterval(() => context.heartbeat(last), Math.max(100, timeout / 3)) : undefined;
   try {
     return await listeningForWaits(
-      (why) => heartbeat({ ...last, waiting: why }),
+      (news) => {
+        // The newest news replaces the last: a step that reports what it does no longer waits.
+        const { waiting: _waiting, doing: _doing, ...rest } = last;
+        heartbeat({ ...rest, ...news });
+      },
       () => work(heartbeat),
     );
   } catch (error) {

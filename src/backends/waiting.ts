@@ -1,16 +1,24 @@
 /**
  * How a backend says why a step is waiting (a warehouse locked by another process, IAM
- * not propagated yet) without knowing who listens: the activity that runs the step
- * listens, and heartbeats the reason so that `objinfer run` can show it.
+ * not propagated yet), or what a long step is doing (a big bucket's listing), without
+ * knowing who listens: the activity that runs the step listens, and heartbeats it so that
+ * `objinfer run` can show it.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 
-const listeners = new AsyncLocalStorage<(why: string) => void>();
+export type StepNews = { waiting: string } | { doing: string };
 
-export function listeningForWaits<T>(listener: (why: string) => void, work: () => Promise<T>): Promise<T> {
+const listeners = new AsyncLocalStorage<(news: StepNews) => void>();
+
+export function listeningForWaits<T>(listener: (news: StepNews) => void, work: () => Promise<T>): Promise<T> {
   return listeners.run(listener, work);
 }
 
 export function reportWaiting(why: string): void {
-  listeners.getStore()?.(why);
+  listeners.getStore()?.({ waiting: why });
+}
+
+/** What a long step is at, e.g. "listed 120 000 files": it moves, so it no longer waits. */
+export function reportDoing(what: string): void {
+  listeners.getStore()?.({ doing: what });
 }

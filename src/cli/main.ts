@@ -23,6 +23,7 @@ import {
   pipelineStatus,
   readErrors,
   readResults,
+  stepsDoing,
   waitForResult,
   waitingReason,
 } from '../client';
@@ -198,9 +199,11 @@ async function showStatus(
     if (options.watch) {
       if (options.output === 'table') console.log(lines.join('\n'));
       const view = new ProgressView(process.stdout);
-      const summary = await waitForResult(client, status.workflowId, { onProgress: (p) => view.update(p), onWaiting: (w) => view.waiting(w) }).finally(() =>
-        view.stop(),
-      );
+      const summary = await waitForResult(client, status.workflowId, {
+        onProgress: (p) => view.update(p),
+        onWaiting: (w) => view.waiting(w),
+        onDoing: (d) => view.doing(d),
+      }).finally(() => view.stop());
       printSummary(summary, options.output);
       return exitCodeOf(summary);
     }
@@ -208,10 +211,13 @@ async function showStatus(
     // A query needs a worker to answer it: without one it would only time out.
     const progress = noWorker ? undefined : await getProgress(client, status.workflowId).catch(() => undefined);
     const waiting = await waitingReason(client, status.workflowId).catch(() => undefined);
+    const doing = await stepsDoing(client, status.workflowId).catch(() => undefined);
     record.progress = progress ? (progress as unknown as Row) : null;
     record.waiting = waiting ?? noWorker ?? null;
+    record.doing = doing ?? null;
     lines.push(`  ${progress ? progressLine(progress) : 'not started by a worker yet'}`);
     if (waiting) lines.push(`  waiting: ${printable(waiting)}`);
+    if (doing) lines.push(`  doing: ${printable(doing)}`);
     if (noWorker) lines.push(`  ${noWorker}`);
   } else if (status.status === 'COMPLETED') {
     const summary = (await client.workflow.getHandle(status.workflowId).result()) as PipelineSummary;

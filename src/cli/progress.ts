@@ -1,6 +1,7 @@
 /**
  * Shows a run's progress: a bar on a terminal, a line per change elsewhere (CI, logs), with
- * why the run waits when it does (a locked warehouse, IAM propagating, Temporal away).
+ * why the run waits when it does (a locked warehouse, IAM propagating, Temporal away), or
+ * else what a long step is doing (a big bucket's listing).
  */
 import { SingleBar } from 'cli-progress';
 import { formatDuration } from '../format';
@@ -11,14 +12,16 @@ export class ProgressView {
   private bar?: SingleBar;
   private lastLine = '';
   private waitingFor = '';
+  private stepsDoing = '';
   private last?: PipelineProgress;
 
   constructor(private readonly stream: NodeJS.WriteStream = process.stderr) {}
 
   update(p: PipelineProgress): void {
+    if (this.last && this.last.stage !== p.stage) this.stepsDoing = ''; // said by a step of the stage before
     this.last = p;
     if (!this.stream.isTTY) {
-      const line = progressLine(p) + (this.waitingFor ? ` (waiting: ${this.waitingFor})` : '');
+      const line = progressLine(p) + (this.waitingFor ? ` (waiting: ${this.waitingFor})` : this.stepsDoing ? ` (${this.stepsDoing})` : '');
       if (line !== this.lastLine) this.stream.write(`${line}\n`);
       this.lastLine = line;
       return;
@@ -32,7 +35,7 @@ export class ProgressView {
       failures: p.imagesFailed,
       // Not "eta": cli-progress fills that name with its own estimate.
       remaining: p.etaSeconds === undefined ? '-' : p.etaSeconds < 1 ? '<1s' : formatDuration(p.etaSeconds * 1000),
-      waiting: this.waitingFor ? ` | ${truncate(this.waitingFor, width)}` : '',
+      waiting: this.waitingFor || this.stepsDoing ? ` | ${truncate(this.waitingFor || this.stepsDoing, width)}` : '',
     };
     if (!this.bar) {
       this.bar = new SingleBar({
@@ -54,6 +57,12 @@ export class ProgressView {
     if (this.last) this.update(this.last);
   }
 
+  /** What the run's long steps are doing, or undefined when none says (shown unless the run waits). */
+  doing(what: string | undefined): void {
+    this.stepsDoing = what ? printable(what) : '';
+    if (this.last) this.update(this.last);
+  }
+
   /** A message of its own (e.g. Temporal unreachable), printed above the bar. */
   note(text: string): void {
     if (this.bar) this.stream.write('\n');
@@ -64,6 +73,7 @@ export class ProgressView {
   complete(summary: PipelineSummary): void {
     const done = summary.predicted + summary.failed;
     this.waitingFor = '';
+    this.stepsDoing = '';
     this.update({
       pipeline: summary.pipeline,
       stage: 'done',

@@ -89,6 +89,7 @@ export async function runPipeline(spec: RunSpec, options: RunOptions): Promise<P
           const summary = await waitForResult(client, started.workflowId, {
             onProgress: (p) => view.update(p),
             onWaiting: (why) => view.waiting(why),
+            onDoing: (what) => view.doing(what),
             onReconnecting: (why, retryInMs) =>
               view.note(
                 `Temporal at ${target.address} is unreachable (${why}); trying again in ${Math.round(retryInMs / 1000)}s (the run goes on on the server)`,

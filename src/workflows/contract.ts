@@ -130,6 +130,8 @@ export interface BatchProgress {
   jobId?: string;
   /** Why the step is waiting, for the CLI's progress line. */
   waiting?: string;
+  /** What a long step is doing (a big bucket's listing), for the CLI's progress line. */
+  doing?: string;
 }
 
 export interface BatchResult {

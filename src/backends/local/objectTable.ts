@@ -17,6 +17,7 @@ import type { LocalContext } from './context';
 import { objectHashesSql, objectTableDdl, uriHashSql } from './schema';
 import { withScratch, type Db, type ScratchTable } from './warehouse';
 import { LISTING_CHUNK, listObjects } from './storage';
+import { reportDoing } from '../waiting';
 
 /** Files read and hashed at once: reads overlap in libuv's thread pool (at most 10 MB each: MAX_IMAGE_BYTES). */
 const HASHES_AT_ONCE = 8;
@@ -39,7 +40,8 @@ export async function ensureObjectTable(ctx: LocalContext, chunkSize = LISTING_C
     const listing = { listed: scratchTable('listed'), toHash: scratchTable('to_hash'), hashed: scratchTable('hashed') };
     const warnings = await recordListing(scratch, listing.listed, sourceUris, chunkSize);
     const counts = await ctx.use((db) => findChanged(db, table, listing));
-    const newGenerations = await hashChanged(scratch, listing, chunkSize);
+    const newGenerations = await hashChanged(scratch, listing, counts, chunkSize);
+    reportDoing(`writing ${counts.listed.toLocaleString('en-US')} listed objects into ${dataset}.${objectTable}`);
     const removed = await ctx.transaction(async (db) => {
       const gone = await deleteUnlisted(db, table, listing.listed);
       await upsertHashed(db, table, listing);
@@ -73,8 +75,8 @@ async function recordListing(scratch: Db, listed: ScratchTable, sourceUris: stri
   let next = 0n;
   return listObjects(
     sourceUris,
-    (objects) =>
-      scratch.append(listed, (row) => {
+    async (objects) => {
+      await scratch.append(listed, (row) => {
         for (const object of objects) {
           row.appendBigInt(next++);
           row.appendVarchar(object.uri);
@@ -86,7 +88,9 @@ async function recordListing(scratch: Db, listed: ScratchTable, sourceUris: stri
           row.appendVarchar(object.updated.toISOString());
           row.endRow();
         }
-      }),
+      });
+      reportDoing(`listing: ${next.toLocaleString('en-US')} files matched so far`);
+    },
     chunkSize,
   );
 }
@@ -96,7 +100,7 @@ async function recordListing(scratch: Db, listed: ScratchTable, sourceUris: stri
  * has is unchanged; the others are read. Returns how many objects the table had and how many
  * were listed.
  */
-async function findChanged(db: Db, table: string, { listed, toHash }: ListingTables): Promise<{ known: number; listed: number }> {
+async function findChanged(db: Db, table: string, { listed, toHash }: ListingTables): Promise<ListingCounts> {
   await db.run(
     `CREATE TABLE ${toHash.sql} AS
      SELECT l.i, l.path, l.size, l.mtime_us, k.generation AS known_generation, k.md5_hash AS known_md5, k.size AS known_size
@@ -105,10 +109,19 @@ async function findChanged(db: Db, table: string, { listed, toHash }: ListingTab
        AND (k.uri IS NULL OR k.stat IS DISTINCT FROM l.stat OR k.size <> l.size)
      ORDER BY l.i`,
   );
-  const counts = await db.one<{ known: bigint; listed: bigint }>(
-    `SELECT (SELECT count(*) FROM ${table}) AS known, (SELECT count(DISTINCT uri) FROM ${listed.sql}) AS listed`,
+  const counts = await db.one<{ known: bigint; listed: bigint; changed: bigint }>(
+    `SELECT (SELECT count(*) FROM ${table}) AS known, (SELECT count(DISTINCT uri) FROM ${listed.sql}) AS listed, (SELECT count(*) FROM ${toHash.sql}) AS changed`,
   );
-  return { known: Number(counts?.known ?? 0), listed: Number(counts?.listed ?? 0) };
+  return { known: Number(counts?.known ?? 0), listed: Number(counts?.listed ?? 0), changed: Number(counts?.changed ?? 0) };
+}
+
+interface ListingCounts {
+  /** Objects in the table before this listing. */
+  known: number;
+  /** Objects listed now, each once. */
+  listed: number;
+  /** Of those, the files to read: new, or with another stat or size. */
+  changed: number;
 }
 
 interface FileToHash {
@@ -127,7 +140,7 @@ interface FileToHash {
  * keep their generation (a chmod, a copy of the same file), new bytes get a new one, even
  * when the mtime was kept. Returns how many got a new generation.
  */
-async function hashChanged(scratch: Db, { toHash, hashed }: ListingTables, chunkSize: number): Promise<number> {
+async function hashChanged(scratch: Db, { toHash, hashed }: ListingTables, counts: ListingCounts, chunkSize: number): Promise<number> {
   await scratch.run(`CREATE TABLE ${hashed.sql} (i BIGINT, generation BIGINT, md5_hash VARCHAR)`);
   const chunkAfter = (i: bigint) =>
     scratch.all<FileToHash>(
@@ -135,8 +148,12 @@ async function hashChanged(scratch: Db, { toHash, hashed }: ListingTables, chunk
       [i],
     );
   let newGenerations = 0;
+  let read = 0;
+  const total = counts.changed.toLocaleString('en-US');
   let files = await chunkAfter(-1n);
   while (files.length > 0) {
+    reportDoing(`reading new or changed files: ${read.toLocaleString('en-US')} of ${total} done (${counts.listed.toLocaleString('en-US')} objects listed)`);
+    read += files.length;
     // The next chunk is read (and turned into objects) while this one's files are.
     const coming = files.length === chunkSize ? chunkAfter(files.at(-1)!.i) : Promise.resolve([]);
     coming.catch(() => undefined); // awaited below
