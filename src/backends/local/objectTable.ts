@@ -39,12 +39,12 @@ export async function ensureObjectTable(ctx: LocalContext, chunkSize = LISTING_C
   return withScratch(async (scratch, scratchTable) => {
     const listing = { listed: scratchTable('listed'), toHash: scratchTable('to_hash'), hashed: scratchTable('hashed') };
     const warnings = await recordListing(scratch, listing.listed, sourceUris, chunkSize);
-    const counts = await ctx.use((db) => findChanged(db, table, listing));
+    const counts = await ctx.use((db) => findChanged(db, table, listing, sourceUris.length > 1));
     const newGenerations = await hashChanged(scratch, listing, counts, chunkSize);
     reportDoing(`writing ${counts.listed.toLocaleString('en-US')} listed objects into ${dataset}.${objectTable}`);
     const removed = await ctx.transaction(async (db) => {
       const gone = await deleteUnlisted(db, table, listing.listed);
-      await upsertHashed(db, table, listing);
+      if (counts.changed > 0) await upsertHashed(db, table, listing);
       await db.run(objectHashesSql(dataset, objectTable));
       await db.run('INSERT OR REPLACE INTO _objinfer.object_tables VALUES ($1, $2, $3, $4)', [dataset, objectTable, connection, listValue(sourceUris)]);
       return gone;
@@ -100,17 +100,18 @@ async function recordListing(scratch: Db, listed: ScratchTable, sourceUris: stri
  * has is unchanged; the others are read. Returns how many objects the table had and how many
  * were listed.
  */
-async function findChanged(db: Db, table: string, { listed, toHash }: ListingTables): Promise<ListingCounts> {
+async function findChanged(db: Db, table: string, { listed, toHash }: ListingTables, twice: boolean): Promise<ListingCounts> {
+  // With one pattern each file is listed once; with more, one may match two.
+  const once = twice ? `l.i IN (SELECT min(i) FROM ${listed.sql} GROUP BY uri) AND` : '';
   await db.run(
     `CREATE TABLE ${toHash.sql} AS
      SELECT l.i, l.path, l.size, l.mtime_us, k.generation AS known_generation, k.md5_hash AS known_md5, k.size AS known_size
      FROM ${listed.sql} l LEFT JOIN ${table} k ON k.uri = l.uri
-     WHERE l.i IN (SELECT min(i) FROM ${listed.sql} GROUP BY uri)
-       AND (k.uri IS NULL OR k.stat IS DISTINCT FROM l.stat OR k.size <> l.size)
+     WHERE ${once} (k.uri IS NULL OR k.stat IS DISTINCT FROM l.stat OR k.size <> l.size)
      ORDER BY l.i`,
   );
   const counts = await db.one<{ known: bigint; listed: bigint; changed: bigint }>(
-    `SELECT (SELECT count(*) FROM ${table}) AS known, (SELECT count(DISTINCT uri) FROM ${listed.sql}) AS listed, (SELECT count(*) FROM ${toHash.sql}) AS changed`,
+    `SELECT (SELECT count(*) FROM ${table}) AS known, (SELECT count(${twice ? 'DISTINCT uri' : '*'}) FROM ${listed.sql}) AS listed, (SELECT count(*) FROM ${toHash.sql}) AS changed`,
   );
   return { known: Number(counts?.known ?? 0), listed: Number(counts?.listed ?? 0), changed: Number(counts?.changed ?? 0) };
 }
@@ -141,6 +142,7 @@ interface FileToHash {
  * when the mtime was kept. Returns how many got a new generation.
  */
 async function hashChanged(scratch: Db, { toHash, hashed }: ListingTables, counts: ListingCounts, chunkSize: number): Promise<number> {
+  if (counts.changed === 0) return 0; // a re-run over an unchanged bucket: nothing to read
   await scratch.run(`CREATE TABLE ${hashed.sql} (i BIGINT, generation BIGINT, md5_hash VARCHAR)`);
   const chunkAfter = (i: bigint) =>
     scratch.all<FileToHash>(
