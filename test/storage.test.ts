@@ -3,7 +3,7 @@ import fs from 'node:fs'; // the module object itself, so that a spy on it sees 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { objectPath, pathToUri } from '../src/backends/local/storage';
+import { listObjects, objectPath, pathToUri, type ObjectMetadata } from '../src/backends/local/storage';
 
 test.each([
   '/data/red-001.png',
@@ -48,4 +48,24 @@ test('a file digest is read once per process while the file is unchanged, and ag
   } finally {
     reads.mockRestore();
   }
+});
+
+test('a pattern without wildcards lists the file it names (or a link to one), without walking its folder', async () => {
+  const dir = fs.mkdtempSync(join(tmpdir(), 'objinfer-named-'));
+  fs.writeFileSync(join(dir, 'a.png'), 'a');
+  fs.writeFileSync(join(dir, 'b.png'), 'b');
+  fs.symlinkSync(join(dir, 'a.png'), join(dir, 'link.png'));
+  fs.symlinkSync(join(dir, 'gone.png'), join(dir, 'broken.png'));
+  fs.mkdirSync(join(dir, 'sub.png'));
+  fs.symlinkSync(dir, join(dir, 'loop')); // a walk of the folder would meet it, and say so
+  const named = (name: string) => pathToFileURL(join(dir, name)).href;
+  const listed: ObjectMetadata[] = [];
+  const warnings = await listObjects(['a.png', 'link.png', 'missing.png', 'sub.png', 'broken.png'].map(named), async (objects) => void listed.push(...objects));
+  expect(listed.map((o) => o.uri)).toEqual([named('a.png'), named('link.png')]);
+  expect(listed[1]!.size).toBe(1n);
+  expect(warnings).toEqual([`broken symlink ${join(dir, 'broken.png')}: skipped`]);
+  // What a walk of the folder finds for the same names.
+  const walked: ObjectMetadata[] = [];
+  await listObjects([named('*.png')], async (objects) => void walked.push(...objects));
+  expect(walked.map((o) => o.uri).sort()).toEqual([named('a.png'), named('b.png'), named('link.png')]);
 });
