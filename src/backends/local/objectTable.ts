@@ -97,8 +97,8 @@ async function recordListing(scratch: Db, listed: ScratchTable, sourceUris: stri
 
 /**
  * Fills `toHash`: a file whose stat (mtime, ctime, inode) and size are what the object table
- * has is unchanged; the others are read. Returns how many objects the table had and how many
- * were listed.
+ * has is unchanged; the others are read. `twice`: several patterns, which may match a file
+ * twice (it is kept once). Returns the counts.
  */
 async function findChanged(db: Db, table: string, { listed, toHash }: ListingTables, twice: boolean): Promise<ListingCounts> {
   // With one pattern each file is listed once; with more, one may match two.
