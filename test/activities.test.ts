@@ -7,7 +7,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { BackendRegistry, createActivities } from '../src/activities';
 import type { Backend } from '../src/backends/port';
-import { reportWaiting } from '../src/backends/waiting';
+import { reportDoing, reportWaitOver, reportWaiting } from '../src/backends/waiting';
 import { specKey } from '../src/config';
 import { ErrorType, ObjinferError } from '../src/errors';
 import type { BatchProgress, BatchRequest } from '../src/workflows/contract';
@@ -108,6 +108,33 @@ test('why a step waits reaches its heartbeat', async () => {
   finish();
   await result;
   expect(beats).toContainEqual({ waiting: 'the warehouse is held by pid 4242' });
+});
+
+test('a wait that is over leaves the heartbeat: a watcher does not keep showing it', async () => {
+  let waited!: () => void;
+  let finish!: () => void;
+  const { activities } = activitiesOver({
+    ensureObjectTable: async () => {
+      reportDoing('listing: 10 files matched so far');
+      reportWaiting('the warehouse is held by pid 4242');
+      await new Promise<void>((resolve) => (waited = resolve));
+      reportWaitOver();
+      await new Promise<void>((resolve) => (finish = resolve));
+      return { step: 'object table', action: 'exists', detail: 't' };
+    },
+  });
+  const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 300 });
+  const beats: BatchProgress[] = [];
+  env.on('heartbeat', (details: BatchProgress) => beats.push(details));
+  const result = env.run(activities.ensureObjectTable, ref);
+  await until(() => beats.length >= 2);
+  expect(beats.at(-1)).toEqual({ waiting: 'the warehouse is held by pid 4242' });
+  waited();
+  const over = beats.length;
+  await until(() => beats.length >= over + 2); // the news, then a repeat of the last details
+  finish();
+  await result;
+  expect(beats.slice(over)).toEqual(new Array(beats.length - over).fill({}));
 });
 
 test('a cancelled batch: the backend sees the signal abort, and the activity ends cancelled', async () => {

@@ -2,12 +2,13 @@
  * The warehouse's open file (src/backends/local/warehouse.ts): steps that follow each other
  * closely share one open, and the file is released soon after the last, for other processes.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { Warehouse } from '../src/backends/local/warehouse';
+import { listeningForWaits, type StepNews } from '../src/backends/waiting';
 
 /** Whether another process can open the file for writing now. */
 function otherProcessCanOpen(path: string): boolean {
@@ -66,3 +67,28 @@ test('a lingering open on a file since deleted is not reused: the path names a n
   rmSync(`${path}.wal`, { force: true });
   expect(await warehouse.use((db) => db.tableExists('main', 't'))).toBe(false);
 });
+
+test('a wait for a file another process holds is reported, and reported over once the file is had', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'objinfer-warehouse-')), 'w.duckdb');
+  await new Warehouse(path).use((db) => db.run('CREATE TABLE t (x INTEGER)'), { release: 'now' });
+  const holder = spawn(
+    process.execPath,
+    [
+      '-e',
+      `require('@duckdb/node-api').DuckDBInstance.create(${JSON.stringify(path)}).then((i) => { console.log('holding'); process.stdin.once('data', () => { i.closeSync(); process.exit(0); }); });`,
+    ],
+    { cwd: join(__dirname, '..'), stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((ready) => holder.stdout!.once('data', () => ready()));
+  const news: StepNews[] = [];
+  const used = listeningForWaits(
+    (n) => news.push(n),
+    () => new Warehouse(path).use((db) => db.all('SELECT count(*)::INTEGER AS n FROM t'), { release: 'now' }),
+  );
+  while (news.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  expect(news).toEqual([{ waiting: expect.stringMatching(new RegExp(`is locked by another process \\(PID ${holder.pid}, .*\\); waiting for it$`)) }]);
+  holder.stdin!.write('release\n');
+  expect(await used).toEqual([{ n: 0 }]);
+  expect(news.at(-1)).toEqual({ waitOver: true });
+  expect(news.filter((n) => 'waitOver' in n)).toHaveLength(1);
+}, 30_000);

@@ -33,7 +33,7 @@ async function classified<T>(work: (heartbeat: (details: BatchProgress) => void)
       (news) => {
         // The newest news replaces the last: a step that reports what it does no longer waits.
         const { waiting: _waiting, doing: _doing, ...rest } = last;
-        heartbeat({ ...rest, ...news });
+        heartbeat('waitOver' in news ? rest : { ...rest, ...news });
       },
       () => work(heartbeat),
     );

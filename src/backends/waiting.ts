@@ -6,7 +6,8 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 
-export type StepNews = { waiting: string } | { doing: string };
+/** The newest replaces the last; `waitOver` says only that the step no longer waits. */
+export type StepNews = { waiting: string } | { doing: string } | { waitOver: true };
 
 const listeners = new AsyncLocalStorage<(news: StepNews) => void>();
 
@@ -21,4 +22,9 @@ export function reportWaiting(why: string): void {
 /** What a long step is at, e.g. "listed 120 000 files": it moves, so it no longer waits. */
 export function reportDoing(what: string): void {
   listeners.getStore()?.({ doing: what });
+}
+
+/** The wait reported last is over (the lock was had): what a watcher shows of it is stale now. */
+export function reportWaitOver(): void {
+  listeners.getStore()?.({ waitOver: true });
 }

@@ -13,7 +13,7 @@ import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DuckDBInstance, type DuckDBAppender, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
 import { ErrorType, ObjinferError } from '../../errors';
-import { reportWaiting } from '../waiting';
+import { reportWaitOver, reportWaiting } from '../waiting';
 
 export type Row = Record<string, unknown>;
 
@@ -178,6 +178,7 @@ export class Warehouse {
       try {
         const alias = `warehouse_${++attached}`;
         await runAlone(`ATTACH '${this.path.replaceAll("'", "''")}' AS ${alias}${readOnly ? ' (READ_ONLY)' : ''}`);
+        if (reported) reportWaitOver();
         return { alias, identity: fileIdentity(this.path), users: 0, readOnly, closed: false };
       } catch (error) {
         const message = (error as Error).message;
