@@ -148,7 +148,7 @@ async function session(): Promise<Row[]> {
   const variants: Record<string, ort.InferenceSession.SessionOptions> = {
     "graph optimisation 'extended' instead of 'all'": { ...SESSION_OPTIONS, graphOptimizationLevel: 'extended' },
     'memory arena off': { ...SESSION_OPTIONS, enableCpuMemArena: false },
-    'memory pattern off': { ...SESSION_OPTIONS, enableMemPattern: false },
+    'memory pattern on': { ...SESSION_OPTIONS, enableMemPattern: true },
     'threads spin between runs (ONNX Runtime default)': rest,
     "execution mode 'parallel'": { ...SESSION_OPTIONS, executionMode: 'parallel' },
     'one intra-op thread': { ...SESSION_OPTIONS, intraOpNumThreads: 1 },

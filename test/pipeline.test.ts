@@ -18,6 +18,8 @@ import { CLI } from './support/paths';
 import { activityStarts, makeFixture, query, uniqueQueue, withWorker, testClient, testServer } from './support/pipeline';
 import { TOP_K_TYPE } from '../src/backends/local/schema';
 import { Warehouse } from '../src/backends/local/warehouse';
+import { DuckDBConnection } from '@duckdb/node-api';
+import * as ort from 'onnxruntime-node';
 import { LocalContext } from '../src/backends/local/context';
 import { ensureObjectTable } from '../src/backends/local/objectTable';
 import { listeningForWaits, type StepNews } from '../src/backends/waiting';
@@ -248,6 +250,28 @@ test('an image deleted after listing goes to the errors table and the rest are p
   expect(again).toEqual(result);
   const count = await query<{ n: bigint }>(fixture.config, 'SELECT count(*) AS n FROM objinfer_test.predictions');
   expect(Number(count[0]!.n)).toBe(2);
+});
+
+test('a batch is decoded and written in chunks of two runs, and no ONNX Runtime run holds more than 32 images', async () => {
+  const labels = Array.from({ length: 70 }, (_, i) => COLOR_LABELS[i % COLOR_LABELS.length]!);
+  const fixture = await makeFixture({ labels, taskQueue: uniqueQueue('chunks'), config: { batch: { size: 100, concurrency: 1 } } });
+  const { backend, model, version } = await provisioned(fixture.config);
+  // InferenceSession is typed as a factory; its instances share the class's run.
+  const runs = jest.spyOn((ort.InferenceSession as unknown as { prototype: ort.InferenceSession }).prototype, 'run');
+  const statements = jest.spyOn(DuckDBConnection.prototype, 'run');
+  try {
+    const result = await backend.predictBatch({ modelVersion: version, model, slice: { index: 0, count: 1 }, runId: 'r1' });
+    expect(result).toMatchObject({ predicted: 70, failed: 0 });
+    // 70 images: two chunks of 35 (64 at most), each inferred in two even runs.
+    const sizes = runs.mock.calls.map(([feeds]: [ort.InferenceSession.FeedsType, ...unknown[]]) => (Object.values(feeds)[0] as ort.Tensor).dims[0]);
+    expect(sizes).toEqual([18, 17, 18, 17]);
+    expect(statements.mock.calls.filter(([sql]) => sql === 'COMMIT')).toHaveLength(2);
+  } finally {
+    runs.mockRestore();
+    statements.mockRestore();
+  }
+  const wrong = await query(fixture.config, `SELECT uri, label FROM objinfer_test.predictions WHERE NOT starts_with(parse_filename(uri), label || '-')`);
+  expect(wrong).toEqual([]);
 });
 
 test('two attempts of one batch at once in one worker write each prediction once, with no index on the results table', async () => {

@@ -1,7 +1,7 @@
 /**
  * Batch inference on the worker: images decoded and resized in the decoder processes
- * (isolated: see images/decoderPool.ts) straight into the run's input tensor, then one
- * ONNX Runtime run. An inference run has the CPU to itself (see cpuTurn).
+ * (isolated: see images/decoderPool.ts) straight into the chunk's input tensor, then ONNX
+ * Runtime runs over it. An inference run has the CPU to itself (see cpuTurn).
  */
 import { decoderPool, type DecoderPool } from '../../images/decoderPool';
 import { MAX_IMAGE_BYTES } from '../../images/limits';
@@ -37,16 +37,25 @@ export interface ClassifyOptions {
 }
 
 /**
- * Images per ONNX Runtime run at most: bounds a batch's memory whatever batch.size is.
- * Measured on the ResNet-50-shaped model (docs/benchmarks.md): 64 peaks the worker at
- * 1.4 GiB, 32 at 0.9 GiB for about 3 % less throughput, 16 at 0.65 GiB for 11 % less.
+ * Images per ONNX Runtime run at most: bounds the worker's memory whatever batch.size is
+ * (ONNX Runtime's intermediate tensors grow with the run: on the ResNet-50-shaped model a
+ * run of 64 takes the worker to about 1.0 GiB, 32 to about 0.8; docs/benchmarks.md).
  * OBJINFER_RUN_IMAGES overrides it (e.g. 64 on a machine with memory to spare).
  */
 export const MAX_RUN_IMAGES = Number(process.env.OBJINFER_RUN_IMAGES ?? 32);
 
-/** How many inference runs a batch of `images` takes. */
-export function runCount(images: number): number {
-  return Math.ceil(images / MAX_RUN_IMAGES);
+/**
+ * Runs per chunk: a chunk's images are decoded in one CPU turn, inferred run after run and
+ * written in one transaction. Two runs a chunk gave a default batch one decode turn and
+ * one write instead of two of each: the same speed or 1.5 % more, with the input tensors
+ * 38 MB larger (measured: docs/benchmarks.md, change 17).
+ */
+const RUNS_PER_CHUNK = 2;
+const CHUNK_IMAGES = MAX_RUN_IMAGES * RUNS_PER_CHUNK;
+
+/** How many chunks a batch of `images` takes. */
+export function chunkCount(images: number): number {
+  return Math.ceil(images / CHUNK_IMAGES);
 }
 
 export interface ClassifiedChunk {
@@ -55,18 +64,19 @@ export interface ClassifiedChunk {
 }
 
 /**
- * Decodes, resizes and classifies in runs of at most MAX_RUN_IMAGES. An image that cannot
- * be read, decoded or scored becomes a failure of its own; the rest go on.
+ * Decodes, resizes and classifies in chunks (of runs of at most MAX_RUN_IMAGES), yielding
+ * each chunk's outcome. An image that cannot be read, decoded or scored becomes a failure
+ * of its own; the rest go on.
  */
-export async function* classifyInRuns(objects: PendingObject[], model: ModelDescription, options: ClassifyOptions): AsyncGenerator<ClassifiedChunk> {
+export async function* classifyInChunks(objects: PendingObject[], model: ModelDescription, options: ClassifyOptions): AsyncGenerator<ClassifiedChunk> {
   const session = await loadSession(uriToPath(model.modelUri));
   const pool = options.pool ?? decoderPool();
   const [height, width] = model.inputSize;
-  const runs = runCount(objects.length);
-  const size = Math.ceil(objects.length / Math.max(runs, 1));
+  const chunks = chunkCount(objects.length);
+  const size = Math.ceil(objects.length / Math.max(chunks, 1));
   let done = 0;
   const progress = () => options.onProgress?.(++done);
-  for (let i = 0; i < runs; i++) {
+  for (let i = 0; i < chunks; i++) {
     const chunk = objects.slice(i * size, (i + 1) * size);
     const buffer = tensorBuffers.take(chunk.length * height * width * 3);
     let scores: ArrayLike<number>[];
@@ -77,7 +87,7 @@ export async function* classifyInRuns(objects: PendingObject[], model: ModelDesc
       ({ ready, failures } = decoded);
       options.signal?.throwIfAborted();
       // ONNX Runtime reads the input during the run and keeps no reference to it: the buffer is free after.
-      scores = ready.length === 0 ? [] : await classify(session, model, decoded.pixels, [ready.length, height, width, 3]);
+      scores = await classifyInRuns(session, model, decoded.pixels, ready.length, height, width);
     } finally {
       tensorBuffers.give(buffer);
     }
@@ -95,6 +105,26 @@ export async function* classifyInRuns(objects: PendingObject[], model: ModelDesc
   }
 }
 
+/** Scores for the first `images` images of `pixels`, in even runs of at most MAX_RUN_IMAGES, each a CPU turn of its own. */
+async function classifyInRuns(
+  session: Awaited<ReturnType<typeof loadSession>>,
+  model: ModelDescription,
+  pixels: Float32Array,
+  images: number,
+  height: number,
+  width: number,
+): Promise<ArrayLike<number>[]> {
+  if (images === 0) return [];
+  const perImage = height * width * 3;
+  const runImages = Math.ceil(images / Math.ceil(images / MAX_RUN_IMAGES));
+  const scores: ArrayLike<number>[] = [];
+  for (let first = 0; first < images; first += runImages) {
+    const count = Math.min(runImages, images - first);
+    scores.push(...(await classify(session, model, pixels.subarray(first * perImage, (first + count) * perImage), [count, height, width, 3])));
+  }
+  return scores;
+}
+
 /** Describes NaN or infinite scores (which rank nothing), or returns undefined when all are finite. */
 function nonFinite(scores: ArrayLike<number>): string | undefined {
   const bad: string[] = [];
@@ -104,7 +134,7 @@ function nonFinite(scores: ArrayLike<number>): string | undefined {
 }
 
 /**
- * Input tensors reused from run to run: a fresh 20 MB array per run costs zeroing, page
+ * Input tensors reused from chunk to chunk: a fresh 38 MB array per chunk costs zeroing, page
  * faults and garbage collections in the worker (measured: see docs/benchmarks.md).
  */
 const tensorBuffers = {
@@ -114,13 +144,13 @@ const tensorBuffers = {
     return index >= 0 ? this.free.splice(index, 1)[0]!.subarray(0, length) : new Float32Array(length);
   },
   give(buffer: Float32Array): void {
-    // At most two kept (two runs can be between decoding and inference at once), whole.
+    // At most two kept (two chunks can be between decoding and inference at once), whole.
     this.free.push(new Float32Array(buffer.buffer));
     if (this.free.length > 2) this.free.sort((a, b) => b.length - a.length).pop();
   },
 };
 
-/** Decodes a run's images into `pixels`: those that decoded, in order, packed at the front. */
+/** Decodes a chunk's images into `pixels`: those that decoded, in order, packed at the front. */
 async function preprocess(
   pool: DecoderPool,
   objects: PendingObject[],

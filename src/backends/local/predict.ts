@@ -1,13 +1,13 @@
 /**
  * Planning and running batches locally. A batch is the objects whose `md5_number(uri) % k`
  * is its index (narrowed further by a second hash when it had to be split), that have no
- * prediction and no standing failure for the prediction version. Each run of images is
- * written in one transaction, so a crash leaves all of its rows or none of them.
+ * prediction and no standing failure for the prediction version. Each chunk of images
+ * (inference.ts) is written in one transaction, so a crash leaves all of its rows or none.
  */
 import { DOUBLE, INTEGER, LIST, STRUCT, VARCHAR, structValue } from '@duckdb/node-api';
 import type { BatchPlan, BatchProgress, BatchRequest, BatchResult, BatchSlice } from '../../workflows/contract';
 import type { LocalContext } from './context';
-import { classifyInRuns, runCount, type Failure, type PendingObject, type Prediction } from './inference';
+import { chunkCount, classifyInChunks, type Failure, type PendingObject, type Prediction } from './inference';
 import { cpuTurn, topK } from './runtime';
 import { TOP_K_TYPE, uriHashSql } from './schema';
 import type { Db } from './warehouse';
@@ -137,21 +137,21 @@ export async function predictBatch(
   );
   onProgress?.({ pending: objects.length, imagesDone: 0 });
   const labels = await ctx.labelsOf(request.modelVersion, request.model.classCount);
-  const runs = classifyInRuns(objects, request.model, {
+  const chunks = classifyInChunks(objects, request.model, {
     preserveAspectRatio: ctx.spec.model.preserveAspectRatio,
     onProgress: (imagesDone) => onProgress?.({ pending: objects.length, imagesDone }),
     signal,
   });
-  // Each run's rows land as they are ready: a worker lost mid-batch redoes only the rest.
-  // A run's rows are written while the next run decodes (both may share a CPU turn); the
+  // Each chunk's rows land as they are ready: a worker lost mid-batch redoes only the rest.
+  // A chunk's rows are written while the next chunk decodes (both may share a CPU turn); the
   // writes themselves stay in order. The last write also counts the batch, saving the
   // warehouse one more open.
-  const last = runCount(objects.length) - 1;
+  const last = chunkCount(objects.length) - 1;
   let index = 0;
   let writing: Promise<BatchResult | undefined> = Promise.resolve(undefined);
   let writeFailed: { error: unknown } | undefined;
   try {
-    for await (const { predictions, failures } of runs) {
+    for await (const { predictions, failures } of chunks) {
       if (writeFailed) throw writeFailed.error; // rows that cannot land: stop before decoding more
       signal?.throwIfAborted();
       const isLast = index++ === last;
