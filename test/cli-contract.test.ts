@@ -17,7 +17,7 @@ import { connectTemporal } from '../src/temporal/connection';
 import { startDevServer, findTemporalCli } from '../src/temporal/devServer';
 import { Ids, type ScheduledOutcome } from '../src/workflows/contract';
 import { CLI } from './support/paths';
-import { freePorts } from './support/ports';
+import { freePorts, freePortsOutsideEphemeralRange } from './support/ports';
 import { makeFixture, query, testClient, testServer, uniqueQueue, withWorker, type Fixture } from './support/pipeline';
 
 let client: Client;
@@ -280,7 +280,8 @@ describe('interrupts, outages and missing workers', () => {
 
   test('a Temporal outage during `run` is waited out, saying why; the run finishes exactly once', async () => {
     const cliPath = findTemporalCli()!;
-    const [port, uiPort] = (await freePorts(2)) as [number, number];
+    // The server comes back on the same ports: ones no other process can be given meanwhile.
+    const [port, uiPort] = (await freePortsOutsideEphemeralRange(2)) as [number, number];
     const state = mkdtempSync(join(tmpdir(), 'objinfer-outage-'));
     const serverOptions = { cliPath, port, uiPort, dbFile: join(state, 'temporal.db'), logFile: join(state, 'temporal.log'), detached: true };
     let server = await startDevServer(serverOptions);
