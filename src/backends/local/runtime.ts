@@ -14,8 +14,9 @@ const sessions = new Map<string, Promise<ort.InferenceSession>>();
  * measurement (bench/ `session` rows): full graph optimisation (the 'extended' level: 0.62x),
  * the memory arena on (off: 0.94x), ONNX Runtime's threads not spinning between runs, which
  * left the bare loop as fast and let the decoders that run next start at once (decoding 12 %
- * faster between runs), and no memory pattern: the bare loop as fast, and the worker's peak
- * 150-190 MiB lower (a pattern is planned, and its memory kept, per input shape).
+ * faster between runs), and no memory pattern (a pattern is planned, and its memory kept,
+ * per input shape): the bare loop 0-1 % slower, the worker's peak 150-190 MiB lower, and
+ * with chunks of two runs (inference.ts) the pipeline as fast or faster.
  */
 export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   graphOptimizationLevel: 'all',
