@@ -1,26 +1,37 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 
+/** A server listening on `port` of 127.0.0.1 (0: any the kernel picks), or undefined when the port is taken. */
+function listenOn(port: number): Promise<Server | undefined> {
+  const server = createServer();
+  return new Promise((done) => {
+    server.once('error', () => done(undefined));
+    server.listen(port, '127.0.0.1', () => done(server));
+  });
+}
+
 /**
- * `count` distinct TCP ports nothing listens on right now, for servers started by tests and
- * benchmarks. All are held open until every one is found, so two calls of one request
- * cannot return the same port.
+ * `count` distinct ports from `candidate()` that nothing listens on right now. All are held
+ * open until every one is found, so one call cannot return the same port twice.
  */
-export async function freePorts(count: number): Promise<number[]> {
+async function heldPorts(count: number, candidate: () => number): Promise<number[]> {
   const servers: Server[] = [];
   try {
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((done, fail) => {
-        server.once('error', fail);
-        server.listen(0, '127.0.0.1', () => done());
-      });
+    while (servers.length < count) {
+      const port = candidate();
+      const server = await listenOn(port);
+      if (server) servers.push(server);
+      else if (port === 0) throw new Error('no free TCP port on 127.0.0.1');
     }
     return servers.map((s) => (s.address() as { port: number }).port);
   } finally {
     await Promise.all(servers.map((s) => new Promise((done) => s.close(done))));
   }
+}
+
+/** `count` distinct TCP ports nothing listens on right now, for servers started by tests and benchmarks. */
+export function freePorts(count: number): Promise<number[]> {
+  return heldPorts(count, () => 0);
 }
 
 export async function freePort(): Promise<number> {
@@ -42,22 +53,8 @@ function ephemeralLow(): number {
  * any other process's `listen(0)` or outgoing connection (a client retrying it can even
  * connect to itself), and the restart then fails with "address already in use".
  */
-export async function freePortsOutsideEphemeralRange(count: number): Promise<number[]> {
+export function freePortsOutsideEphemeralRange(count: number): Promise<number[]> {
   const high = ephemeralLow() - 1;
   const low = Math.max(10_000, high - 20_000);
-  const servers: Server[] = [];
-  try {
-    while (servers.length < count) {
-      const port = low + Math.floor(Math.random() * (high - low));
-      const server = createServer();
-      const listening = await new Promise<boolean>((done) => {
-        server.once('error', () => done(false));
-        server.listen(port, '127.0.0.1', () => done(true));
-      });
-      if (listening) servers.push(server);
-    }
-    return servers.map((s) => (s.address() as { port: number }).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise((done) => s.close(done))));
-  }
+  return heldPorts(count, () => low + Math.floor(Math.random() * (high - low)));
 }
