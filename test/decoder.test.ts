@@ -82,6 +82,25 @@ test('pixels come back through an unlinked file in memory: many images at once l
   }
 });
 
+test('started ahead of work, every decoder loads libjpeg-turbo before its first image, and then decodes the images itself', async () => {
+  const p = pool({ processes: 2 });
+  p.start();
+  p.start(); // twice: still two
+  const started = p.decoders().map((d) => d.pid);
+  expect(started).toHaveLength(2);
+  const mapsTurboJpeg = (pid: number) => readFileSync(`/proc/${pid}/maps`, 'utf8').includes('libturbojpeg');
+  for (const pid of started) {
+    while (!mapsTurboJpeg(pid)) await new Promise((r) => setTimeout(r, 10));
+  }
+  const jpeg = join(dir, 'started.jpg');
+  await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 0, g: 0, b: 255 } } })
+    .jpeg()
+    .toFile(jpeg);
+  const outcomes = await Promise.all([1, 2, 3, 4].map(() => p.decode(request(jpeg))));
+  expect(outcomes).toEqual(Array(4).fill({ ok: true }));
+  expect(p.decoders().map((d) => d.pid)).toEqual(started);
+});
+
 test('an image bomb is refused from its header, before any decoder reads its pixels', async () => {
   const bomb = pngBomb(40_000, 40_000, Buffer.from('IDATtruncated'));
   expect(readHeader(bomb)).toMatchObject({ format: 'png', width: 40_000, height: 40_000 });

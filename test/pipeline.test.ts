@@ -23,6 +23,8 @@ import * as ort from 'onnxruntime-node';
 import { LocalContext } from '../src/backends/local/context';
 import { ensureObjectTable } from '../src/backends/local/objectTable';
 import { listeningForWaits, type StepNews } from '../src/backends/waiting';
+import { decoderPool } from '../src/images/decoderPool';
+import { availableParallelism } from 'node:os';
 
 let client: Client;
 let connection: Connection;
@@ -272,6 +274,14 @@ test('a batch is decoded and written in chunks of two runs, and no ONNX Runtime 
   }
   const wrong = await query(fixture.config, `SELECT uri, label FROM objinfer_test.predictions WHERE NOT starts_with(parse_filename(uri), label || '-')`);
   expect(wrong).toEqual([]);
+});
+
+test("describing a model starts the worker's decoders, so the first batch does not wait for them to start", async () => {
+  const fixture = await makeFixture({ labels: ['red'], taskQueue: uniqueQueue('decoders') });
+  decoderPool().close();
+  expect(decoderPool().decoders()).toEqual([]);
+  await provisioned(fixture.config);
+  expect(decoderPool().decoders()).toHaveLength(availableParallelism());
 });
 
 test('two attempts of one batch at once in one worker write each prediction once, with no index on the results table', async () => {

@@ -288,6 +288,15 @@ export class DecoderPool {
     });
   }
 
+  /**
+   * Starts every decoder now, before the first image: a decoder's start (Node, its
+   * libraries, the resize kernel) takes about 0.2 s of CPU, which the first batch would
+   * otherwise wait for. Called while the model loads, which keeps only one core busy.
+   */
+  start(): void {
+    while (this.processes.length < this.options.processes) this.spawnDecoder();
+  }
+
   close(): void {
     for (const process of this.processes) process.kill();
     this.processes.length = 0;
@@ -302,19 +311,22 @@ export class DecoderPool {
     while (this.queue.length > 0) {
       // The least loaded decoder that can take a job; a new one while every decoder has work.
       let process = this.processes.filter((p) => p.idle).sort((a, b) => a.load - b.load)[0];
-      if ((!process || process.load > 0) && this.processes.length < this.options.processes) {
-        this.script ??= decoderScript();
-        process = new DecoderProcess(
-          this.script,
-          this.options,
-          () => this.dispatch(),
-          (p, orphan, unstarted, reason) => this.exited(p, orphan, unstarted, reason),
-        );
-        this.processes.push(process);
-      }
+      if ((!process || process.load > 0) && this.processes.length < this.options.processes) process = this.spawnDecoder();
       if (!process) return;
       process.run(this.queue.shift()!);
     }
+  }
+
+  private spawnDecoder(): DecoderProcess {
+    this.script ??= decoderScript();
+    const process = new DecoderProcess(
+      this.script,
+      this.options,
+      () => this.dispatch(),
+      (p, orphan, unstarted, reason) => this.exited(p, orphan, unstarted, reason),
+    );
+    this.processes.push(process);
+    return process;
   }
 
   private exited(process: DecoderProcess, orphan: Pending | undefined, unstarted: Pending[], reason: string): void {

@@ -10,6 +10,7 @@
 import { closeSync, constants, createWriteStream, fstatSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { decodeRgb8 } from './decode';
+import { turboJpeg } from './jpeg';
 import { MAX_IMAGE_BYTES } from './limits';
 import { resizeRgb8 } from './resize';
 import { ImageDecodeError, ImageResizeError } from './types';
@@ -136,4 +137,6 @@ if (require.main === module) {
     });
   });
   process.stdin.on('end', () => void queue.then(() => out.end()));
+  // libjpeg-turbo now, not at the first image: the pool may start decoders ahead of their work.
+  queue = queue.then(() => void turboJpeg());
 }

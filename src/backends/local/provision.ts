@@ -14,6 +14,7 @@ import type { LocalContext } from './context';
 import { findGrant } from './iam';
 import { checkModel } from './modelCheck';
 import { loadSession, signature } from './runtime';
+import { decoderPool } from '../../images/decoderPool';
 import { errorsDdl, labelsDdl, resultsDdl, resultsWithoutIndex } from './schema';
 import { copyIfChanged, patternRoot, pathToUri, uriToPath } from './storage';
 import { quote } from './warehouse';
@@ -145,6 +146,7 @@ export async function ensureModel(ctx: LocalContext, artifact: ModelArtifact): P
 export async function describeModel(ctx: LocalContext, artifact: ModelArtifact): Promise<ModelDescription> {
   await ctx.use((db) => ctx.assertCanRead(db, [ctx.bucketUri]));
   const modelPath = uriToPath(artifact.uri);
+  decoderPool().start(); // beside the model's load, which keeps one core busy
   const { inputs, outputs } = signature(await loadSession(modelPath, ctx.spec.model.source));
   const labels = ctx.spec.model.labels ? parseLabels(await readFile(join(modelPath, '..', 'labels.txt'), 'utf8')) : undefined;
   const checked = checkModel(inputs, outputs, ctx.spec.model, labels);
