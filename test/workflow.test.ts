@@ -61,6 +61,23 @@ test('IAM propagation that outlasts iam.propagationTimeout fails with the bound 
   );
 });
 
+test('iam.propagationTimeout run out by other errors fails with the bound and the last error, not a bare timeout', async () => {
+  const error = await run(
+    spec({ iam: { propagationTimeout: '10m' } }),
+    mockActivities(1, {
+      ensureObjectTable: async () => {
+        throw ApplicationFailure.create({ type: 'Unavailable', message: 'the backend is unavailable (503)', nonRetryable: false });
+      },
+    }),
+  ).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(WorkflowFailedError);
+  const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
+  expect(cause.type).toBe(ErrorType.IamPropagationTimeout);
+  expect(cause.message).toMatch(
+    /^object table: did not finish within iam\.propagationTimeout, 10m00s, the bound on steps that read through the connection \(waited (9|10)m\d\ds; last error: the backend is unavailable \(503\)\)/,
+  );
+});
+
 test('the sliding window never has more than batch.concurrency batches in flight', async () => {
   let inFlight = 0;
   let most = 0;

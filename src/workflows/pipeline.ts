@@ -299,15 +299,29 @@ class PipelineRun {
     try {
       return await work();
     } catch (error) {
+      const bound = formatDuration(this.spec.iam.propagationTimeoutMs);
+      const waited = formatDuration(Date.now() - started);
       const pending = findFailure(error, ErrorType.IamPropagationPending);
       if (pending) {
         throw ApplicationFailure.create({
           type: ErrorType.IamPropagationTimeout,
           nonRetryable: true,
           message:
-            `${step}: IAM permissions did not propagate within ${formatDuration(this.spec.iam.propagationTimeoutMs)} ` +
-            `(waited ${formatDuration(Date.now() - started)}; last error: ${pending.message}). Check the grant of roles/storage.objectViewer ` +
+            `${step}: IAM permissions did not propagate within ${bound} ` +
+            `(waited ${waited}; last error: ${pending.message}). Check the grant of roles/storage.objectViewer ` +
             "to the connection's service account, or raise iam.propagationTimeout.",
+        });
+      }
+      // The same bound, run out by other errors (these steps retry without an attempt cap, so a
+      // retryable failure ends them only at the bound) or while an attempt was still running.
+      const timeout = error instanceof ActivityFailure && error.cause instanceof TimeoutFailure ? error.cause : undefined;
+      const last = timeout ? timeout.cause : isRetryable(error) ? (error as ActivityFailure).cause : undefined;
+      if (timeout?.timeoutType === TimeoutType.SCHEDULE_TO_CLOSE || (!timeout && last)) {
+        const seen = last instanceof Error ? `last error: ${last.message}` : 'an attempt was still running';
+        throw ApplicationFailure.create({
+          type: ErrorType.IamPropagationTimeout,
+          nonRetryable: true,
+          message: `${step}: did not finish within iam.propagationTimeout, ${bound}, the bound on steps that read through the connection (waited ${waited}; ${seen}). Raise iam.propagationTimeout if this step needs longer.`,
         });
       }
       throw error;
