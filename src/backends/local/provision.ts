@@ -6,6 +6,7 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ErrorType, ObjinferError } from '../../errors';
+import { decoderPool } from '../../images/decoderPool';
 import type { ConnectionInfo, ModelArtifact, ModelDescription, PreflightReport, StepOutcome } from '../../workflows/contract';
 import { OBJECT_VIEWER } from '../common/iam';
 import { parseLabels, predictionVersion } from '../common/model';
@@ -14,7 +15,6 @@ import type { LocalContext } from './context';
 import { findGrant } from './iam';
 import { checkModel } from './modelCheck';
 import { loadSession, signature } from './runtime';
-import { decoderPool } from '../../images/decoderPool';
 import { errorsDdl, labelsDdl, resultsDdl, resultsWithoutIndex } from './schema';
 import { copyIfChanged, patternRoot, pathToUri, uriToPath } from './storage';
 import { quote } from './warehouse';
