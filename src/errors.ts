@@ -14,6 +14,12 @@ export const ErrorType = {
   WarehouseBusy: 'WarehouseBusy',
   /** Google refused the request or statement as it stands (a retry would be refused the same way). */
   Refused: 'Refused',
+  /** The disk holding the warehouse or the objects is full: free space, then run again. */
+  NoSpace: 'NoSpace',
+  /** A passing failure (a busy file, too many open files, a write conflict): a later attempt may not meet it. */
+  Transient: 'Transient',
+  /** A failure nothing marks as passing: retrying would meet it again, so the step fails with it. */
+  StepFailed: 'StepFailed',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 
@@ -27,7 +33,22 @@ export const NON_RETRYABLE_ERROR_TYPES: ErrorType[] = [
   ErrorType.ModelShapeMismatch,
   ErrorType.ModelInvalid,
   ErrorType.Refused,
+  ErrorType.NoSpace,
+  ErrorType.StepFailed,
 ];
+
+/**
+ * Failure messages travel in workflow history, where Temporal bounds a failure's size (a
+ * 100 000-character pattern made one it refused). Longer ones are cut here; the worker logs
+ * them whole.
+ */
+export const MAX_FAILURE_MESSAGE = 2000;
+
+export function truncateMessage(message: string, max = MAX_FAILURE_MESSAGE): string {
+  if (message.length <= max) return message;
+  const omitted = message.length - max;
+  return `${message.slice(0, max)}… (${omitted} more characters in the worker's log)`;
+}
 
 /** An error a backend raises on purpose; activities turn it into an ApplicationFailure. */
 export class ObjinferError extends Error {

@@ -153,3 +153,22 @@ test('a cancelled batch: the backend sees the signal abort, and the activity end
   expect(await result).toBeInstanceOf(CancelledFailure);
   expect(signalSeen!.aborted).toBe(true);
 });
+
+test('a failure message longer than history should hold is cut, saying where the rest is; its type and retryability stay', async () => {
+  const long = `sourceUris: ${'*'.repeat(100_000)}`;
+  const { activities } = activitiesOver({
+    ensureDataset: async () => {
+      throw new ObjinferError(ErrorType.InvalidConfig, long);
+    },
+    ensureBucket: async () => {
+      throw new Error(long);
+    },
+  });
+  const typed = (await failureOf(new MockActivityEnvironment().run(activities.ensureDataset, ref))) as ApplicationFailure;
+  expect(typed).toBeInstanceOf(ApplicationFailure);
+  expect(typed).toMatchObject({ type: ErrorType.InvalidConfig, nonRetryable: true });
+  expect(typed.message).toBe(`${long.slice(0, 2000)}… (${long.length - 2000} more characters in the worker's log)`);
+  const plain = (await failureOf(new MockActivityEnvironment().run(activities.ensureBucket, ref))) as ApplicationFailure;
+  expect(plain).toMatchObject({ type: 'Error', nonRetryable: false });
+  expect(plain.message.length).toBeLessThan(2100);
+});

@@ -4,11 +4,11 @@
  * policies name, heartbeat while they work, and pass on why a step is waiting or what a
  * long one is doing.
  */
-import { Context } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Backend } from '../backends/port';
 import { listeningForWaits } from '../backends/waiting';
-import { ObjinferError } from '../errors';
+import { MAX_FAILURE_MESSAGE, ObjinferError, truncateMessage } from '../errors';
 import type { BatchProgress, BatchRequest, ModelArtifact, ModelDescription, PipelineRef } from '../workflows/contract';
 import { BackendRegistry } from './backends';
 
@@ -39,7 +39,12 @@ async function classified<T>(work: (heartbeat: (details: BatchProgress) => void)
     );
   } catch (error) {
     if (error instanceof ObjinferError) {
-      throw ApplicationFailure.create({ type: error.type, message: error.message, nonRetryable: !error.retryable });
+      if (error.message.length > MAX_FAILURE_MESSAGE) log.warn('failure message cut for history', { message: error.message });
+      throw ApplicationFailure.create({ type: error.type, message: truncateMessage(error.message), nonRetryable: !error.retryable });
+    }
+    if (error instanceof Error && !(error instanceof ApplicationFailure) && error.message.length > MAX_FAILURE_MESSAGE) {
+      log.warn('failure message cut for history', { message: error.message });
+      throw ApplicationFailure.create({ type: error.name, message: truncateMessage(error.message) });
     }
     throw error;
   } finally {

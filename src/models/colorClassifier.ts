@@ -29,7 +29,8 @@ export const COLOR_MODEL_OUTPUT = 'scores';
 /** Sharpness of the softmax; large enough that a clear colour gets a clear winner. */
 const SHARPNESS = 6;
 
-export function colorClassifierOnnx(inputSize = 32): Buffer {
+/** `batch`: the input's batch dimension, dynamic unless a fixed size is given (hostile-model tests). */
+export function colorClassifierOnnx(inputSize = 32, batch: number | string = 'batch'): Buffer {
   const classes = COLOR_LABELS.length;
   const weights = new Float32Array(3 * classes);
   const bias = new Float32Array(classes);
@@ -40,8 +41,8 @@ export function colorClassifierOnnx(inputSize = 32): Buffer {
   });
   return encodeModel({
     name: 'color_classifier',
-    inputs: [{ name: COLOR_MODEL_INPUT, dims: ['batch', inputSize, inputSize, 3] }],
-    outputs: [{ name: COLOR_MODEL_OUTPUT, dims: ['batch', classes] }],
+    inputs: [{ name: COLOR_MODEL_INPUT, dims: [batch, inputSize, inputSize, 3] }],
+    outputs: [{ name: COLOR_MODEL_OUTPUT, dims: [batch, classes] }],
     initializers: [
       { name: 'weights', dims: [3, classes], values: weights },
       { name: 'bias', dims: [classes], values: bias },

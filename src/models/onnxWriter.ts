@@ -96,9 +96,9 @@ function writeValueInfo(w: ProtoWriter, name: string, dims: Dim[]): void {
 }
 
 /** Serialises a float32 graph as an ONNX ModelProto. */
-export function encodeModel(graph: GraphSpec, producer = 'objinfer'): Buffer {
+export function encodeModel(graph: GraphSpec, producer = 'objinfer', versions: { irVersion?: number; opset?: number } = {}): Buffer {
   const model = new ProtoWriter()
-    .varint(1, 8) // ir_version
+    .varint(1, versions.irVersion ?? 8) // ir_version
     .string(2, producer)
     .message(7, (g) => {
       graph.nodes.forEach((node, index) =>
@@ -129,6 +129,6 @@ export function encodeModel(graph: GraphSpec, producer = 'objinfer'): Buffer {
       graph.inputs.forEach((input) => g.message(11, (v) => writeValueInfo(v, input.name, input.dims)));
       graph.outputs.forEach((output) => g.message(12, (v) => writeValueInfo(v, output.name, output.dims)));
     })
-    .message(8, (opset) => opset.string(1, '').varint(2, 13));
+    .message(8, (opset) => opset.string(1, '').varint(2, versions.opset ?? 13));
   return model.finish();
 }

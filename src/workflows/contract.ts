@@ -84,6 +84,8 @@ export interface ModelDescription {
   /** Height and width the images are resized to. */
   inputSize: [number, number];
   classCount: number;
+  /** Images per inference run at most: 1 for a model whose batch dimension is fixed at 1. */
+  maxBatch?: number;
   /** Where the model was loaded from. */
   modelUri: string;
 }

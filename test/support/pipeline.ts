@@ -3,13 +3,14 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, Worker } from '@temporalio/worker';
 import { stringify } from 'yaml';
 import { BackendRegistry, createActivities } from '../../src/activities';
 import { createBackend } from '../../src/backends';
 import type { BackendFactory } from '../../src/backends/port';
 import { Warehouse, type Row } from '../../src/backends/local/warehouse';
+import { startPipeline, waitForResult } from '../../src/client';
 import { loadConfig, type RunSpec } from '../../src/config';
 import { writeColorModel } from '../../src/demo';
 import { CORRUPT_JPEG, writeColorImage, type DemoFormat } from '../../src/demo/images';
@@ -112,6 +113,7 @@ export interface AttemptRecord {
   activityType: string;
   attempt: number;
   lastFailureType?: string;
+  lastFailureMessage?: string;
 }
 
 /**
@@ -150,8 +152,36 @@ export async function activityStarts(client: Client, workflowId: string): Promis
         activityType: scheduled.get(String(started.scheduledEventId)) ?? '',
         attempt: started.attempt ?? 1,
         lastFailureType: started.lastFailure?.applicationFailureInfo?.type ?? undefined,
+        lastFailureMessage: started.lastFailure?.message ?? undefined,
       });
     }
   }
   return starts;
+}
+
+/** Runs the pipeline to its end with an in-process worker; returns its summary. */
+export async function runToEnd(client: Client, taskQueue: string, config: RunSpec, backendFor?: BackendFactory) {
+  return withWorker(taskQueue, async () => waitForResult(client, (await startPipeline(client, config)).workflowId), backendFor);
+}
+
+/** Runs the pipeline, which must fail; returns the innermost cause (the activity's failure, with its type). */
+export async function failureOfRun(
+  client: Client,
+  taskQueue: string,
+  config: RunSpec,
+  backendFor?: BackendFactory,
+): Promise<{ type?: string; message: string }> {
+  const error = await withWorker(
+    taskQueue,
+    async () =>
+      waitForResult(client, (await startPipeline(client, config)).workflowId).then(
+        () => new Error('the run succeeded'),
+        (e: unknown) => e,
+      ),
+    backendFor,
+  );
+  if (!(error instanceof WorkflowFailedError)) throw error;
+  let cause: Error | undefined = error.cause;
+  while (cause?.cause instanceof Error) cause = cause.cause;
+  return cause as { type?: string; message: string };
 }

@@ -63,7 +63,7 @@ export class LocalContext {
   /** Throws what a read through the connection would meet while a grant is missing or propagating. */
   async assertCanRead(db: Db, buckets: string[]): Promise<void> {
     for (const bucket of buckets) {
-      await assertConnectionCanRead(db, bucket, this.serviceAccount, this.spec.iam.simulatedPropagationDelayMs);
+      await assertConnectionCanRead(db, bucket, this.serviceAccount, this.spec.iam.simulatedPropagationDelayMs, this.spec.local.warehouse);
     }
   }
 

@@ -30,9 +30,18 @@ export async function assertConnectionCanRead(
   bucket: string,
   serviceAccount: string,
   simulatedPropagationDelayMs: number,
+  warehouse: string,
   now = new Date(),
 ): Promise<void> {
   const grantedAt = await findGrant(db, bucket, serviceAccount);
+  if (!grantedAt && !(await db.one('SELECT 1 FROM _objinfer.connections WHERE service_account = $1', [serviceAccount]))) {
+    // No connection at all: the warehouse that held it is gone (deleted, or replaced by a new file).
+    throw new ObjinferError(
+      ErrorType.NotFound,
+      `the warehouse ${warehouse} no longer holds this pipeline's connection: it was deleted or replaced while the run went on; ` +
+        'run again to provision it anew (predictions written to the old file are not in the new one)',
+    );
+  }
   if (!grantedAt) {
     throw new ObjinferError(
       ErrorType.PermissionDenied,

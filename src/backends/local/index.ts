@@ -7,9 +7,11 @@
  * Same shape as ../gcp: provision, objectTable, predict, results, plan, cleanup.
  */
 import type { RunSpec } from '../../config';
+import type { BatchProgress, BatchRequest, ModelArtifact, ModelDescription } from '../../workflows/contract';
 import type { Backend } from '../port';
 import { cleanup } from './cleanup';
 import { LocalContext } from './context';
+import { localFailure } from './failures';
 import { ensureObjectTable } from './objectTable';
 import { describePlan } from './plan';
 import { planBatches, predictBatch, recordUnprocessable } from './predict';
@@ -19,25 +21,38 @@ import { LocalResults } from './results';
 export function createLocalBackend(spec: RunSpec): Backend {
   const ctx = new LocalContext(spec);
   const results = new LocalResults(spec);
+  /** Every step's failure classified (failures.ts); a cancelled batch's abort passes as it is. */
+  const step =
+    <A extends unknown[], T>(name: string, work: (...args: A) => Promise<T>) =>
+    async (...args: A): Promise<T> => {
+      try {
+        return await work(...args);
+      } catch (error) {
+        const signal = args.find((arg): arg is AbortSignal => arg instanceof AbortSignal);
+        throw signal?.aborted ? error : localFailure(error, spec, name);
+      }
+    };
   return {
-    preflight: () => provision.preflight(ctx),
-    ensureDataset: () => provision.ensureDataset(ctx),
+    preflight: step('preflight', () => provision.preflight(ctx)),
+    ensureDataset: step('dataset', () => provision.ensureDataset(ctx)),
     ensureReservation: async () => [], // reservations are a BigQuery matter
-    ensureConnection: () => provision.ensureConnection(ctx),
-    ensureBucket: () => provision.ensureBucket(ctx),
-    grantObjectViewer: (serviceAccount) => provision.grantObjectViewer(ctx, serviceAccount),
-    uploadModel: () => provision.uploadModel(ctx),
-    ensureObjectTable: () => ensureObjectTable(ctx),
-    ensureModel: (artifact) => provision.ensureModel(ctx, artifact),
-    describeModel: (artifact) => provision.describeModel(ctx, artifact),
-    ensureResultTables: (model) => provision.ensureResultTables(ctx, model),
-    planBatches: (version) => planBatches(ctx, version),
-    predictBatch: (request, onProgress, signal) => predictBatch(ctx, request, onProgress, signal),
-    recordUnprocessable: (request, reason) => recordUnprocessable(ctx, request, reason),
+    ensureConnection: step('connection', () => provision.ensureConnection(ctx)),
+    ensureBucket: step('bucket', () => provision.ensureBucket(ctx)),
+    grantObjectViewer: step('grant', (serviceAccount: string) => provision.grantObjectViewer(ctx, serviceAccount)),
+    uploadModel: step('upload model', () => provision.uploadModel(ctx)),
+    ensureObjectTable: step('object table', () => ensureObjectTable(ctx)),
+    ensureModel: step('model', (artifact: ModelArtifact) => provision.ensureModel(ctx, artifact)),
+    describeModel: step('describe model', (artifact: ModelArtifact) => provision.describeModel(ctx, artifact)),
+    ensureResultTables: step('tables', (model: ModelDescription) => provision.ensureResultTables(ctx, model)),
+    planBatches: step('plan', (version: string) => planBatches(ctx, version)),
+    predictBatch: step('batch', (request: BatchRequest, onProgress?: (progress: BatchProgress) => void, signal?: AbortSignal) =>
+      predictBatch(ctx, request, onProgress, signal),
+    ),
+    recordUnprocessable: step('set aside', (request: BatchRequest, reason: string) => recordUnprocessable(ctx, request, reason)),
     readResults: (filter) => results.readResults(filter),
     readErrors: (filter) => results.readErrors(filter),
     describePlan: () => describePlan(ctx),
-    cleanup: (options) => cleanup(ctx, options),
+    cleanup: step('cleanup', (options: { deleteData: boolean }) => cleanup(ctx, options)),
   };
 }
 

@@ -116,7 +116,8 @@ async function classifyInRuns(
 ): Promise<ArrayLike<number>[]> {
   if (images === 0) return [];
   const perImage = height * width * 3;
-  const runImages = Math.ceil(images / Math.ceil(images / MAX_RUN_IMAGES));
+  const most = Math.min(MAX_RUN_IMAGES, model.maxBatch ?? MAX_RUN_IMAGES);
+  const runImages = Math.ceil(images / Math.ceil(images / most));
   const scores: ArrayLike<number>[] = [];
   for (let first = 0; first < images; first += runImages) {
     const count = Math.min(runImages, images - first);

@@ -15,11 +15,32 @@ export interface CheckedModel {
   outputNames: string[];
   inputSize: [number, number];
   classCount: number;
+  /** 1 when the model's batch dimension is fixed at 1: it is fed one image at a time. */
+  maxBatch?: number;
   warnings: string[];
 }
 
 function shapeText(shape: (number | string)[]): string {
   return `[${shape.join(', ')}]`;
+}
+
+/** What to do about an input that is channels-first (as PyTorch exports) or not float32. */
+function layoutHint(input: TensorSignature): string {
+  if (input.shape.length === 4 && input.shape[1] === 3 && input.shape[3] !== 3) {
+    return (
+      ' (this one is channels-first, NCHW, as PyTorch exports): export it channels-last, e.g. torch.onnx.export a wrapper whose forward ' +
+      'is `model(x.permute(0, 3, 1, 2))` with an input of [batch, height, width, 3], or add a Transpose(perm=[0, 3, 1, 2]) after the input'
+    );
+  }
+  if (input.type !== 'float32') return ` (this one is ${input.type}): export it with a float32 input of pixel values in [0, 1]`;
+  return '';
+}
+
+/** Labels that name more than one class, with the class indices of each. */
+function repeatedLabels(labels: string[]): [string, number[]][] {
+  const at = new Map<string, number[]>();
+  labels.forEach((label, index) => at.set(label, [...(at.get(label) ?? []), index]));
+  return [...at.entries()].filter(([, lines]) => lines.length > 1);
 }
 
 /** Checks a model's signature against the config; throws an ObjinferError naming both sides. */
@@ -35,7 +56,16 @@ export function checkModel(inputs: TensorSignature[], outputs: TensorSignature[]
   if (input.type !== 'float32' || input.shape.length !== 4 || !(input.shape[3] === 3 || typeof input.shape[3] === 'string')) {
     throw new ObjinferError(
       ErrorType.ModelShapeMismatch,
-      `model input "${input.name}" is ${input.type} ${shape}; objinfer feeds float32 NHWC images [batch, height, width, 3]`,
+      `model input "${input.name}" is ${input.type} ${shape}; objinfer feeds float32 NHWC images [batch, height, width, 3]` + layoutHint(input),
+    );
+  }
+  const batch = input.shape[0];
+  if (typeof batch === 'number' && batch !== 1) {
+    throw new ObjinferError(
+      ErrorType.ModelShapeMismatch,
+      `model input "${input.name}" has a fixed batch dimension of ${batch} (${shape}); BigQuery and objinfer take models whose batch dimension is ` +
+        'dynamic (-1 or None) or 1: re-export it with a dynamic batch (torch.onnx.export(..., dynamic_axes={"<input>": {0: "batch"}}), or tf2onnx from a ' +
+        'SavedModel whose signature has None as its batch)',
     );
   }
   const choice = chooseOutput(
@@ -79,7 +109,7 @@ export function checkModel(inputs: TensorSignature[], outputs: TensorSignature[]
   if (labels && labels.length !== classCount) {
     throw new ObjinferError(
       ErrorType.ModelShapeMismatch,
-      `model.labels (${model.labels}) has ${labels.length} labels but output "${output.name}" of ${model.source} has ${classCount} classes ${shapeText(output.shape)}; use the labels file that belongs to this model`,
+      `model.labels (${model.labels}) has ${labels.length} labels (blank lines are not counted) but output "${output.name}" of ${model.source} has ${classCount} classes ${shapeText(output.shape)}; use the labels file that belongs to this model`,
     );
   }
   const warnings: string[] = [];
@@ -89,9 +119,26 @@ export function checkModel(inputs: TensorSignature[], outputs: TensorSignature[]
         'every other image fails (as in BigQuery); set model.preserveAspectRatio: false unless all your images share that shape',
     );
   }
+  const repeated = repeatedLabels(labels ?? []);
+  if (repeated.length > 0) {
+    warnings.push(
+      `model.labels names ${repeated
+        .map(([label, lines]) => `"${label}" for classes ${lines.join(', ')}`)
+        .slice(0, 3)
+        .join('; ')}` + `${repeated.length > 3 ? ` and ${repeated.length - 3} more` : ''}: counts by label add those classes together; make each label unique`,
+    );
+  }
   if (outputs.length > 1 && !model.output)
     warnings.push(`the model has outputs [${outputs.map((o) => o.name).join(', ')}]: scores come from "${output.name}" (${choice.why})`);
-  return { inputName: input.name, outputName: output.name, outputNames: outputs.map((o) => o.name), inputSize, classCount, warnings };
+  return {
+    inputName: input.name,
+    outputName: output.name,
+    outputNames: outputs.map((o) => o.name),
+    inputSize,
+    classCount,
+    ...(batch === 1 ? { maxBatch: 1 } : {}),
+    warnings,
+  };
 }
 
 /** Reads a local ONNX model and its labels and checks them, before anything is created. */

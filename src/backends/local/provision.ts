@@ -157,6 +157,7 @@ export async function describeModel(ctx: LocalContext, artifact: ModelArtifact):
     outputNames: checked.outputNames,
     inputSize: checked.inputSize,
     classCount: checked.classCount,
+    ...(checked.maxBatch ? { maxBatch: checked.maxBatch } : {}),
     modelUri: artifact.uri,
   };
 }

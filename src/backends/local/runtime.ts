@@ -1,5 +1,6 @@
 /** ONNX Runtime on the CPU: sessions cached per model file, float32 NHWC batches. */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { ErrorType, ObjinferError } from '../../errors';
@@ -35,11 +36,42 @@ export function loadSession(path: string, shownAs = path): Promise<ort.Inference
       .then((bytes) => ort.InferenceSession.create(bytes, SESSION_OPTIONS))
       .catch((error: Error) => {
         sessions.delete(path);
-        throw new ObjinferError(ErrorType.ModelInvalid, `model.source ${shownAs} is not an ONNX model ONNX Runtime can load: ${error.message.split('\n')[0]}`);
+        throw unloadable(error, shownAs);
       });
     sessions.set(path, session);
   }
   return session;
+}
+
+/** The bundled ONNX Runtime's version, for messages about what it can read. */
+const ORT_VERSION = (JSON.parse(readFileSync(join(dirname(require.resolve('onnxruntime-node')), '..', 'package.json'), 'utf8')) as { version: string }).version;
+
+/** ONNX Runtime's message without the C++ location and signature it starts with. */
+function ortMessage(error: Error): string {
+  return error.message.split('\n')[0]!.replace(/^\/onnxruntime_src\/\S+ .*?\)\s+(?=[A-Z])/, '');
+}
+
+/** Why ONNX Runtime cannot load a model, with what to do: newer IR versions and opsets are the model's doing, not the config's. */
+function unloadable(error: Error, shownAs: string): ObjinferError {
+  const message = ortMessage(error);
+  const ir = /Unsupported model IR version: (\d+), max supported IR version: (\d+)/.exec(message);
+  if (ir) {
+    return new ObjinferError(
+      ErrorType.ModelInvalid,
+      `model.source ${shownAs} was saved with ONNX IR version ${ir[1]}; the bundled ONNX Runtime ${ORT_VERSION} reads IR versions up to ${ir[2]} ` +
+        `(docs/guide.md lists what it reads): re-save it with IR version ${ir[2]} (python: m = onnx.load(path); m.ir_version = ${ir[2]}; onnx.save(m, path), ` +
+        'which works when the model uses nothing newer), or export it again with an older onnx package',
+    );
+  }
+  const opset = /Opset (\d+) is under development.*till opset (\d+)/.exec(message);
+  if (opset) {
+    return new ObjinferError(
+      ErrorType.ModelInvalid,
+      `model.source ${shownAs} uses ai.onnx opset ${opset[1]}; the bundled ONNX Runtime ${ORT_VERSION} supports opsets up to ${opset[2]}: ` +
+        `export it again with an opset of at most ${opset[2]} (torch.onnx.export(..., opset_version=${opset[2]}), tf2onnx --opset ${opset[2]})`,
+    );
+  }
+  return new ObjinferError(ErrorType.ModelInvalid, `model.source ${shownAs} is not an ONNX model ONNX Runtime can load: ${message}`);
 }
 
 export interface TensorSignature {
@@ -134,7 +166,9 @@ export async function classify(
   pixels: Float32Array,
   dims: [number, number, number, number],
 ): Promise<ArrayLike<number>[]> {
-  const output = await cpuTurn('inference', () => session.run({ [model.inputName]: new ort.Tensor('float32', pixels, dims) }));
+  const output = await cpuTurn('inference', () => session.run({ [model.inputName]: new ort.Tensor('float32', pixels, dims) })).catch((error: Error) => {
+    throw modelRunFailed(error, model, dims);
+  });
   const scores = output[model.outputName];
   if (!scores) throw new ObjinferError(ErrorType.ModelInvalid, `model returned no output named ${model.outputName}`);
   if (scores.dims.length !== 2 || scores.dims[0] !== dims[0]) {
@@ -152,6 +186,20 @@ export async function classify(
   const data = scores.data as Float32Array | Float64Array;
   const classes = Number(scores.dims[1]);
   return Array.from({ length: dims[0] }, (_, i) => data.subarray(i * classes, (i + 1) * classes));
+}
+
+/**
+ * A run that ONNX Runtime refuses fails the same way for every batch: the model, not an
+ * image, is the cause (every image of a run has the same shape). So the run fails with what
+ * to change, instead of retrying batch after batch.
+ */
+function modelRunFailed(error: Error, model: Pick<ModelDescription, 'inputName'>, dims: number[]): ObjinferError {
+  const message = error.message.split('\n')[0]!;
+  const hint = /invalid dimensions|Dimension mismatch|Incompatible dimensions|shape/i.test(message)
+    ? `the model cannot take images of [${dims.join(', ')}] (batch, height, width, channels) on "${model.inputName}": ` +
+      'check model.inputSize, and that the model takes NHWC input with a batch dimension that is dynamic or 1'
+    : 'the model is the cause (every batch would fail the same way): check it runs in ONNX Runtime on float32 NHWC images';
+  return new ObjinferError(ErrorType.ModelShapeMismatch, `ONNX Runtime could not run model.source on a batch of ${dims[0]} image(s): ${message}; ${hint}`);
 }
 
 /**

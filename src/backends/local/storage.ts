@@ -7,6 +7,7 @@ import { lstatSync, opendirSync, statSync, type Dir } from 'node:fs';
 import { copyFile, mkdir, rename } from 'node:fs/promises';
 import { dirname, extname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { globMatcher } from '../../glob';
 import { fileDigest } from './digest';
 import { ErrorType, ObjinferError } from '../../errors';
 
@@ -88,14 +89,6 @@ export function pathToUri(path: string | Buffer): string {
   return out;
 }
 
-function patternToRegExp(pattern: string): RegExp {
-  const escaped = pattern
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.');
-  return new RegExp(`^${escaped}$`, 's');
-}
-
 function unreadable(path: string | Buffer, error: NodeJS.ErrnoException): ObjinferError {
   return new ObjinferError(
     ErrorType.PermissionDenied,
@@ -148,14 +141,31 @@ async function* walk(dir: Buffer, state: Walk): AsyncGenerator<Buffer> {
       if (entry.isDirectory()) yield* walk(path, state);
       else if (entry.isFile()) yield path;
       else if (entry.isSymbolicLink()) {
-        const target = statSync(path, { throwIfNoEntry: false });
-        if (!target) state.warnings.push(`broken symlink ${path.toString()}: skipped`);
+        const target = linkTarget(path, state);
+        if (!target) continue;
         else if (target.isDirectory()) yield* walk(path, state);
         else if (target.isFile()) yield path;
       }
     }
   } finally {
     folder.closeSync();
+  }
+}
+
+/** What a symbolic link leads to; a broken link or one that loops (ELOOP) is skipped with a warning. */
+function linkTarget(path: Buffer, state: Walk): ReturnType<typeof statSync> | undefined {
+  try {
+    const target = statSync(path, { throwIfNoEntry: false });
+    if (!target) state.warnings.push(`broken symlink ${path.toString()}: skipped`);
+    return target;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') {
+      state.warnings.push(`symlink ${path.toString()} loops back on itself (ELOOP): skipped`);
+      return undefined;
+    }
+    if (code === 'EACCES' || code === 'EPERM') throw unreadable(path, error as NodeJS.ErrnoException);
+    throw error;
   }
 }
 
@@ -191,10 +201,10 @@ export async function listObjects(patterns: string[], take: (objects: ObjectMeta
       if (files.length >= chunkSize) await handOn();
       continue;
     }
-    const matcher = patternToRegExp(path);
+    const matches = globMatcher(path);
     state.visited.clear();
     for await (const file of walk(Buffer.from(patternRoot(pattern)), state)) {
-      if (!matcher.test(file.toString('utf8'))) continue;
+      if (!matches(file.toString('utf8'))) continue;
       files.push(file);
       if (files.length >= chunkSize) await handOn();
     }
@@ -213,6 +223,10 @@ function namedFile(path: string, state: Walk): Buffer | undefined {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM') throw unreadable(file, error as NodeJS.ErrnoException);
+    if (code === 'ELOOP') {
+      state.warnings.push(`symlink ${path} loops back on itself (ELOOP): skipped`);
+      return undefined;
+    }
     if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
     if (lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink()) state.warnings.push(`broken symlink ${path}: skipped`);
     return undefined;
@@ -228,7 +242,7 @@ function statFiles(files: Buffer[]): ObjectMetadata[] {
       info = statSync(file, { bigint: true });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') continue;
+      if (code === 'ENOENT' || code === 'ELOOP') continue;
       if (code === 'EACCES' || code === 'EPERM') throw unreadable(file, error as NodeJS.ErrnoException);
       throw error;
     }

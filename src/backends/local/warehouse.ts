@@ -8,7 +8,7 @@
  * built-in functions), an ATTACH costs 2. Callers in one process share one attach; another
  * process that finds the file locked waits and tries again.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DuckDBInstance, type DuckDBAppender, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
@@ -175,6 +175,7 @@ export class Warehouse {
     let delay = 10;
     let reported = 0;
     for (;;) {
+      const existed = !readOnly && forgetEmptyFile(this.path);
       try {
         const alias = `warehouse_${++attached}`;
         await runAlone(`ATTACH '${this.path.replaceAll("'", "''")}' AS ${alias}${readOnly ? ' (READ_ONLY)' : ''}`);
@@ -182,6 +183,8 @@ export class Warehouse {
         return { alias, identity: fileIdentity(this.path), users: 0, readOnly, closed: false };
       } catch (error) {
         const message = (error as Error).message;
+        // A failed first attach (a full disk) can leave an empty file that no later attach would take for a database.
+        if (!readOnly && !existed) forgetEmptyFile(this.path);
         if (!/Could not set lock|Conflicting lock/i.test(message)) throw this.cannotOpen(message, error);
         const holder = message.match(/held in (.+?) \(PID (\d+)\)/);
         const why = `the warehouse ${this.path} is locked by another process${holder ? ` (PID ${holder[2]}, ${holder[1]})` : ''}; waiting for it`;
@@ -201,17 +204,39 @@ export class Warehouse {
     }
   }
 
-  /** A file this process may not write (read-only, immutable, wrong owner): no retry will help. */
+  /**
+   * Why the file cannot be attached. A full disk is said as such by the caller (failures.ts);
+   * a file this process may not write (read-only, immutable, wrong owner) or one that is not a
+   * DuckDB database (an existing other file, /dev/null) is the config's problem: no retry helps.
+   */
   private cannotOpen(message: string, error: unknown): unknown {
+    if (/No space left on device/i.test(message)) return error;
+    const first = message.split('\n')[0];
     if (/Permission denied|Read-only file system|Operation not permitted|cannot open file/i.test(message)) {
       return new ObjinferError(
         ErrorType.PermissionDenied,
-        `cannot open the warehouse ${this.path}${this.options.readOnly ? '' : ' for writing'}: ${message.split('\n')[0]}; ` +
+        `cannot open the warehouse ${this.path}${this.options.readOnly ? '' : ' for writing'}: ${first}; ` +
           'give the user the worker runs as write access to it and its folder, or set local.warehouse to a writable path',
       );
     }
-    return error;
+    return new ObjinferError(
+      ErrorType.InvalidConfig,
+      `local.warehouse: ${this.path} cannot be opened as a DuckDB warehouse (${first}); point local.warehouse at a new file or at a warehouse objinfer made`,
+    );
   }
+}
+
+/**
+ * Whether a warehouse file is there, after removing one that is empty: an empty file holds
+ * nothing (a new warehouse's first write did not land), and DuckDB refuses to open it.
+ */
+function forgetEmptyFile(path: string): boolean {
+  const info = statSync(path, { throwIfNoEntry: false });
+  if (info?.isFile() && info.size === 0) {
+    rmSync(path, { force: true });
+    return false;
+  }
+  return info !== undefined;
 }
 
 function fileIdentity(path: string): string {
