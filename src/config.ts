@@ -11,9 +11,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { msToNumber, type Duration } from '@temporalio/common/lib/time';
 import { parse as parseYaml } from 'yaml';
+import { localLayoutProblems, resolveSourceUri } from './configPaths';
 import { z } from 'zod';
 
 /** BigQuery dataset, table and model names: letters, digits, underscores. */
@@ -43,6 +43,8 @@ export function durationMs(text: string): number | undefined {
 const duration = z
   .string()
   .refine((text) => durationMs(text) !== undefined, 'must be a duration such as "30s", "10m", "1.5h" or "1d" (the Temporal SDK format)');
+/** A bound that must hold some time: 0 would mean no bound to Temporal, or a step that can never heartbeat in time. */
+const bound = duration.refine((text) => (durationMs(text) ?? 0) >= 1000, 'must be at least 1s (0 would mean no bound at all)');
 
 const ModelSchema = z
   .object({
@@ -95,13 +97,13 @@ export const ConfigSchema = z
           .min(1, 'must be at least 1')
           .max(64, "must be at most 64 batches at once (well below Temporal's 2,000 pending activities per run)")
           .default(2),
-        heartbeatTimeout: duration.default('30s'),
+        heartbeatTimeout: bound.default('30s'),
       })
       .strict()
       .prefault({}),
     iam: z
       .object({
-        propagationTimeout: duration.default('10m'),
+        propagationTimeout: bound.default('10m'),
         /** local backend only: how long a fresh grant takes to "propagate". */
         simulatedPropagationDelay: duration.default('0s'),
       })
@@ -282,14 +284,23 @@ function resolveSpec(parsed: ParsedConfig, baseDir: string, checkFiles: boolean)
   if (backend === 'gcp' && model.type === 'TENSORFLOW' && inCloud(model.source) && !model.source.endsWith('/')) {
     model.source = `${model.source}/`; // a SavedModel folder: "gs://b/m" must not also match "gs://b/m2/"
   }
+  if (backend === 'local' && problems.length === 0) {
+    const layout = { modelName: model.name, warehouse: at(parsed.local.warehouse), storage: at(parsed.local.storage), bucket: parsed.bucket, sourceUris };
+    for (const [field, text] of localLayoutProblems(layout)) problem(field, text);
+  }
   if (checkFiles) {
     const hint =
       backend === 'local'
         ? 'point it at an .onnx file (the demo model is made by `objinfer demo`)'
         : 'point it at a SavedModel folder (saved_model.pb + variables/) or an .onnx file, or at its gs:// location';
     if (!inCloud(model.source) && !existsSync(model.source)) problem('model.source', `file not found: ${model.source}; ${hint}`);
+    else if (!inCloud(model.source) && model.type === 'ONNX' && statSync(model.source).isDirectory()) {
+      problem('model.source', `${model.source} is a folder; point it at the .onnx file (or set model.type: TENSORFLOW for a SavedModel folder)`);
+    }
     if (model.labels && !inCloud(model.labels) && !existsSync(model.labels)) {
       problem('model.labels', `file not found: ${model.labels}; point it at a text file with one label per line, or remove the field`);
+    } else if (model.labels && !inCloud(model.labels) && statSync(model.labels).isDirectory()) {
+      problem('model.labels', `${model.labels} is a folder; point it at the labels file (a text file with one label per line)`);
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
@@ -323,28 +334,6 @@ function resolveSpec(parsed: ParsedConfig, baseDir: string, checkFiles: boolean)
     local: { warehouse: at(parsed.local.warehouse), storage: at(parsed.local.storage) },
     temporal: { taskQueue: parsed.temporal.taskQueue },
   };
-}
-
-function resolveSourceUri(uri: string, backend: 'local' | 'gcp', baseDir: string, checkFiles: boolean): string {
-  if (backend === 'gcp') {
-    if (!/^gs:\/\/[a-z0-9][a-z0-9._-]{1,220}\/.+/.test(uri)) {
-      throw new Error(`"${uri}" is not a gs://BUCKET/PATH pattern; the gcp backend reads images from Cloud Storage`);
-    }
-    return uri;
-  }
-  if (uri.startsWith('gs://')) {
-    throw new Error(`"${uri}" is in Cloud Storage; the local backend reads file:// URIs or paths (use backend: gcp for gs://)`);
-  }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri) && !uri.startsWith('file://')) {
-    throw new Error(`"${uri}" has a scheme the local backend cannot read; use a file:// URI or a path`);
-  }
-  const path = uri.startsWith('file://') ? fileURLToPath(uri.replace(/\*/g, '%2A')).replace(/%2A/g, '*') : resolve(baseDir, uri);
-  const staticPart = path.split(/[*?[]/)[0]!;
-  const root = staticPart.endsWith('/') ? staticPart : dirname(staticPart);
-  if (checkFiles && (!existsSync(root) || !statSync(root).isDirectory())) {
-    throw new Error(`folder not found: ${root}; point the pattern at an existing folder of images`);
-  }
-  return pathToFileURL(path).href.replace(/%2A/g, '*').replace(/%3F/g, '?');
 }
 
 /** OBJINFER_BATCH_SIZE=8 sets batch.size, OBJINFER_MODEL_SOURCE sets model.source, and so on. */

@@ -80,3 +80,59 @@ test('files are YAML, relative to their folder, and env overrides win', () => {
   expect(config.batch.size).toBe(3);
   expect(config.model.source).toBe(join(dir, 'model.onnx'));
 });
+
+describe('values that would fail later are refused at the check, naming the field (issue 34)', () => {
+  test('bounds of 0s: iam.propagationTimeout and batch.heartbeatTimeout', () => {
+    expect(errorOf({ ...valid, iam: { propagationTimeout: '0s' } }).problems).toEqual([
+      { field: 'iam.propagationTimeout', problem: 'must be at least 1s (0 would mean no bound at all)' },
+    ]);
+    expect(errorOf({ ...valid, batch: { heartbeatTimeout: '0s' } }).field).toBe('batch.heartbeatTimeout');
+  });
+
+  test('a model name too long for a folder on the local backend (BigQuery allows it)', () => {
+    const long = 'm'.repeat(1024);
+    expect(errorOf({ ...valid, model: { ...valid.model, name: long } }).problem).toMatch(/^1024 characters is longer than the 200 the local backend allows/);
+    expect(errorOf({ ...valid, model: { ...valid.model, name: long } }).field).toBe('model.name');
+  });
+
+  test('a labels path or ONNX model path that is a folder', () => {
+    const dir = workspace();
+    mkdirSync(join(dir, 'labels'));
+    mkdirSync(join(dir, 'model-dir'));
+    expect(() => loadConfigIn(dir, { ...valid, model: { ...valid.model, labels: 'labels' } })).toThrow(
+      `model.labels: ${join(dir, 'labels')} is a folder; point it at the labels file (a text file with one label per line)`,
+    );
+    expect(() => loadConfigIn(dir, { ...valid, model: { ...valid.model, source: 'model-dir' } })).toThrow(
+      /model\.source: .*model-dir is a folder; point it at the \.onnx file/,
+    );
+  });
+
+  test('a bucket folder among the images: the model would be listed as an image', () => {
+    const error = errorOf({ ...valid, sourceUris: ['images/*'], local: { storage: 'images' } });
+    expect(error.field).toBe('sourceUris.0');
+    expect(error.problem).toMatch(
+      /also matches the model objinfer copies into the bucket .*: narrow the pattern \(e\.g\. images\/\*\.jpg\) or set local\.storage/,
+    );
+  });
+
+  test('sourceUris ["*"] next to the default .objinfer/: the warehouse would be listed as an image', () => {
+    const error = errorOf({ ...valid, sourceUris: ['*'] });
+    expect(error.problems[0]).toEqual({
+      field: 'sourceUris.0',
+      problem: expect.stringMatching(/also matches the warehouse \(.*\.objinfer\/warehouse\.duckdb\): .* or set local\.warehouse to a place outside it/),
+    });
+    // A pattern that names only images is fine beside the same default folder.
+    expect(() => parseConfig({ ...valid, sourceUris: ['images/*.png'] }, workspace())).not.toThrow();
+  });
+
+  test('absurd patterns: too long, or too many wildcards', () => {
+    expect(errorOf({ ...valid, sourceUris: [`images/${'a'.repeat(5000)}*`] }).problem).toMatch(/^a pattern of 5008 characters is longer than the 4096 allowed/);
+    expect(errorOf({ ...valid, sourceUris: [`images/${'*'.repeat(100)}`] }).problem).toMatch(/^a pattern with 100 wildcards is more than the 64 allowed/);
+  });
+});
+
+function loadConfigIn(dir: string, raw: Record<string, unknown>) {
+  const file = join(dir, 'objinfer.yaml');
+  writeFileSync(file, JSON.stringify(raw));
+  return loadConfig(file);
+}

@@ -28,7 +28,7 @@ export const spec = (overrides: Record<string, unknown> = {}): RunSpec =>
       dataset: 'd',
       bucket: 'b-models',
       objectTable: 't',
-      sourceUris: ['/tmp/*'],
+      sourceUris: ['/tmp/*.png'],
       model: { name: 'm', source: '/tmp/none.onnx' },
       batch: { size: 1, concurrency: 2, heartbeatTimeout: '2s' },
       ...overrides,
