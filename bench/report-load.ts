@@ -29,7 +29,8 @@ async function main(): Promise<void> {
     thumbnailNote: 'bench',
     cards: Array.from({ length: count }, (_, i) => ({
       uri: `file:///photos/img-${i}.jpg`,
-      name: `/photos/img-${i}.jpg`,
+      name: `img-${i}.jpg`,
+      path: `/photos/img-${i}.jpg`,
       label: labels[i % labels.length]!,
       score: (i % 997) / 997,
       topK: [0, 1, 2, 3, 4].map((k) => ({ label: labels[(i + k) % labels.length]!, score: 0.2 })),

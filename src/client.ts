@@ -53,6 +53,11 @@ export interface StartedPipeline {
   workflowId: string;
   /** True when the pipeline was already running (started by anyone, a schedule too) and this call attached to it. */
   attached: boolean;
+  /**
+   * When attached to a run started with another spec: the settings that differ, as
+   * "field: theirs -> ours". That run goes on with its own spec, not this one.
+   */
+  specDiffers?: string[];
 }
 
 /** A run the user named that does not exist. */
@@ -67,7 +72,8 @@ export class NoSuchRun extends Error {
 export async function startPipeline(client: Client, spec: RunSpec, options: { searchAttributes?: boolean } = {}): Promise<StartedPipeline> {
   const workflowId = Ids.pipeline(spec.name);
   const input: PipelineInput = { spec, specKey: specKey(spec), searchAttributes: options.searchAttributes ?? false };
-  const attached = await isRunning(client, workflowId);
+  const running = await runningSpec(client, workflowId);
+  const attached = running !== undefined;
   const handle = await client.workflow.start(inferencePipeline, {
     taskQueue: spec.temporal.taskQueue,
     workflowId,
@@ -81,15 +87,29 @@ export async function startPipeline(client: Client, spec: RunSpec, options: { se
       .join('\n'),
     typedSearchAttributes: options.searchAttributes ? searchAttributesFor(spec) : undefined,
   });
-  return { handle, workflowId, attached };
+  const differs = running && running !== 'unknown' && specKey(running) !== input.specKey ? specDifferences(running, spec) : undefined;
+  return { handle, workflowId, attached, ...(differs?.length ? { specDiffers: differs } : {}) };
 }
 
-async function isRunning(client: Client, workflowId: string): Promise<boolean> {
+/** The spec of the pipeline's running run ('unknown' when it holds none), or undefined when none runs. */
+async function runningSpec(client: Client, workflowId: string): Promise<RunSpec | 'unknown' | undefined> {
   const description = await client.workflow
     .getHandle(workflowId)
     .describe()
     .catch(() => undefined);
-  return description?.status.name === 'RUNNING';
+  if (description?.status.name !== 'RUNNING') return undefined;
+  return (description.memo?.[SPEC_MEMO_KEY] as RunSpec | undefined) ?? 'unknown';
+}
+
+/** Settings that differ between two specs, leaf by leaf, as "field: theirs -> ours". */
+export function specDifferences(theirs: unknown, ours: unknown, path = ''): string[] {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (isObject(theirs) && isObject(ours)) {
+    const keys = [...new Set([...Object.keys(theirs), ...Object.keys(ours)])].sort();
+    return keys.flatMap((key) => specDifferences(theirs[key], ours[key], path ? `${path}.${key}` : key));
+  }
+  const show = (v: unknown) => (v === undefined ? '(unset)' : JSON.stringify(v));
+  return JSON.stringify(theirs) === JSON.stringify(ours) ? [] : [`${path}: ${show(theirs)} -> ${show(ours)}`];
 }
 
 export interface RunStatus {

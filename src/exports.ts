@@ -5,6 +5,7 @@
  * Parquet is written by DuckDB in memory, so `top_k` stays a list of structs.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeAtomically } from './outputFiles';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -130,13 +131,15 @@ export async function exportRows(spec: RunSpec, request: ExportRequest): Promise
   if (request.format === 'label-studio') {
     if (request.errors) throw new Error('--format label-studio exports predictions; errors have none to review');
     const rows = await readResults(spec, filter);
-    await writeFile(request.out, `${JSON.stringify(labelStudioTasks(rows), null, 2)}\n`);
+    await writeAtomically(request.out, (file) => writeFile(file, `${JSON.stringify(labelStudioTasks(rows), null, 2)}\n`));
     return { format: request.format, out: request.out, rows: rows.length, table };
   }
   const records = request.errors ? (await readErrors(spec, filter)).map(errorRecord) : (await readResults(spec, filter)).map(resultRecord);
   const columns = request.errors ? [...ERROR_COLUMNS] : [...RESULT_COLUMNS];
-  if (request.format === 'csv') await writeFile(request.out, csv(records, columns));
-  else if (request.format === 'jsonl') await writeFile(request.out, records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
-  else await writeParquet(records, request.errors ? ERROR_TYPES : RESULT_TYPES, request.out);
+  await writeAtomically(request.out, async (file) => {
+    if (request.format === 'csv') await writeFile(file, csv(records, columns));
+    else if (request.format === 'jsonl') await writeFile(file, records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
+    else await writeParquet(records, request.errors ? ERROR_TYPES : RESULT_TYPES, file);
+  });
   return { format: request.format, out: request.out, rows: records.length, table };
 }

@@ -522,7 +522,7 @@ test('the run is findable by its search attributes (also with objinfer list), wi
   });
   expect(list.status).toBe(0);
   expect(list.stdout).toContain(summary.workflowId);
-  expect(list.stdout).toMatch(new RegExp(`${summary.workflowId}\\s+COMPLETED\\s+done\\s+3\\s+objinfer_test\\s+color_classifier`));
+  expect(list.stdout).toMatch(new RegExp(`${summary.workflowId}\\s+run\\s+COMPLETED\\s+done\\s+3\\s+objinfer_test\\s+color_classifier`));
 });
 
 test('a long run continues as new when Temporal suggests it, and still writes every row once', async () => {

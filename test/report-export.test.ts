@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
 import { chromium, type Browser } from 'playwright-core';
 import { startPipeline, waitForResult } from '../src/client';
+import { buildReport, reportHtml } from '../src/report';
 import { PROJECT_ROOT, CLI } from './support/paths';
 import { makeFixture, query, testClient, uniqueQueue, withWorker, type Fixture } from './support/pipeline';
 
@@ -163,3 +164,36 @@ test('the report opens offline in Chromium: a card per prediction, filters and s
   expect(await page.locator('#errors tr').count()).toBe(1);
   await page.close();
 }, 120_000);
+
+test("the report's captions are file names (the path on hover), and an empty errors section says none", async () => {
+  const out = join(fixture.dir, 'report-captions.html');
+  cli(['report', '--out', out]);
+  const page = await browser.newPage();
+  await page.goto(`file://${out}`);
+  const captions = await page.locator('#gallery .card .name').evaluateAll((names) => names.map((n) => [n.textContent, n.getAttribute('title')]));
+  expect(captions.length).toBe(9);
+  for (const [name, path] of captions) {
+    expect(name).not.toContain('/');
+    expect(path).toBe(`${fixture.imagesDir}/${name}`);
+  }
+  await page.close();
+  // The same report with no errors: the section says so, instead of an empty table.
+  const data = await buildReport(fixture.config, {});
+  const clean = join(fixture.dir, 'report-clean.html');
+  writeFileSync(clean, reportHtml({ ...data, errors: [] }));
+  const cleanPage = await browser.newPage();
+  await cleanPage.goto(`file://${clean}`);
+  expect(await cleanPage.locator('#errors tr').allTextContents()).toEqual(['none: every image was classified']);
+  await cleanPage.close();
+});
+
+test("the guide's Python line reads the warehouse with Python's duckdb as pip gives it today (2.0.0)", () => {
+  const guide = readFileSync(join(PROJECT_ROOT, 'docs', 'guide.md'), 'utf8');
+  const line = /^python3 -c "(import duckdb; .*)"$/m.exec(guide)?.[1];
+  expect(line).toBeDefined();
+  const script = line!.replace('.objinfer/demo/warehouse.duckdb', fixture.config.local.warehouse).replaceAll('objinfer_demo', fixture.config.dataset);
+  const result = spawnSync(PYTHON, ['-c', `import duckdb; assert duckdb.__version__ == '2.0.0', duckdb.__version__\n${script}`], { encoding: 'utf8' });
+  expect(result.stderr).toBe('');
+  expect(result.stdout).toMatch(/uri\s+│\s+label\s+│\s+score/);
+  expect(result.stdout.match(/file:\/\//g)?.length).toBe(9);
+});

@@ -168,3 +168,28 @@ test('backfill runs each missed slot in turn; only the first finds new images', 
     expect(summaries.map((s) => s.predicted)).toEqual([2, 0, 0]);
   });
 });
+
+test('with no worker: create says a worker is needed and none polls; list and status show the waiting slot', async () => {
+  const fixture = await makeFixture({ labels: ['red'], taskQueue: uniqueQueue('no-worker') });
+  const queue = fixture.config.temporal.taskQueue;
+  const cli = (args: string[]) =>
+    spawnSync(CLI, args, { env: { ...process.env, TEMPORAL_ADDRESS: testServer().address, OBJINFER_HOME: join(fixture.dir, 'state') }, encoding: 'utf8' });
+  const create = cli(['schedule', 'create', '--config', fixture.configFile, '--every', '1h']);
+  created.push(Ids.schedule(fixture.config.name));
+  expect(create.status).toBe(0);
+  expect(create.stderr).toContain(
+    `each scheduled run needs a worker polling task queue ${queue} (\`objinfer worker --task-queue ${queue}\`, kept running): none is polling now`,
+  );
+  await triggerSchedule(client, Ids.schedule(fixture.config.name));
+  const slot = await eventually(async () => (await startedRuns(Ids.schedule(fixture.config.name)))[0]);
+  expect(slot).toMatch(new RegExp(`^objinfer-${fixture.config.name}-scheduled-`));
+  const listed = await eventually(async () => {
+    const rows = JSON.parse(cli(['list', '-o', 'json', '-n', '200']).stdout) as { workflow: string; kind: string; status: string }[];
+    return rows.find((r) => r.workflow === slot);
+  });
+  expect(listed).toMatchObject({ kind: 'scheduled slot', status: 'RUNNING' });
+  const status = cli(['status', fixture.config.name]);
+  expect(status.status).toBe(0);
+  expect(status.stdout).toMatch(new RegExp(`scheduled slot ${slot} \\(started .*\\) has not started its run: no worker polls task queue ${queue}`));
+  await client.workflow.getHandle(slot).terminate('test over');
+});

@@ -56,6 +56,12 @@ export interface ResultFilter {
   maxScore?: number;
   runId?: string;
   since?: Date;
+  /**
+   * Rows of every generation an object had, and of objects gone from the bucket. By default
+   * only rows of each object's current generation (as the object table last listed it) are
+   * read: a replaced image's old prediction or error is history, not what the image is now.
+   */
+  history?: boolean;
 }
 
 export interface LabelScore {

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig, type LoadOptions, type RunSpec } from '../config';
 import { connectTemporal, stateDir, type Connected, type TargetOptions } from '../temporal/connection';
+import { protectedOutput } from '../outputFiles';
 import { FORMATS, type Format } from './output';
 
 /** An error the user can fix; printed as one line with what to do; exit 2. */
@@ -60,15 +61,26 @@ export function outputOption(defaultFormat: Format = 'table'): Option {
   return new Option('-o, --output <format>', 'output format').choices([...FORMATS]).default(defaultFormat);
 }
 
-/** --config, else ./objinfer.yaml, else the demo's config. */
-export function findConfig(file?: string, options: LoadOptions = {}): RunSpec {
+/** --config, else ./objinfer.yaml, else the demo's config: the spec, and the file it came from. */
+export function findConfigFile(file?: string, options: LoadOptions = {}): { spec: RunSpec; file: string } {
   const candidates = file ? [file] : ['objinfer.yaml', join(stateDir(), 'demo', 'objinfer.yaml')];
   const found = candidates.find((c) => existsSync(c));
   if (!found) {
     if (file) throw new ConfigError({ field: '--config', problem: `file not found: ${resolve(file)}` });
     throw new UsageError('no config found', 'pass --config FILE, or run `objinfer demo` first');
   }
-  return loadConfig(found, {}, options);
+  return { spec: loadConfig(found, {}, options), file: resolve(found) };
+}
+
+export function findConfig(file?: string, options: LoadOptions = {}): RunSpec {
+  return findConfigFile(file, options).spec;
+}
+
+/** `--out`, checked: never a file the pipeline keeps or reads (outputFiles.ts). */
+export function outputPath(out: string, spec: RunSpec, configFile: string): string {
+  const problem = protectedOutput(out, spec, configFile);
+  if (problem) throw new UsageError(problem, 'nothing was written');
+  return resolve(out);
 }
 
 export async function withTemporal<T>(

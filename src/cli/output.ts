@@ -165,7 +165,15 @@ export function wrapList(prefix: string, items: string[], width: number): string
 }
 
 /** The summary for people, no line wider than the terminal (100 columns when not on one). */
-export function summaryText(s: PipelineSummary, width = terminalWidth() ?? 100): string {
+/**
+ * A command to suggest, with the `--config` that makes it read the same pipeline where it is
+ * printed (without it, `objinfer results` reads ./objinfer.yaml, maybe another pipeline's).
+ */
+export function commandHint(command: string, configFile?: string): string {
+  return `objinfer ${command}${configFile ? ` --config ${configFile}` : ''}`;
+}
+
+export function summaryText(s: PipelineSummary, width = terminalWidth() ?? 100, configFile?: string): string {
   const labels = Object.entries(s.labelCounts)
     .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
     .map(([label, n]) => `${printable(JSON.stringify(label))} ${n}`);
@@ -182,11 +190,21 @@ export function summaryText(s: PipelineSummary, width = terminalWidth() ?? 100):
     `${field('predicted now')}${s.predicted}`,
     ...(labels.length ? [wrapList(field('  by label'), shownLabels, width)] : []),
     `${field('already predicted')}${s.alreadyDone}`,
-    `${field('failed now')}${s.failed}${s.failed ? ' (why: objinfer results --errors)' : ''}`,
-    `${field('failed earlier')}${s.failedBefore}${s.failedBefore ? ' (not retried: objinfer run --retry-failed)' : ''}`,
+    `${field('failed now')}${s.failed}${s.failed ? ` (why: ${commandHint('results --errors', configFile)})` : ''}`,
+    `${field('failed earlier')}${s.failedBefore}${s.failedBefore ? ` (not retried: ${commandHint('run --retry-failed', configFile ?? 'FILE')})` : ''}`,
     `${field('batches')}${s.batches}`,
     wrapList(field('provisioned'), created.length ? created : ['everything already in place'], width),
     truncate(`${field('results table')}${s.resultsTable}`, width),
-    ...s.warnings.map((w) => wrap('  warning:', printable(w).split(' '), width)),
+    ...s.warnings.map((w) =>
+      wrap('  warning: ', printable(w.replaceAll('objinfer results --errors', commandHint('results --errors', configFile))).split(' '), width),
+    ),
   ].join('\n');
+}
+
+/** The run's summary, for people or scripts; a hint to the errors when images failed. `configFile` as the user gave it. */
+export function printSummary(summary: PipelineSummary, format: Format, configFile?: string): void {
+  process.stdout.write(renderOne(summaryRecord(summary), format, () => summaryText(summary, undefined, configFile)));
+  if (summary.failed > 0 && format === 'table') {
+    console.error(`objinfer: warning: ${summary.failed} image(s) failed in this run; see why with \`${commandHint('results --errors', configFile)}\``);
+  }
 }

@@ -81,6 +81,13 @@ export async function runPipeline(spec: RunSpec, options: RunOptions): Promise<P
           console.error(
             `${started.attached ? 'attached to the running' : 'started'} pipeline ${spec.name} (workflow ${started.workflowId})${url ? `\n  watch it: ${url}` : ''}`,
           );
+          if (started.specDiffers) {
+            const shown = started.specDiffers.slice(0, 5).join('; ') + (started.specDiffers.length > 5 ? `; and ${started.specDiffers.length - 5} more` : '');
+            console.error(
+              `objinfer: warning: the running pipeline ${spec.name} was started with another config, and goes on with it, not yours (${shown}). ` +
+                `To run yours: wait for it to end, or stop it (objinfer cancel ${spec.name}), then run again`,
+            );
+          }
           if (!options.worker) {
             const warning = await noWorkerWarning(client, spec.temporal.taskQueue);
             console.error(`  (no worker in this process${warning ? `; ${warning}` : ': `objinfer worker` must be running'})`);

@@ -78,7 +78,12 @@ export function addScheduleCommands(program: Command): void {
       await withTemporal(async ({ client, searchAttributes }) => {
         const { scheduleId: id, outcome } = await createSchedule(client, config, requestOf(flags), { searchAttributes });
         console.log(outcome === 'created' ? `created schedule ${id}` : `schedule ${id} already exists with this spec; nothing changed`);
-        const warning = await noWorkerWarning(client, config.temporal.taskQueue);
+        const queue = config.temporal.taskQueue;
+        const warning = await noWorkerWarning(client, queue);
+        console.error(
+          `each scheduled run needs a worker polling task queue ${queue} (\`objinfer worker --task-queue ${queue}\`, kept running): ` +
+            (warning ? 'none is polling now' : 'one is polling now'),
+        );
         if (warning) console.error(`objinfer: warning: ${warning}`);
       });
     },

@@ -2,7 +2,8 @@
  * The demo's inputs, all made here: the colour classifier (ONNX), its labels, a set of
  * generated images with one corrupt file, and a config that ties them together.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { colorClassifierOnnx, colorLabelsFile } from '../models/colorClassifier';
@@ -12,6 +13,8 @@ export interface DemoFiles {
   dir: string;
   configFile: string;
   images: GeneratedImage[];
+  /** Files in the images folder that the demo did not make (added by the user). */
+  added: number;
 }
 
 /** Writes the colour classifier and its labels; returns their paths. */
@@ -49,5 +52,7 @@ export async function prepareDemo(dir: string, options: { fresh?: boolean; perLa
   };
   const configFile = join(dir, 'objinfer.yaml');
   await writeFile(configFile, `# Written by \`objinfer demo\`; copy it to start your own.\n${stringify(config)}`);
-  return { dir, configFile, images };
+  const made = new Set(images.map((image) => basename(image.file)));
+  const added = (await readdir(join(dir, 'images'), { withFileTypes: true })).filter((entry) => !made.has(entry.name)).length;
+  return { dir, configFile, images, added };
 }

@@ -7,7 +7,10 @@
 
 export interface ReportCard {
   uri: string;
+  /** The file's name, shown under its picture. */
   name: string;
+  /** The whole path (or gs:// URI), shown on hover. */
+  path: string;
   label: string;
   score: number;
   topK: { label: string; score: number }[];
@@ -93,7 +96,7 @@ header,section{padding:12px 24px}header{background:#1d2330;color:#fff}h1{font-si
 svg text{font-size:11px;fill:#1d2330}.bar{fill:#3b6fd8}.controls{display:flex;flex-wrap:wrap;gap:12px;align-items:center}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(180px,1fr));gap:12px;margin-top:12px}
 .card{background:#fff;border-radius:6px;padding:8px;box-shadow:0 1px 2px #0002}.card img,.ph{width:100%;height:128px;object-fit:contain;background:#eef0f3;display:block}
-.ph{display:flex;align-items:center;justify-content:center;color:#889;font-size:12px}.name{font-size:12px;word-break:break-all;margin:4px 0}
+.ph{display:flex;align-items:center;justify-content:center;color:#889;font-size:12px}.name{font-size:12px;margin:4px 0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .topk div{display:flex;align-items:center;gap:4px;font-size:12px}.topk i{display:block;height:8px;background:#3b6fd8;border-radius:2px}
 .topk span{flex:0 0 45%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}table{border-collapse:collapse;width:100%;background:#fff}
 td,th{border-bottom:1px solid #e3e5e8;padding:4px 8px;text-align:left;vertical-align:top;font-size:12px}td img{width:64px}
@@ -120,7 +123,7 @@ function image(src, alt) {
 function card(c) {
   const el = document.createElement('div'); el.className = 'card'; el.dataset.label = c.label; el.dataset.score = String(c.score);
   el.appendChild(image(c.thumbnail, c.name));
-  const name = document.createElement('div'); name.className = 'name'; name.textContent = c.name; name.title = c.uri; el.appendChild(name);
+  const name = document.createElement('div'); name.className = 'name'; name.textContent = c.name; name.title = c.path; el.appendChild(name);
   const topk = document.createElement('div'); topk.className = 'topk';
   for (const t of c.topK) {
     const row = document.createElement('div'); const l = document.createElement('span'); l.textContent = t.label;
@@ -144,6 +147,7 @@ const rows = data.errors.map((e) => {
   const pic = document.createElement('td'); pic.appendChild(image(e.thumbnail, e.name));
   tr.append(pic, td(e.name), td(e.kind), td(e.error)); return tr;
 });
+if (rows.length === 0) { const tr = document.createElement('tr'); const d = document.createElement('td'); d.colSpan = 4; d.className = 'none'; d.textContent = 'none: every image was classified'; tr.appendChild(d); rows.push(tr); }
 $('errors').replaceChildren(...rows);
 draw();
 `;

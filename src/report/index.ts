@@ -3,6 +3,8 @@
  * browser: counts, charts, a gallery of thumbnails with their top-k, and the errors.
  */
 import { writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { writeAtomically } from '../outputFiles';
 import { openResults } from '../backends';
 import type { ErrorRow, ResultRow, ResultsPort } from '../backends/port';
 import type { RunSpec } from '../config';
@@ -23,6 +25,8 @@ export function displayName(uri: string): string {
 
 export interface ReportOptions {
   runId?: string;
+  /** Every generation's rows, not only each image as it is now (see ResultFilter.history). */
+  history?: boolean;
   out: string;
   /** Thumbnails for at most this many images (least confident first); the rest show a placeholder. */
   maxThumbnails?: number;
@@ -45,7 +49,7 @@ async function mapLimited<T, R>(items: T[], limit: number, work: (item: T, index
 
 /** `from`: where results are read (the backend's own reader unless given, e.g. a test's endpoints). */
 export async function buildReport(spec: RunSpec, options: Omit<ReportOptions, 'out'>, from: ResultsPort = openResults(spec)): Promise<ReportData> {
-  const filter = { runId: options.runId };
+  const filter = { runId: options.runId, history: options.history };
   const results: ResultRow[] = (await from.readResults(filter)).sort((a, b) => a.score - b.score || a.uri.localeCompare(b.uri));
   const errors: ErrorRow[] = await from.readErrors(filter);
   const local = spec.backend === 'local';
@@ -74,7 +78,8 @@ export async function buildReport(spec: RunSpec, options: Omit<ReportOptions, 'o
         : 'no thumbnails: open an object from its URI',
       cards: results.map((r, i) => ({
         uri: r.uri,
-        name: displayName(r.uri),
+        name: basename(displayName(r.uri)),
+        path: displayName(r.uri),
         label: r.label,
         score: r.score,
         topK: r.topK.map((t) => ({ label: t.label, score: t.score })),
@@ -90,6 +95,6 @@ export async function buildReport(spec: RunSpec, options: Omit<ReportOptions, 'o
 
 export async function writeReport(spec: RunSpec, options: ReportOptions): Promise<ReportData> {
   const data = await buildReport(spec, options);
-  await writeFile(options.out, reportHtml(data));
+  await writeAtomically(options.out, (file) => writeFile(file, reportHtml(data)));
   return data;
 }

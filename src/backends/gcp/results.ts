@@ -4,10 +4,10 @@ import type { ErrorRow, FailureKind, LabelScore, ResultFilter, ResultRow, Result
 import type { GcpClients } from './clients';
 import { classifyGoogleError, isNotFound } from './errors';
 import { namedParameters } from './jobs';
-import { readErrorsSql, readResultsSql } from './sql';
+import { readErrorsSql, readResultsSql, tableRef } from './sql';
 
 /** Filters as SQL over alias `t`; every value a STRING parameter, cast where it is not text. */
-function where(filter: ResultFilter, timeColumn: string): { clauses: string[]; params: Record<string, string> } {
+function where(filter: ResultFilter, timeColumn: string, objectTable: string): { clauses: string[]; params: Record<string, string> } {
   const clauses: string[] = [];
   const params: Record<string, string> = {};
   const bind = (clause: string, name: string, value: string) => {
@@ -19,6 +19,8 @@ function where(filter: ResultFilter, timeColumn: string): { clauses: string[]; p
   if (filter.maxScore !== undefined) bind('t.score <= CAST(@max_score AS FLOAT64)', 'max_score', String(filter.maxScore));
   if (filter.runId !== undefined) bind('t.run_id = @run_id', 'run_id', filter.runId);
   if (filter.since !== undefined) bind(`t.${timeColumn} >= TIMESTAMP(@since)`, 'since', filter.since.toISOString());
+  // Only each object's current generation, as the object table's cache lists it (see ResultFilter).
+  if (!filter.history) clauses.push(`EXISTS (SELECT 1 FROM ${objectTable} AS o WHERE o.uri = t.uri AND o.generation = t.generation)`);
   return { clauses, params };
 }
 
@@ -54,7 +56,7 @@ export class GcpResults implements ResultsPort {
   }
 
   async readResults(filter: ResultFilter = {}): Promise<ResultRow[]> {
-    const { clauses, params } = where(filter, 'predicted_at');
+    const { clauses, params } = where(filter, 'predicted_at', tableRef(this.spec, this.spec.objectTable));
     type Row = {
       uri: string;
       generation: number | string;
@@ -79,7 +81,7 @@ export class GcpResults implements ResultsPort {
   }
 
   async readErrors(filter: ResultFilter = {}): Promise<ErrorRow[]> {
-    const { clauses, params } = where(filter, 'failed_at');
+    const { clauses, params } = where(filter, 'failed_at', tableRef(this.spec, this.spec.objectTable));
     type Row = { uri: string; generation: number | string; model_version: string; error: string; kind: string | null; run_id: string; failed_at: unknown };
     const rows = await this.query<Row>(readErrorsSql(this.spec, clauses, filter.limit), params);
     return rows.map((r) => ({

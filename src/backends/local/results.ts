@@ -47,10 +47,20 @@ export class LocalResults implements ResultsPort {
     );
   }
 
+  /** Only rows of each object's current generation, unless history is asked for (see ResultFilter). */
+  private async current(db: Db, filter: ResultFilter, sql: string): Promise<string> {
+    const { dataset, objectTable } = this.spec;
+    if (filter.history || !(await db.tableExists(dataset, objectTable))) return sql;
+    const clause = `EXISTS (SELECT 1 FROM ${this.table(objectTable)} o WHERE o.uri = t.uri AND o.generation = t.generation)`;
+    return sql ? `${sql} AND ${clause}` : `WHERE ${clause}`;
+  }
+
   async readResults(filter: ResultFilter = {}): Promise<ResultRow[]> {
     const { results } = this.spec;
     return this.read(results.table, [], async (db) => {
-      const { sql, values } = where(filter, 'predicted_at');
+      const filtered = where(filter, 'predicted_at');
+      const values = filtered.values;
+      const sql = await this.current(db, filter, filtered.sql);
       type Row = {
         uri: string;
         generation: bigint;
@@ -82,7 +92,9 @@ export class LocalResults implements ResultsPort {
   async readErrors(filter: ResultFilter = {}): Promise<ErrorRow[]> {
     const { results } = this.spec;
     return this.read(results.errorsTable, [], async (db) => {
-      const { sql, values } = where(filter, 'failed_at');
+      const filtered = where(filter, 'failed_at');
+      const values = filtered.values;
+      const sql = await this.current(db, filter, filtered.sql);
       type Row = { uri: string; generation: bigint; model_version: string; error: string; kind: string | null; run_id: string; failed_at: Date };
       const rows = await db.all<Row>(
         `SELECT uri, generation, model_version, error, kind, run_id, failed_at FROM ${this.table(results.errorsTable)} t
