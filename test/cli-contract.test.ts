@@ -5,7 +5,7 @@
  * interrupts and outages that lose nothing, and output that fits a terminal.
  */
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
@@ -192,7 +192,7 @@ describe('run semantics', () => {
     ]) {
       const result = cli(f, command);
       expect(result.status).toBe(2);
-      expect(result.stderr).toMatch(/config error: model\.labels \(.*\) has 2 labels but output "scores" of .* has 8 classes/);
+      expect(result.stderr).toMatch(/config error: model\.labels \(.*\) has 2 labels \(blank lines are not counted\) but output "scores" of .* has 8 classes/);
     }
     expect(existsSync(f.config.local.warehouse)).toBe(false);
   });
@@ -370,6 +370,37 @@ describe('a second Temporal and the demo', () => {
     }
   }, 120_000);
 
+  test('the dev server objinfer started is found from any folder: run there uses it, and dev-server stop there stops it', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'objinfer-user-'));
+    const here = join(home, 'here');
+    const there = join(home, 'there');
+    [here, there].forEach((dir) => mkdirSync(dir));
+    const [port, uiPort] = (await freePorts(2)) as [number, number];
+    const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, TEMPORAL_ADDRESS: '' };
+    delete env.OBJINFER_HOME;
+    delete env.XDG_STATE_HOME;
+    const record = join(home, '.local', 'state', 'objinfer', 'temporal-dev-server.json');
+    const server = spawn(CLI, ['dev-server', '--port', String(port), '--ui-port', String(uiPort)], { cwd: here, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      await eventually(async () => (existsSync(record) ? true : undefined), 90_000);
+      const status = spawnSync(CLI, ['status'], { cwd: there, env, encoding: 'utf8' });
+      expect(status.stderr).toMatch(/no objinfer runs found/); // reached the server on its recorded port, from another folder
+      expect(status.stderr).not.toMatch(/did not start/);
+      const { pid } = JSON.parse(readFileSync(record, 'utf8')) as { pid: number };
+      const stop = spawnSync(CLI, ['dev-server', 'stop'], { cwd: there, env, encoding: 'utf8' });
+      expect(stop.stdout).toBe(`stopped the dev server (pid ${pid}, port ${port})\n`);
+      await eventually(async () => (alive(pid) ? undefined : true), 30_000);
+      expect(existsSync(record)).toBe(false);
+    } finally {
+      // With its server stopped, `dev-server` may already have ended by itself.
+      if (server.exitCode === null && server.signalCode === null) {
+        const exited = new Promise((done) => server.once('exit', done));
+        server.kill('SIGINT');
+        await exited;
+      }
+    }
+  }, 150_000);
+
   test('the demo fits a terminal: a compact table of relative names, at most a dozen rows', () => {
     const home = mkdtempSync(join(tmpdir(), 'objinfer-demo-'));
     const result = spawnSync(CLI, ['demo'], {
@@ -409,4 +440,13 @@ function rawConfig(f: Fixture): Record<string, unknown> {
 
 function rawModel() {
   return { name: 'color_classifier', source: 'models/color-classifier.onnx', labels: 'models/color-classifier.labels.txt' };
+}
+
+/** Whether a process runs (a zombie, dead but not yet reaped by its parent, does not). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 }

@@ -5,6 +5,7 @@
  * .objinfer/temporal-dev-server.json (any port), else 127.0.0.1:7233, starting one if needed.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { loadClientConfigProfile, loadClientConnectConfig } from '@temporalio/envconfig';
@@ -32,9 +33,19 @@ export class TemporalUnreachable extends Error {
   override readonly name = 'TemporalUnreachable';
 }
 
-/** The state folder for the dev server, demo and warehouse: OBJINFER_HOME or ./.objinfer. */
+/** The state folder for the demo: OBJINFER_HOME or ./.objinfer. */
 export function stateDir(env = process.env): string {
   return resolve(env.OBJINFER_HOME ?? '.objinfer');
+}
+
+/**
+ * Where the dev server objinfer starts keeps its database and its note (PID and ports): one
+ * per user, so that every folder finds it. OBJINFER_HOME when set, else the user's state
+ * directory ($XDG_STATE_HOME/objinfer, by default ~/.local/state/objinfer).
+ */
+export function serverStateDir(env = process.env): string {
+  if (env.OBJINFER_HOME) return resolve(env.OBJINFER_HOME);
+  return join(env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state'), 'objinfer');
 }
 
 export interface DevServerRecord {
@@ -43,7 +54,7 @@ export interface DevServerRecord {
   uiPort: number;
 }
 
-export function devServerPaths(home = stateDir()) {
+export function devServerPaths(home = serverStateDir()) {
   return {
     dbFile: join(home, 'temporal.db'),
     logFile: join(home, 'temporal-dev-server.log'),
@@ -60,20 +71,29 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Where notes may be: the user's, then ./.objinfer's, where objinfer before 0.2 kept it. */
+function recordFiles(): string[] {
+  const files = [devServerPaths().recordFile];
+  if (!process.env.OBJINFER_HOME) files.push(devServerPaths(stateDir()).recordFile);
+  return files;
+}
+
 /** The dev server objinfer started and left running, when it still runs. */
 export function readDevServerRecord(): DevServerRecord | undefined {
-  const { recordFile } = devServerPaths();
-  if (!existsSync(recordFile)) return undefined;
-  try {
-    const record = JSON.parse(readFileSync(recordFile, 'utf8')) as DevServerRecord;
-    return Number.isInteger(record.pid) && record.pid > 0 && alive(record.pid) ? record : undefined;
-  } catch {
-    return undefined;
+  for (const recordFile of recordFiles()) {
+    if (!existsSync(recordFile)) continue;
+    try {
+      const record = JSON.parse(readFileSync(recordFile, 'utf8')) as DevServerRecord;
+      if (Number.isInteger(record.pid) && record.pid > 0 && alive(record.pid)) return record;
+    } catch {
+      // unreadable: not a note of a running server
+    }
   }
+  return undefined;
 }
 
 export function forgetDevServer(): void {
-  rmSync(devServerPaths().recordFile, { force: true });
+  for (const recordFile of recordFiles()) rmSync(recordFile, { force: true });
 }
 
 export interface TargetOptions {
@@ -192,7 +212,7 @@ export async function startLocalDevServer(mode: 'detached' | 'attached', options
   if (!cliPath) return startDownloadedDevServer(port, uiPort);
   const paths = devServerPaths();
   const server = await startDevServer({ cliPath, port, uiPort, dbFile: paths.dbFile, logFile: paths.logFile, detached: mode === 'detached' });
-  mkdirSync(stateDir(), { recursive: true });
+  mkdirSync(serverStateDir(), { recursive: true });
   writeFileSync(paths.recordFile, JSON.stringify({ pid: server.pid, port, uiPort } satisfies DevServerRecord));
   return server;
 }
