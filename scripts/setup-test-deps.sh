@@ -9,11 +9,13 @@ command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
-# pyarrow: an independent reader for the Parquet that `objinfer export` writes (tests only).
+# pyarrow: an independent reader for the Parquet that `objinfer export` writes; Python's duckdb:
+# the guide's example of reading the warehouse, with what `pip install duckdb` gives today (tests only).
 PYARROW_VERSION=18.1.0
+DUCKDB_VERSION=2.0.0
 venv=.objinfer/tools/venv
-if ! "$venv/bin/python" -c "import pyarrow, sys; sys.exit(pyarrow.__version__ != '$PYARROW_VERSION')" 2>/dev/null; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "pyarrow==$PYARROW_VERSION"
+if ! "$venv/bin/python" -c "import pyarrow, duckdb, sys; sys.exit(pyarrow.__version__ != '$PYARROW_VERSION' or duckdb.__version__ != '$DUCKDB_VERSION')" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "pyarrow==$PYARROW_VERSION" "duckdb==$DUCKDB_VERSION"
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
