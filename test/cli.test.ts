@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CLI } from './support/paths';
+import { testServer } from './support/pipeline';
 
 function runCli(args: string[], cwd: string) {
   const home = join(cwd, 'state');
@@ -114,4 +115,10 @@ test('a config with several problems lists each on its own line, at once', () =>
     '  fix the config and run again; nothing was changed',
     '',
   ]);
+});
+
+test("the suite's temporary files go to its own folder, which the run removes at its end", () => {
+  const { tmp } = testServer();
+  expect(tmp).toMatch(/objinfer-suite-/);
+  expect(tmpdir()).toBe(tmp); // every mkdtemp(tmpdir()) of a test lands there
 });

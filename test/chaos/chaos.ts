@@ -9,7 +9,7 @@
  * `test/chaos.test.ts` runs a short version in the normal suite. Local backend only.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -169,6 +169,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     if (cluster.worker?.exitCode === null) await killWorker(cluster);
     await cluster.connection.close().catch(() => undefined);
     await cluster.server.stop();
+    // Its images, warehouse and dev-server database stay only when a round found a problem, to look at.
+    if (report.rounds.every((round) => round.problems.length === 0)) rmSync(dir, { recursive: true, force: true });
+    else log(`  kept ${dir} for inspection (a round found problems)`);
   }
   report.wallMs = Date.now() - started;
   return report;

@@ -2,7 +2,8 @@
  * Starts one real Temporal dev server (the CLI, with SQLite and objinfer's search
  * attributes) for the whole suite, on free ports, and bundles the workflow code once.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeWorkflowBundle } from '../../src/temporal/bundleWorkflows';
 import { findTemporalCli, startDevServer } from '../../src/temporal/devServer';
@@ -15,7 +16,8 @@ import { SERVER_FILE, SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS, TEST_STATE, WORKFLOW
  */
 function stopLeftoverServer(): void {
   if (!existsSync(SERVER_FILE)) return;
-  const { pid } = JSON.parse(readFileSync(SERVER_FILE, 'utf8')) as TestServer;
+  const { pid, tmp } = JSON.parse(readFileSync(SERVER_FILE, 'utf8')) as TestServer;
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
   const commandLine = (() => {
     try {
       return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
@@ -35,6 +37,11 @@ export default async function globalSetup(): Promise<void> {
   stopLeftoverServer();
   rmSync(TEST_STATE, { recursive: true, force: true });
   mkdirSync(TEST_STATE, { recursive: true });
+  // Every test's temporary files in one folder, outside the clone (a test reads some as another
+  // user, who may not enter it), that globalTeardown removes: a run leaves nothing in /tmp.
+  const tmp = mkdtempSync(join(tmpdir(), 'objinfer-suite-'));
+  chmodSync(tmp, 0o755);
+  process.env.TMPDIR = tmp;
   const cliPath = findTemporalCli();
   if (!cliPath) {
     throw new Error('no Temporal CLI found: run `make tools` (or set TEMPORAL_CLI_PATH); the tests need a real dev server');
@@ -54,7 +61,7 @@ export default async function globalSetup(): Promise<void> {
     }),
     writeWorkflowBundle(WORKFLOW_BUNDLE),
   ]);
-  const info: TestServer = { address: server.address, uiUrl: server.uiUrl, pid: server.pid };
+  const info: TestServer = { address: server.address, uiUrl: server.uiUrl, pid: server.pid, tmp };
   writeFileSync(SERVER_FILE, JSON.stringify(info));
   process.env.TEMPORAL_ADDRESS = server.address;
   process.env.OBJINFER_WORKFLOW_BUNDLE = WORKFLOW_BUNDLE;

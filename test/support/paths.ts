@@ -10,6 +10,8 @@ export interface TestServer {
   address: string;
   uiUrl: string;
   pid: number;
+  /** The run's own temporary folder (TMPDIR for every test process), removed when the run ends. */
+  tmp?: string;
 }
 
 /** The test server suggests continue-as-new once a run's history has this many events. */
