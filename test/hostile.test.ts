@@ -146,31 +146,44 @@ test('the warehouse deleted mid-run: the run says the warehouse vanished, not th
 
 // Mounting a small filesystem needs root (CI runs as root); elsewhere this says why it did not run.
 const asRoot = process.getuid?.() === 0 ? test : test.skip;
-asRoot('a full disk under the warehouse fails at once naming the path and the free space; after space is freed a rerun predicts every image once', async () => {
-  const taskQueue = uniqueQueue('enospc');
-  const fixture = await makeFixture({ labels: [...COLOURS], taskQueue });
-  const disk = join(fixture.dir, 'small-disk');
-  mkdirSync(disk);
-  const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', disk], { encoding: 'utf8' });
-  expect(mount.stderr).toBe('');
-  try {
-    const filler = join(disk, 'filler');
-    spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=64k'], { encoding: 'utf8' }); // until the disk is full
-    const config = { ...fixture.config, local: { ...fixture.config.local, warehouse: join(disk, 'warehouse.duckdb') } };
-    const failure = await failureOfRun(client, taskQueue, config);
-    expect(failure.type).toBe('NoSpace');
-    expect(failure.message).toMatch(
-      new RegExp(
-        `^no space left on device writing ${disk}/warehouse\\.duckdb.* \\(\\d+(\\.\\d)? (B|KiB) free there\\): free some space or point local\\.warehouse at another disk`,
-      ),
-    );
-    const attempts = await activityStarts(client, `objinfer-${config.name}`);
-    expect(attempts.every((a) => a.attempt === 1)).toBe(true); // nothing was retried
-    rmSync(filler);
-    const summary = await runToEnd(client, taskQueue, config);
-    expect(summary).toMatchObject({ predicted: COLOURS.length, failed: 0 });
-    expect(await query(config, 'SELECT count(*) AS n, count(DISTINCT uri) AS uris FROM objinfer_test.predictions')).toEqual([{ n: 6n, uris: 6n }]);
-  } finally {
-    spawnSync('umount', ['-l', disk]);
-  }
-});
+asRoot(
+  'a full disk under the warehouse, at the start or later, fails at once naming the path and the free space; after space is freed a rerun predicts every image once',
+  async () => {
+    const taskQueue = uniqueQueue('enospc');
+    const fixture = await makeFixture({ labels: [...COLOURS], taskQueue });
+    const disk = join(fixture.dir, 'small-disk');
+    mkdirSync(disk);
+    const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', disk], { encoding: 'utf8' });
+    expect(mount.stderr).toBe('');
+    try {
+      const filler = join(disk, 'filler');
+      spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=64k'], { encoding: 'utf8' }); // until the disk is full
+      const config = { ...fixture.config, local: { ...fixture.config.local, warehouse: join(disk, 'warehouse.duckdb') } };
+      const failure = await failureOfRun(client, taskQueue, config);
+      expect(failure.type).toBe('NoSpace');
+      expect(failure.message).toMatch(
+        new RegExp(
+          `^no space left on device writing ${disk}/warehouse\\.duckdb.* \\(\\d+(\\.\\d)? (B|KiB) free there\\): free some space or point local\\.warehouse at another disk`,
+        ),
+      );
+      const attempts = await activityStarts(client, `objinfer-${config.name}`);
+      expect(attempts.every((a) => a.attempt === 1)).toBe(true); // nothing was retried
+      rmSync(filler);
+      const summary = await runToEnd(client, taskQueue, config);
+      expect(summary).toMatchObject({ predicted: COLOURS.length, failed: 0 });
+      expect(await query(config, 'SELECT count(*) AS n, count(DISTINCT uri) AS uris FROM objinfer_test.predictions')).toEqual([{ n: 6n, uris: 6n }]);
+
+      // The disk fills again with new images to predict: the run fails naming the disk, not a grant or a retry.
+      for (const label of COLOURS) await fixture.addImage(label);
+      spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=4k'], { encoding: 'utf8' });
+      const again = await failureOfRun(client, taskQueue, config);
+      expect(again.type).toBe('NoSpace');
+      expect(again.message).toMatch(/^no space left on device writing /);
+      rmSync(filler);
+      expect(await runToEnd(client, taskQueue, config)).toMatchObject({ failed: 0 });
+      expect(await query(config, 'SELECT count(*) AS n, count(DISTINCT uri) AS uris FROM objinfer_test.predictions')).toEqual([{ n: 12n, uris: 12n }]);
+    } finally {
+      spawnSync('umount', ['-l', disk]);
+    }
+  },
+);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { writeWorkflowBundle } from '../../src/temporal/bundleWorkflows';
 import { findTemporalCli, startDevServer } from '../../src/temporal/devServer';
 import { freePorts } from './ports';
+import { removeSuiteTmp } from './suiteTmp';
 import { SERVER_FILE, SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS, TEST_STATE, WORKFLOW_BUNDLE, type TestServer } from './paths';
 
 /**
@@ -17,7 +18,7 @@ import { SERVER_FILE, SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS, TEST_STATE, WORKFLOW
 function stopLeftoverServer(): void {
   if (!existsSync(SERVER_FILE)) return;
   const { pid, tmp } = JSON.parse(readFileSync(SERVER_FILE, 'utf8')) as TestServer;
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
+  if (tmp) removeSuiteTmp(tmp);
   const commandLine = (() => {
     try {
       return readFileSync(`/proc/${pid}/cmdline`, 'utf8');

@@ -1,6 +1,6 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { SERVER_FILE, type TestServer } from './paths';
+import { removeSuiteTmp } from './suiteTmp';
 
 export default async function globalTeardown(): Promise<void> {
   if (!existsSync(SERVER_FILE)) return;
@@ -10,10 +10,5 @@ export default async function globalTeardown(): Promise<void> {
   } catch {
     // already gone
   }
-  if (tmp) {
-    // A test that failed mid-way may leave a folder it made unreadable, or a small disk mounted.
-    spawnSync('chmod', ['-R', 'u+rwx', tmp]);
-    if (process.getuid?.() === 0) spawnSync('sh', ['-c', `grep -o " ${tmp}/[^ ]*" /proc/mounts | xargs -r umount -l`]);
-    rmSync(tmp, { recursive: true, force: true });
-  }
+  if (tmp) removeSuiteTmp(tmp);
 }

@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import type { RunSpec } from '../../config';
 import { labelOf } from '../common/model';
+import { assertRoomToWrite } from './failures';
 import { assertConnectionCanRead, localServiceAccount } from './iam';
 import { BOOKKEEPING_DDL } from './schema';
 import { patternRoot, pathToUri } from './storage';
@@ -23,6 +24,7 @@ export class LocalContext {
 
   /** Opens the warehouse (creating objinfer's bookkeeping tables in a new file) and runs `work`. */
   use<T>(work: (db: Db) => Promise<T>, options?: Parameters<Warehouse['use']>[1]): Promise<T> {
+    assertRoomToWrite(this.spec);
     return this.warehouse.use(async (db, identity) => {
       const key = `${this.spec.local.warehouse}:${identity}`;
       if (!bookkept.has(key)) {

@@ -17,6 +17,21 @@ const TRANSIENT_MESSAGES = [/write-write conflict/i, /Conflict on tuple/i, /Coul
 const WRITE_FAILED = /Could not (write|fsync|truncate|extend)|CHECKPOINT|No space left on device/i;
 /** Below this much free space, a failed write is taken to be the full disk's doing. */
 const NEARLY_FULL_BYTES = 16 * 1024 * 1024;
+/**
+ * Free space the warehouse's disk must have before objinfer writes to it. DuckDB 1.5 aborts
+ * the whole process when a commit it cannot write fails to revert (seen with a full disk:
+ * "Failed to append to PRIMARY_object_tables ... assertion failure"), so a write is not
+ * started on a disk this full. A disk that fills during a write can still meet it.
+ */
+export const MIN_FREE_BYTES = 32 * 1024 * 1024;
+
+/** Throws NoSpace when the warehouse's disk has less than MIN_FREE_BYTES free. */
+export function assertRoomToWrite(spec: RunSpec): void {
+  const free = freeBytes(dirname(resolve(spec.local.warehouse)));
+  if (free !== undefined && free < MIN_FREE_BYTES) {
+    throw noSpace(spec, spec.local.warehouse, `objinfer writes to a warehouse only with at least ${formatBytes(MIN_FREE_BYTES)} free on its disk`);
+  }
+}
 
 /** The error a step of the local backend throws, classified. `step` names it in the message. */
 export function localFailure(error: unknown, spec: RunSpec, step: string): unknown {
