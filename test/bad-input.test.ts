@@ -184,7 +184,8 @@ test('a folder the worker may not read fails at once, naming the folder and what
   const node = join(code, 'node');
   copyFileSync(process.execPath, node);
   chmodSync(node, 0o755);
-  const result = spawnSync(node, ['-e', script], { encoding: 'utf8', ...asUser });
+  // From a folder that user may read: Node.js 24 refuses to start where it cannot read the folders above for a package.json.
+  const result = spawnSync(node, ['-e', script], { encoding: 'utf8', cwd: code, ...asUser });
   expect(result.stderr).toBe('');
   const failure = JSON.parse(result.stdout) as { type: string; message: string };
   expect(failure.type).toBe('PermissionDenied');

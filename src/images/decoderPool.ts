@@ -27,6 +27,17 @@ export interface DecodeRequest {
 
 export type DecodeOutcome = { ok: true } | { ok: false; failure: DecodeFailure };
 
+/**
+ * What the runtime itself makes writable at start, which `ulimit -d` counts though nothing is
+ * written there: Node.js 24's V8 (13.x) makes its whole 512 MB code range writable and
+ * executable at once (Node.js 22's V8 12 a few hundred KB; measured with strace: mprotect of
+ * 536 870 912 bytes RWX), so a cap of 200 MB stopped Node.js 24 before it ran any code. The
+ * cap a decode gets (memoryMb) comes on top.
+ */
+function runtimeReservationMb(): number {
+  return Number(process.versions.v8.split('.')[0]) >= 13 ? 512 : 0;
+}
+
 export interface DecoderPoolOptions {
   processes?: number;
   memoryMb?: number;
@@ -106,7 +117,7 @@ class DecoderProcess {
     private readonly onExit: (process: DecoderProcess, orphan: Pending | undefined, unstarted: Pending[], reason: string) => void,
   ) {
     this.pixelFile = options.pixelFile ? openPixelFile() : undefined;
-    const memoryKb = String(options.memoryMb * 1024);
+    const memoryKb = String((options.memoryMb + runtimeReservationMb()) * 1024);
     // `ulimit -d` caps the memory a process writes to: a decode that needs more fails (or dies) here, alone.
     this.child = spawn(
       '/bin/sh',
