@@ -14,6 +14,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { msToNumber, type Duration } from '@temporalio/common/lib/time';
 import { parse as parseYaml } from 'yaml';
 import { localLayoutProblems, resolveSourceUri } from './configPaths';
+import { isSavedModel } from './models/savedModel';
 import { z } from 'zod';
 
 /** BigQuery dataset, table and model names: letters, digits, underscores. */
@@ -56,6 +57,8 @@ const ModelSchema = z
     preserveAspectRatio: z.boolean().default(false),
     /** The output to read scores from, when the model has several. */
     output: z.string().min(1).optional(),
+    /** What the output holds: probabilities, or logits (softmax applied); auto reads it off the model. */
+    scores: z.enum(['auto', 'probabilities', 'logits']).default('auto'),
   })
   .strict();
 
@@ -150,6 +153,7 @@ export interface ModelSpec {
   inputSize?: [number, number];
   preserveAspectRatio: boolean;
   output?: string;
+  scores: 'auto' | 'probabilities' | 'logits';
 }
 
 /**
@@ -276,10 +280,10 @@ function resolveSpec(parsed: ParsedConfig, baseDir: string, checkFiles: boolean)
   };
   if (backend === 'local') {
     if (inCloud(model.source)) problem('model.source', 'the local backend reads the model from a local ONNX file, not gs://');
-    if (model.type !== 'ONNX') {
-      problem('model.type', 'the local backend runs ONNX models; convert a SavedModel with tf2onnx (see docs/guide.md "Your own model")');
-    }
     if (model.labels && inCloud(model.labels)) problem('model.labels', 'the local backend reads labels from a local file, not gs://');
+  }
+  if (backend === 'gcp' && model.scores === 'logits') {
+    problem('model.scores', 'logits are turned into probabilities on the local backend only so far; on gcp use a model that outputs probabilities');
   }
   if (backend === 'gcp' && model.type === 'TENSORFLOW' && inCloud(model.source) && !model.source.endsWith('/')) {
     model.source = `${model.source}/`; // a SavedModel folder: "gs://b/m" must not also match "gs://b/m2/"
@@ -296,6 +300,11 @@ function resolveSpec(parsed: ParsedConfig, baseDir: string, checkFiles: boolean)
     if (!inCloud(model.source) && !existsSync(model.source)) problem('model.source', `file not found: ${model.source}; ${hint}`);
     else if (!inCloud(model.source) && model.type === 'ONNX' && statSync(model.source).isDirectory()) {
       problem('model.source', `${model.source} is a folder; point it at the .onnx file (or set model.type: TENSORFLOW for a SavedModel folder)`);
+    } else if (!inCloud(model.source) && model.type === 'TENSORFLOW' && !isSavedModel(model.source)) {
+      problem(
+        'model.source',
+        `${model.source} is not a SavedModel folder (saved_model.pb and variables/); point it at one, or set model.type: ONNX for an .onnx file`,
+      );
     }
     if (model.labels && !inCloud(model.labels) && !existsSync(model.labels)) {
       problem('model.labels', `file not found: ${model.labels}; point it at a text file with one label per line, or remove the field`);

@@ -40,7 +40,8 @@ async function modelFixture(
   config: Record<string, unknown> = {},
 ): Promise<Fixture> {
   const taskQueue = uniqueQueue(name);
-  const fixture = await makeFixture({ labels: [], taskQueue, config });
+  const { model: _model, ...rest } = config; // the model's settings go into the spec below
+  const fixture = await makeFixture({ labels: [], taskQueue, config: rest });
   writeFileSync(join(fixture.dir, 'models', `${name}.onnx`), model);
   if (labels) writeFileSync(join(fixture.dir, 'models', `${name}.labels.txt`), labels.join('\n'));
   for (const [file, [r, g, b]] of Object.entries(images)) await writePng(join(fixture.imagesDir, file), r, g, b);
@@ -51,6 +52,7 @@ async function modelFixture(
       source: join(fixture.dir, 'models', `${name}.onnx`),
       labels: labels ? join(fixture.dir, 'models', `${name}.labels.txt`) : undefined,
       output: (config.model as { output?: string } | undefined)?.output,
+      scores: (config.model as { scores?: RunSpec['model']['scores'] } | undefined)?.scores ?? fixture.config.model.scores,
     },
   };
   return { ...fixture, config: spec };
@@ -93,13 +95,16 @@ const errors = (spec: RunSpec) =>
 const name = (uri: string) => uri.split('/').pop();
 
 describe('a confident, broken or unusual model', () => {
-  test('a top score of exactly 1 followed by fractions is stored as given (it used to fail every batch)', async () => {
+  // Declared probabilities (model.scores): stored as the model gives them, whatever they sum to.
+  const asGiven = { scores: 'probabilities' };
+
+  test('a top score of exactly 1 followed by fractions, declared probabilities, is stored as given (it used to fail every batch)', async () => {
     const f = await modelFixture(
       'saturated',
       constantScoresModel([1, 0.25, 0]),
       ['a', 'b', 'c'],
       { 'x.png': [10, 10, 10], 'y.png': [200, 0, 0] },
-      { results: { topK: 3, keepProbabilities: true } },
+      { results: { topK: 3, keepProbabilities: true }, model: asGiven },
     );
     const summary = await run(f.config);
     expect(summary).toMatchObject({ predicted: 2, failed: 0 });
@@ -115,8 +120,14 @@ describe('a confident, broken or unusual model', () => {
     }
   });
 
-  test('integer and negative logits rank as numbers: the highest wins, stored exactly', async () => {
-    const f = await modelFixture('logits', constantScoresModel([3, -2, 7, -1e30]), ['w', 'x', 'y', 'z'], { 'a.png': [1, 2, 3] }, { results: { topK: 4 } });
+  test('integer and negative scores declared probabilities rank as numbers: the highest wins, stored exactly', async () => {
+    const f = await modelFixture(
+      'logits',
+      constantScoresModel([3, -2, 7, -1e30]),
+      ['w', 'x', 'y', 'z'],
+      { 'a.png': [1, 2, 3] },
+      { results: { topK: 4 }, model: asGiven },
+    );
     await run(f.config);
     const [row] = await results(f.config);
     expect(row!.top_k.map((t) => [t.label, t.score])).toEqual([
@@ -125,6 +136,23 @@ describe('a confident, broken or unusual model', () => {
       ['x', -2],
       ['z', Math.fround(-1e30)],
     ]);
+  });
+
+  test('the same scores, left to objinfer, are read as logits: ranked by their softmax, the raw outputs kept, the summary says so', async () => {
+    const f = await modelFixture(
+      'auto_logits',
+      constantScoresModel([3, -2, 7, -1e30]),
+      ['w', 'x', 'y', 'z'],
+      { 'a.png': [1, 2, 3] },
+      { results: { topK: 4, keepProbabilities: true } },
+    );
+    expect(await run(f.config)).toMatchObject({ modelScores: 'logits', predicted: 1 });
+    const [row] = await results(f.config);
+    expect(row!.top_k.map((t) => t.label)).toEqual(['y', 'w', 'x', 'z']);
+    const total = row!.top_k.reduce((sum, t) => sum + t.score, 0);
+    expect(Math.abs(total - 1)).toBeLessThan(1e-12); // probabilities now (NumPy's softmax is checked in tensorflow.test.ts)
+    expect(row!.score).toBeCloseTo(Math.exp(7) / (Math.exp(7) + Math.exp(3) + Math.exp(-2)), 12);
+    expect(row!.probabilities).toEqual([3, -2, 7, Math.fround(-1e30)]);
   });
 
   test('NaN scores are an error for that image, with the reason; finite ones are predicted', async () => {
@@ -144,7 +172,13 @@ describe('a confident, broken or unusual model', () => {
 
   test('infinite scores are an error for that image; an all-zero one is predicted', async () => {
     // log(channel): black is -Infinity everywhere; white is 0 everywhere.
-    const f = await modelFixture('inf', channelModel('log'), ['red', 'green', 'blue'], { 'black.png': [0, 0, 0], 'white.png': [255, 255, 255] });
+    const f = await modelFixture(
+      'inf',
+      channelModel('log'),
+      ['red', 'green', 'blue'],
+      { 'black.png': [0, 0, 0], 'white.png': [255, 255, 255] },
+      { model: asGiven },
+    );
     const summary = await run(f.config);
     expect(summary).toMatchObject({ predicted: 1, failed: 1 });
     expect((await errors(f.config))[0]!.error).toMatch(/holds -Infinity at class 0, -Infinity at class 1, -Infinity at class 2 for this image/);

@@ -185,7 +185,11 @@ export function summaryText(s: PipelineSummary, width = terminalWidth() ?? 100, 
   const field = (name: string) => `  ${`${name}:`.padEnd(20)}`;
   const shownLabels = labels.length > 12 ? [...labels.slice(0, 12), `and ${labels.length - 12} more`] : labels;
   return [
-    truncate(`pipeline ${s.pipeline} finished in ${formatDuration(s.durationMs)} (prediction version ${s.modelVersion}, output ${s.modelOutput})`, width),
+    truncate(
+      `pipeline ${s.pipeline} finished in ${formatDuration(s.durationMs)} (prediction version ${s.modelVersion}, output ${s.modelOutput}` +
+        `${s.modelScores === 'logits' ? ': logits, scores are their softmax' : ''})`,
+      width,
+    ),
     `${field('images seen')}${s.objectsSeen}`,
     `${field('predicted now')}${s.predicted}`,
     ...(labels.length ? [wrapList(field('  by label'), shownLabels, width)] : []),

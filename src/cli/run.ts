@@ -38,7 +38,7 @@ export class Interrupted extends Error {
  */
 export async function checkModelFirst(spec: RunSpec): Promise<string[]> {
   try {
-    return (await inspectModel(spec)).warnings;
+    return (await inspectModel(spec, (what) => console.error(`objinfer: ${what}`))).warnings;
   } catch (error) {
     if (error instanceof ObjinferError && [ErrorType.ModelShapeMismatch, ErrorType.InvalidConfig, ErrorType.ModelInvalid].includes(error.type as never)) {
       const field = /model\.(labels|inputSize|output)/.exec(error.message)?.[0] ?? 'model.source';

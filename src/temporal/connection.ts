@@ -13,6 +13,7 @@ import { temporal } from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
 import { SEARCH_ATTRIBUTE_DEFINITIONS } from '../workflows/contract';
 import { findTemporalCli, startDevServer, waitForServer, type DevServer } from './devServer';
+import { alive } from '../processes';
 
 export const DEFAULT_PORT = 7233;
 export const DEFAULT_UI_PORT = 8233;
@@ -60,15 +61,6 @@ export function devServerPaths(home = serverStateDir()) {
     logFile: join(home, 'temporal-dev-server.log'),
     recordFile: join(home, 'temporal-dev-server.json'),
   };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Where notes may be: the user's, then ./.objinfer's, where objinfer before 0.2 kept it. */

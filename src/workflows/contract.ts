@@ -86,6 +86,8 @@ export interface ModelDescription {
   classCount: number;
   /** Images per inference run at most: 1 for a model whose batch dimension is fixed at 1. */
   maxBatch?: number;
+  /** What the output holds; logits get a softmax before ranking. Absent: probabilities. */
+  scores?: 'probabilities' | 'logits';
   /** Where the model was loaded from. */
   modelUri: string;
 }
@@ -184,6 +186,8 @@ export interface PipelineSummary {
   errorsTable: string;
   /** The model output the scores came from. */
   modelOutput: string;
+  /** What that output held: probabilities, or logits turned into probabilities by a softmax. */
+  modelScores?: 'probabilities' | 'logits';
   durationMs: number;
   /** Time spent in the infer stage, across continue-as-new. */
   inferDurationMs: number;

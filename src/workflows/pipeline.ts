@@ -235,6 +235,7 @@ class PipelineRun {
       resultsTable: `${spec.dataset}.${spec.results.table}`,
       errorsTable: `${spec.dataset}.${spec.results.errorsTable}`,
       modelOutput: model.outputName,
+      modelScores: model.scores,
       durationMs: Date.now() - this.startedAt,
       inferDurationMs: Date.now() - state.inferStartedAt,
     };

@@ -37,6 +37,9 @@ export function predictionVersion(modelDigest: string, labels: readonly string[]
     output: spec.model.output ?? null,
     topK: spec.results.topK,
     keepProbabilities: spec.results.keepProbabilities,
+    // `auto` reads the choice off the model's bytes, which the version holds already; a choice
+    // made by hand is part of it (so versions from before model.scores existed are unchanged).
+    ...(spec.model.scores && spec.model.scores !== 'auto' ? { scores: spec.model.scores } : {}),
   };
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 12);
 }
@@ -74,4 +77,35 @@ export function chooseOutput(
     name: scores.name,
     why: `the first ${labelCount === undefined ? '[batch, classes]' : `[batch, ${labelCount}]`} output of [${names.join(', ')}] (set model.output to choose another)`,
   };
+}
+
+/** What a model's scores are: probabilities as given, or logits a softmax turns into them. */
+export type ScoreKind = 'probabilities' | 'logits';
+
+/**
+ * Reads the kind off a model's outputs for a few inputs: rows of values in [0, 1] that sum to
+ * 1 (within 1e-3) are probabilities; anything else (negative values, sums that are not 1) logits.
+ */
+export function scoreKindOf(rows: ArrayLike<number>[]): ScoreKind {
+  for (const row of rows) {
+    let sum = 0;
+    for (let i = 0; i < row.length; i++) {
+      const value = row[i]!;
+      if (!(value >= -1e-6 && value <= 1 + 1e-6)) return 'logits';
+      sum += value;
+    }
+    if (Math.abs(sum - 1) > 1e-3) return 'logits';
+  }
+  return 'probabilities';
+}
+
+/** A numerically stable softmax, in float64: exp(x - max) / sum, as NumPy and SciPy compute it. */
+export function softmax(logits: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
+  const out = new Float64Array(logits.length);
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += out[i] = Math.exp(logits[i]! - max);
+  for (let i = 0; i < out.length; i++) out[i]! /= sum;
+  return out;
 }

@@ -4,10 +4,11 @@
  * error naming it), each recorded in `_objinfer_created` when objinfer made it.
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { TableField } from '@google-cloud/bigquery';
 import { ErrorType, ObjinferError } from '../../errors';
+import { savedModelFiles } from '../../models/savedModel';
 import type { ConnectionInfo, ModelArtifact, ModelDescription, PreflightReport, StepOutcome } from '../../workflows/contract';
 import { OBJECT_VIEWER } from '../common/iam';
 import { chooseOutput, parseLabels, predictionVersion } from '../common/model';
@@ -292,16 +293,7 @@ export async function changeBinding(ctx: GcpContext, bucket: string, member: str
 async function modelFiles(source: string, type: string): Promise<{ name: string; path: string }[]> {
   const info = await stat(source);
   if (!info.isDirectory()) return [{ name: type === 'ONNX' ? 'model.onnx' : relative(join(source, '..'), source), path: source }];
-  const files: { name: string; path: string }[] = [];
-  const walk = async (dir: string) => {
-    for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) await walk(path);
-      else files.push({ name: relative(source, path), path });
-    }
-  };
-  await walk(source);
-  return files;
+  return savedModelFiles(source);
 }
 
 /** The labels file's lines, from a local path or gs://. */

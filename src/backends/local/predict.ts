@@ -8,6 +8,7 @@ import { DOUBLE, INTEGER, LIST, STRUCT, VARCHAR, structValue } from '@duckdb/nod
 import type { BatchPlan, BatchProgress, BatchRequest, BatchResult, BatchSlice } from '../../workflows/contract';
 import type { LocalContext } from './context';
 import { chunkCount, classifyInChunks, type Failure, type PendingObject, type Prediction } from './inference';
+import { softmax } from '../common/model';
 import { cpuTurn, topK } from './runtime';
 import { TOP_K_TYPE, uriHashSql } from './schema';
 import type { Db } from './warehouse';
@@ -204,7 +205,8 @@ async function writeRows(ctx: LocalContext, db: Db, request: BatchRequest, label
     );
     await db.append('incoming', (row) => {
       for (const { object, scores } of predictions) {
-        const best = topK(scores, labels, results.topK);
+        // Ranked as probabilities: logits through a softmax; the raw outputs are what keepProbabilities keeps.
+        const best = topK(request.model.scores === 'logits' ? softmax(scores) : scores, labels, results.topK);
         row.appendVarchar(object.uri);
         row.appendBigInt(object.generation);
         row.appendVarchar(best[0]!.label);

@@ -9,12 +9,14 @@ import { ErrorType, ObjinferError } from '../../errors';
 import { decoderPool } from '../../images/decoderPool';
 import type { ConnectionInfo, ModelArtifact, ModelDescription, PreflightReport, StepOutcome } from '../../workflows/contract';
 import { OBJECT_VIEWER } from '../common/iam';
-import { parseLabels, predictionVersion } from '../common/model';
-import { fileDigest } from './digest';
+import { parseLabels, predictionVersion, scoreKindOf, type ScoreKind } from '../common/model';
+import { seededRandom } from '../../models/random';
 import type { LocalContext } from './context';
 import { findGrant } from './iam';
-import { checkModel } from './modelCheck';
-import { loadSession, signature } from './runtime';
+import { reportDoing } from '../waiting';
+import { checkModel, type CheckedModel } from './modelCheck';
+import { modelSource } from './modelSource';
+import { classify, loadSession, signature } from './runtime';
 import { errorsDdl, labelsDdl, resultsDdl, resultsWithoutIndex } from './schema';
 import { copyIfChanged, patternRoot, pathToUri, uriToPath } from './storage';
 import { quote } from './warehouse';
@@ -106,9 +108,10 @@ function versionFolder(ctx: LocalContext, version: string): string {
 export async function uploadModel(ctx: LocalContext): Promise<ModelArtifact> {
   const { model } = ctx.spec;
   const labels = model.labels ? parseLabels(await readFile(model.labels, 'utf8')) : undefined;
-  const version = predictionVersion(await fileDigest(model.source, 'sha256', 'hex'), labels, ctx.spec);
+  const source = await modelSource(model, reportDoing);
+  const version = predictionVersion(source.digest, labels, ctx.spec);
   const folder = versionFolder(ctx, version);
-  const files = [{ source: model.source, name: 'model.onnx' }];
+  const files = [{ source: source.onnx, name: 'model.onnx' }];
   if (model.labels) files.push({ source: model.labels, name: 'labels.txt' });
   let uploaded = 0;
   for (const file of files) {
@@ -117,7 +120,12 @@ export async function uploadModel(ctx: LocalContext): Promise<ModelArtifact> {
   return {
     step: 'upload model',
     action: uploaded > 0 ? 'created' : 'exists',
-    detail: `${basename(model.source)} -> ${pathToUri(folder)}/ (version ${version})`,
+    detail: `${basename(model.source)}${
+      source.conversion
+        ? ` (SavedModel, as ONNX: ${source.conversion.converted ? 'converted now' : 'converted before'}, ` +
+          `within ${source.conversion.check.maxAbsDifference.toExponential(1)} of TensorFlow)`
+        : ''
+    } -> ${pathToUri(folder)}/ (version ${version})`,
     version,
     uri: pathToUri(join(folder, 'model.onnx')),
     filesUploaded: uploaded,
@@ -150,6 +158,7 @@ export async function describeModel(ctx: LocalContext, artifact: ModelArtifact):
   const { inputs, outputs } = signature(await loadSession(modelPath, ctx.spec.model.source));
   const labels = ctx.spec.model.labels ? parseLabels(await readFile(join(modelPath, '..', 'labels.txt'), 'utf8')) : undefined;
   const checked = checkModel(inputs, outputs, ctx.spec.model, labels);
+  const { scores } = ctx.spec.model;
   return {
     version: artifact.version,
     inputName: checked.inputName,
@@ -158,8 +167,22 @@ export async function describeModel(ctx: LocalContext, artifact: ModelArtifact):
     inputSize: checked.inputSize,
     classCount: checked.classCount,
     ...(checked.maxBatch ? { maxBatch: checked.maxBatch } : {}),
+    scores: scores === 'auto' ? await probeScores(await loadSession(modelPath), checked) : scores,
     modelUri: artifact.uri,
   };
+}
+
+/**
+ * What the model's output holds, read off its answers for two images (mid-grey, and seeded
+ * noise): the same for every run of this model, whose bytes the prediction version holds.
+ */
+async function probeScores(session: Awaited<ReturnType<typeof loadSession>>, model: CheckedModel): Promise<ScoreKind> {
+  const [height, width] = model.inputSize;
+  const random = seededRandom(34);
+  const images = [() => 0.5, () => random()].map((pixel) => Float32Array.from({ length: height * width * 3 }, pixel));
+  const rows: ArrayLike<number>[] = [];
+  for (const pixels of images) rows.push(...(await classify(session, model, pixels, [1, height, width, 3])));
+  return scoreKindOf(rows);
 }
 
 export async function ensureResultTables(ctx: LocalContext, model: ModelDescription): Promise<StepOutcome[]> {

@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { ErrorType, ObjinferError } from '../../errors';
 import type { ModelDescription } from '../../workflows/contract';
 import { labelOf } from '../common/model';
+import type { TensorSignature } from '../common/modelCheck';
 import type { LabelScore } from '../port';
 
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
@@ -72,12 +73,6 @@ function unloadable(error: Error, shownAs: string): ObjinferError {
     );
   }
   return new ObjinferError(ErrorType.ModelInvalid, `model.source ${shownAs} is not an ONNX model ONNX Runtime can load: ${message}`);
-}
-
-export interface TensorSignature {
-  name: string;
-  type: string;
-  shape: (number | string)[];
 }
 
 export function signature(session: ort.InferenceSession): { inputs: TensorSignature[]; outputs: TensorSignature[] } {
