@@ -82,7 +82,9 @@ export async function tensorflowPython(progress: Progress = () => undefined): Pr
   await withLock(join(home, 'install.lock'), async () => {
     if (existsSync(ready)) return;
     rmSync(join(home, 'venv'), { recursive: true, force: true });
-    progress(`installing TensorFlow ${TENSORFLOW_VERSION} and tf2onnx ${TF2ONNX_VERSION} from PyPI into ${home} (once; about 600 MB)`);
+    progress(
+      `installing TensorFlow ${TENSORFLOW_VERSION} and tf2onnx ${TF2ONNX_VERSION} from PyPI into ${home} (once: about 600 MB to download, 1.6 GB on disk)`,
+    );
     const base = process.env.OBJINFER_PYTHON ?? 'python3';
     await run(base, ['-m', 'venv', join(home, 'venv')], 'create a Python environment');
     await run(
