@@ -16,6 +16,7 @@ import type { RunSpec } from '../src/config';
 import { encodeImage, type DemoFormat } from '../src/demo/images';
 import { encodeModel, type NodeSpec } from '../src/models/onnxWriter';
 import { seededRandom } from '../src/models/random';
+import type { PipelineSummary } from '../src/workflows/contract';
 import { pngBomb } from './support/hostile';
 import { makeFixture, query, testClient, uniqueQueue, withWorker, type Fixture } from './support/pipeline';
 
@@ -147,7 +148,7 @@ describe(`a generated adversary (seed ${SEED}; rerun with OBJINFER_SEED=${SEED})
     return withWorker(spec.temporal.taskQueue, async () => waitForResult(client, (await startPipeline(client, spec)).workflowId));
   }
 
-  async function checkInvariants(modelVersion: string): Promise<void> {
+  async function checkInvariants(modelVersion: string, scores: PipelineSummary['modelScores']): Promise<void> {
     const t = (name: string) => `${spec.dataset}.${name}`;
     const listed = await query<{ uri: string; generation: bigint }>(spec, `SELECT uri, generation FROM ${t(spec.objectTable)} ORDER BY uri`);
     const onDisk = readdirSync(fixture.imagesDir).filter((f) => lstatSync(join(fixture.imagesDir, f)).isFile());
@@ -175,7 +176,12 @@ describe(`a generated adversary (seed ${SEED}; rerun with OBJINFER_SEED=${SEED})
       const best = Math.max(...row.probabilities);
       expect(row.probabilities[row.top_k[0]!.index]).toBe(best);
       expect(row.label).toBe(labels[row.top_k[0]!.index]);
-      expect(row.score).toBe(best);
+      if (scores === 'logits') {
+        // Ranked by the softmax of the raw outputs: probabilities, in the raw outputs' order.
+        expect(row.score).toBeGreaterThan(0);
+        expect(row.score).toBeLessThanOrEqual(1);
+        expect(row.top_k.reduce((sum, t) => sum + t.score, 0)).toBeLessThanOrEqual(1 + 1e-9);
+      } else expect(row.score).toBe(best);
       for (let i = 1; i < row.top_k.length; i++) expect(row.top_k[i - 1]!.score).toBeGreaterThanOrEqual(row.top_k[i]!.score);
     }
     const failedNow = new Set(errors.map(key));
@@ -211,7 +217,7 @@ describe(`a generated adversary (seed ${SEED}; rerun with OBJINFER_SEED=${SEED})
     async (round) => {
       if (round > 1) await mutate();
       const summary = await runOnce();
-      await checkInvariants(summary.modelVersion);
+      await checkInvariants(summary.modelVersion, summary.modelScores);
     },
     240_000,
   );
