@@ -6,7 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { globMatcher, MAX_PATTERN_LENGTH, MAX_PATTERN_WILDCARDS } from './glob';
+import { globMatcher, MAX_PATTERN_LENGTH, MAX_PATTERN_WILDCARDS, patternToPath } from './glob';
 
 /** Longest model name on the local backend: it names a folder, and a file name is at most 255 bytes. */
 export const MAX_LOCAL_MODEL_NAME = 200;
@@ -41,11 +41,6 @@ export function resolveSourceUri(uri: string, backend: 'local' | 'gcp', baseDir:
   return pathToFileURL(path).href.replace(/%2A/g, '*').replace(/%3F/g, '?');
 }
 
-/** A resolved file:// pattern as a path pattern. */
-function patternPath(uri: string): string {
-  return fileURLToPath(uri.replace(/\*/g, '%2A').replace(/\?/g, '%3F')).replace(/%2A/g, '*').replace(/%3F/g, '?');
-}
-
 export interface LocalLayout {
   modelName: string;
   /** Absolute paths. */
@@ -75,7 +70,7 @@ export function localLayoutProblems(layout: LocalLayout): [string, string][] {
   ];
   layout.sourceUris.forEach((uri, index) => {
     if (!uri.startsWith('file://')) return;
-    const pattern = patternPath(uri);
+    const pattern = patternToPath(uri);
     const matches = globMatcher(pattern);
     const hit = own.find(([, path]) => matches(path));
     if (hit) {

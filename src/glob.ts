@@ -1,4 +1,5 @@
-/** Object-table wildcards, shared by the config's checks and the local listing. */
+/** Object-table wildcards, shared by the config's checks, the local listing and output checks. */
+import { fileURLToPath } from 'node:url';
 
 /**
  * A matcher for a pattern of `*` (any run of characters, "/" included) and `?` (one
@@ -38,3 +39,8 @@ export function globMatcher(pattern: string): (name: string) => boolean {
 /** Bounds on a source pattern: beyond them a pattern is a mistake (or an attack), not a bucket. */
 export const MAX_PATTERN_LENGTH = 4096;
 export const MAX_PATTERN_WILDCARDS = 64;
+
+/** A source pattern (a file:// URI with `*` and `?` wildcards) as a filesystem pattern. */
+export function patternToPath(uri: string): string {
+  return fileURLToPath(uri.replace(/\*/g, '%2A').replace(/\?/g, '%3F')).replace(/%2A/g, '*').replace(/%3F/g, '?');
+}

@@ -6,9 +6,8 @@
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { RunSpec } from './config';
-import { globMatcher } from './glob';
+import { globMatcher, patternToPath } from './glob';
 
 /** Why `out` must not be written, or undefined when it may. */
 export function protectedOutput(out: string, spec: RunSpec, configFile?: string): string | undefined {
@@ -37,7 +36,7 @@ export function protectedOutput(out: string, spec: RunSpec, configFile?: string)
     if (real.startsWith(`${bucket}/`) || target.startsWith(`${bucket}/`))
       return `${target} is inside the pipeline's bucket folder ${bucket}: choose another --out`;
     const image = spec.sourceUris.find((uri) => {
-      const matches = globMatcher(fileURLToPath(uri.replace(/\*/g, '%2A').replace(/\?/g, '%3F')).replace(/%2A/g, '*').replace(/%3F/g, '?'));
+      const matches = globMatcher(patternToPath(uri));
       return matches(target) || matches(real);
     });
     if (image) return `${target} is matched by sourceUris (${image}): it would be listed as an image, or overwrite one; choose another --out`;

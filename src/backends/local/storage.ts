@@ -7,7 +7,7 @@ import { lstatSync, opendirSync, statSync, type Dir } from 'node:fs';
 import { copyFile, mkdir, rename } from 'node:fs/promises';
 import { dirname, extname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { globMatcher } from '../../glob';
+import { globMatcher, patternToPath } from '../../glob';
 import { fileDigest } from './digest';
 import { ErrorType, ObjinferError } from '../../errors';
 
@@ -38,11 +38,6 @@ export function patternRoot(uri: string): string {
   const path = patternToPath(uri);
   const staticPart = path.split(/[*?]/)[0]!;
   return staticPart.endsWith('/') ? staticPart.slice(0, -1) : dirname(staticPart);
-}
-
-/** A source pattern (file:// URI with `*` and `?` wildcards) as a filesystem pattern. */
-function patternToPath(uri: string): string {
-  return fileURLToPath(uri.replace(/\*/g, '%2A').replace(/\?/g, '%3F')).replace(/%2A/g, '*').replace(/%3F/g, '?');
 }
 
 /** A file:// URI this project wrote (model files, labels) as a path. */
