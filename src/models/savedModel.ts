@@ -159,11 +159,11 @@ export async function convertSavedModel(
         'run the SavedModel in TensorFlow',
       ),
     ) as { inputShape: number[]; outputs: Record<string, number[]> };
-    const inputs = new Float32Array(readFileSync(join(partial, 'reference', 'inputs.f32')).buffer.slice(0));
+    const inputs = float32File(join(partial, 'reference', 'inputs.f32'));
     const outputs = await runOnnx(join(partial, 'model.onnx'), inputs, reference.inputShape);
     let worst = 0;
     for (const [name, shape] of Object.entries(reference.outputs)) {
-      const expected = new Float32Array(readFileSync(join(partial, 'reference', `output.${name}.f32`)).buffer.slice(0));
+      const expected = float32File(join(partial, 'reference', `output.${name}.f32`));
       const actual = outputs[name];
       if (!actual || actual.length !== expected.length) {
         throw new ObjinferError(
@@ -192,6 +192,15 @@ export async function convertSavedModel(
   } finally {
     rmSync(partial, { recursive: true, force: true });
   }
+}
+
+/**
+ * A file of raw float32 values. Its own bytes only: a Buffer may be a view of a larger
+ * ArrayBuffer (Node.js 24 reads small files into a shared pool), which `.buffer` would give whole.
+ */
+function float32File(path: string): Float32Array {
+  const bytes = readFileSync(path);
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
 }
 
 /** Runs a command and returns its standard output; a failure says what it was for, with the command's last words. */
