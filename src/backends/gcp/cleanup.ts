@@ -8,7 +8,7 @@
 import type { StepOutcome } from '../../workflows/contract';
 import { CREATED_TABLE, type CreatedKind, type GcpContext } from './context';
 import { isNotFound } from './errors';
-import { changeBinding } from './provision';
+import { changeBinding } from './bucket';
 
 export async function cleanup(ctx: GcpContext, options: { deleteData: boolean }): Promise<StepOutcome[]> {
   const created = await ctx.call('read what objinfer created', () => ctx.created());

@@ -3,7 +3,8 @@
  * Connection API, bucket IAM and (optionally) the Reservation API, with the official
  * clients and Application Default Credentials.
  *
- * Same shape as ../local: provision, objectTable, predict, results, plan, cleanup.
+ * Same shape as ../local: one file per resource (dataset, reservation, connection, bucket,
+ * model, tables, objectTable), then predict, results, plan, cleanup.
  */
 import type { RunSpec } from '../../config';
 import type { Backend } from '../port';
@@ -13,7 +14,13 @@ import { GcpContext } from './context';
 import { ensureObjectTable } from './objectTable';
 import { describePlan } from './plan';
 import { planBatches, predictBatch, recordUnprocessable } from './predict';
-import * as provision from './provision';
+import { ensureBucket, grantObjectViewer } from './bucket';
+import { ensureConnection } from './connection';
+import { ensureDataset } from './dataset';
+import { describeModel, ensureModel, uploadModel } from './model';
+import { preflight } from './preflight';
+import { ensureReservation } from './reservation';
+import { ensureResultTables } from './tables';
 import { GcpResults } from './results';
 
 export type { GcpEndpoints } from './clients';
@@ -22,17 +29,17 @@ export function createGcpBackend(spec: RunSpec, endpoints?: GcpEndpoints): Backe
   const ctx = new GcpContext(spec, endpoints);
   const results = new GcpResults(spec, ctx.clients);
   return {
-    preflight: () => provision.preflight(ctx),
-    ensureDataset: () => provision.ensureDataset(ctx),
-    ensureReservation: () => provision.ensureReservation(ctx),
-    ensureConnection: () => provision.ensureConnection(ctx),
-    ensureBucket: () => provision.ensureBucket(ctx),
-    grantObjectViewer: (serviceAccount) => provision.grantObjectViewer(ctx, serviceAccount),
-    uploadModel: () => provision.uploadModel(ctx),
+    preflight: () => preflight(ctx),
+    ensureDataset: () => ensureDataset(ctx),
+    ensureReservation: () => ensureReservation(ctx),
+    ensureConnection: () => ensureConnection(ctx),
+    ensureBucket: () => ensureBucket(ctx),
+    grantObjectViewer: (serviceAccount) => grantObjectViewer(ctx, serviceAccount),
+    uploadModel: () => uploadModel(ctx),
     ensureObjectTable: () => ensureObjectTable(ctx),
-    ensureModel: (artifact) => provision.ensureModel(ctx, artifact),
-    describeModel: (artifact) => provision.describeModel(ctx, artifact),
-    ensureResultTables: (model) => provision.ensureResultTables(ctx, model),
+    ensureModel: (artifact) => ensureModel(ctx, artifact),
+    describeModel: (artifact) => describeModel(ctx, artifact),
+    ensureResultTables: (model) => ensureResultTables(ctx, model),
     planBatches: (version, runId) => planBatches(ctx, version, runId),
     predictBatch: (request, onProgress, signal) => predictBatch(ctx, request, onProgress, signal),
     recordUnprocessable: (request, reason) => recordUnprocessable(ctx, request, reason),

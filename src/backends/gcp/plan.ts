@@ -9,7 +9,7 @@ import type { PlannedCall } from '../port';
 import { OBJECT_VIEWER } from '../common/iam';
 import type { GcpContext } from './context';
 import { namedParameters } from './jobs';
-import { PROJECT_PERMISSIONS, RESERVATION_PERMISSIONS, STORAGE_PERMISSIONS } from './provision';
+import { PROJECT_PERMISSIONS, RESERVATION_PERMISSIONS, STORAGE_PERMISSIONS } from './permissions';
 import { countPendingSql, createModelSql, createObjectTableSql, createPendingSql, loadLabelsSql, predictBatchSql, refreshObjectTableSql } from './sql';
 
 const RUN = 'RUN_ID';
