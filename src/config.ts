@@ -282,9 +282,6 @@ function resolveSpec(parsed: ParsedConfig, baseDir: string, checkFiles: boolean)
     if (inCloud(model.source)) problem('model.source', 'the local backend reads the model from a local ONNX file, not gs://');
     if (model.labels && inCloud(model.labels)) problem('model.labels', 'the local backend reads labels from a local file, not gs://');
   }
-  if (backend === 'gcp' && model.scores === 'logits') {
-    problem('model.scores', 'logits are turned into probabilities on the local backend only so far; on gcp use a model that outputs probabilities');
-  }
   if (backend === 'gcp' && model.type === 'TENSORFLOW' && inCloud(model.source) && !model.source.endsWith('/')) {
     model.source = `${model.source}/`; // a SavedModel folder: "gs://b/m" must not also match "gs://b/m2/"
   }

@@ -18,6 +18,8 @@ export const ErrorType = {
   NoSpace: 'NoSpace',
   /** A passing failure (a busy file, too many open files, a write conflict): a later attempt may not meet it. */
   Transient: 'Transient',
+  /** A Google quota that a retry within minutes does not lift (quotaExceeded). */
+  QuotaExceeded: 'QuotaExceeded',
   /** A failure nothing marks as passing: retrying would meet it again, so the step fails with it. */
   StepFailed: 'StepFailed',
 } as const;
@@ -34,6 +36,7 @@ export const NON_RETRYABLE_ERROR_TYPES: ErrorType[] = [
   ErrorType.ModelInvalid,
   ErrorType.Refused,
   ErrorType.NoSpace,
+  ErrorType.QuotaExceeded,
   ErrorType.StepFailed,
 ];
 

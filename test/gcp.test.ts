@@ -9,53 +9,19 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
 import sharp from 'sharp';
 import { openGcpResults } from '../src/backends/gcp';
 import { colorPixels } from '../src/demo/images';
 import { COLOR_LABELS, type ColorLabel } from '../src/models/colorClassifier';
 import { buildReport } from '../src/report';
 import { Ids } from '../src/workflows/contract';
-import { CORRUPT_JPEG, gcpFixture, PROJECT, startWorld, staticToken, type GcpFixture, type GcpWorld } from './support/gcp/fixture';
+import { CORRUPT_JPEG, PROJECT, staticToken } from './support/gcp/fixture';
 import { shimScores } from './support/gcp/shim';
-import { activityStarts, capturedLogs, historyText, testClient } from './support/pipeline';
+import { failureOf, gcpSuite } from './support/gcp/suite';
+import { activityStarts, capturedLogs, historyText } from './support/pipeline';
 
-let world: GcpWorld;
-let client: Client;
-let connection: Connection;
-const fixtures: GcpFixture[] = [];
-
-beforeAll(async () => {
-  world = await startWorld();
-  ({ client, connection } = await testClient());
-}, 120_000);
-afterEach(async () => {
-  for (const f of fixtures.splice(0)) {
-    expect(f.gateway.violations).toEqual([]);
-    await f.gateway.stop();
-  }
-});
-afterAll(async () => {
-  await world?.stop();
-  await connection?.close();
-});
-
-async function fixture(options: Parameters<typeof gcpFixture>[2]): Promise<GcpFixture> {
-  const f = await gcpFixture(world, client, options);
-  fixtures.push(f);
-  return f;
-}
-
-const failureOf = async (promise: Promise<unknown>) => {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(WorkflowFailedError);
-  let cause = (error as WorkflowFailedError).cause as (Error & { type?: string; cause?: unknown }) | undefined;
-  while (cause?.cause) cause = cause.cause as typeof cause;
-  return cause!;
-};
+const suite = gcpSuite();
+const { fixture } = suite;
 
 /** The top-k an object named `<colour>-...` must get from the shim's model, worked out here. */
 function expectedTopK(name: string, k: number) {
@@ -117,7 +83,7 @@ test('the whole procedure on the emulator: right top-k labels at the right offse
 
 /** Datasets in the emulator: what a run created (or did not). */
 async function datasets(): Promise<string[]> {
-  const [found] = await world.emulator.direct.getDatasets();
+  const [found] = await suite.world.emulator.direct.getDatasets();
   return found.map((d) => d.id!);
 }
 
@@ -134,6 +100,7 @@ test('a second run creates nothing, uploads nothing, lists the bucket once and r
   const newCalls = f.gateway.calls.slice(callsBefore);
   expect(newCalls.filter((c) => /storage\.objects\.insert|datasets\.insert|connections\.create|setIamPolicy|tables\.insert/.test(c))).toEqual([]);
   expect(f.gateway.batchStatements).toHaveLength(first.batches);
+  expect(f.gateway.canaryStatements).toHaveLength(2); // one small read per run, nothing written
 });
 
 test('jobs per run: one per batch plus a constant; the statements are refused nowhere', async () => {
@@ -143,10 +110,10 @@ test('jobs per run: one per batch plus a constant; the statements are refused no
   });
   const summary = await f.run();
   expect(summary).toMatchObject({ predicted: 9, batches: 5 });
-  const kinds = f.gateway.statements.map((s) => s.split(/\s/)[0] + (s.includes('ML.PREDICT') ? ' batch' : ''));
-  expect(kinds.filter((k) => k.endsWith('batch'))).toHaveLength(5);
-  // Object table, its refresh, the model, the labels, the pending table and its count: six, whatever the size.
-  expect(kinds.filter((k) => !k.endsWith('batch'))).toHaveLength(6);
+  expect(f.gateway.batchStatements).toHaveLength(5);
+  // Object table, its refresh, the model, the canary, the labels, the pending table and its count: seven, whatever the size.
+  expect(f.gateway.canaryStatements).toHaveLength(1);
+  expect(f.gateway.statements.length - f.gateway.batchStatements.length).toBe(7);
 });
 
 test('a batch whose insert response is lost re-attaches to its job: one job per batch, every row once', async () => {
@@ -161,7 +128,7 @@ test('objects BigQuery would refuse (over 10,000,000 bytes, not an image type) g
   const big = new Uint8Array(10_000_001);
   big.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   const f = await fixture({ labels: ['red', 'blue'], extra: { 'huge.png': big } });
-  await world.gcs.upload(f.imageBucket, 'notes.txt', Buffer.from('hello'), 'text/plain');
+  await suite.world.gcs.upload(f.imageBucket, 'notes.txt', Buffer.from('hello'), 'text/plain');
   const summary = await f.run();
   expect(summary).toMatchObject({ objectsSeen: 4, predicted: 2, failed: 2 });
   const errors = await f.rows<{ uri: string; error: string }>('SELECT uri, error FROM DATASET.predictions_errors ORDER BY uri');
@@ -183,7 +150,7 @@ test('IAM propagation: refreshing the listing fails with the retryable type, ret
   const f = await fixture({ labels: ['red', 'blue'], gateway: { propagationMs: 3000 } });
   const summary = await f.run();
   expect(summary.predicted).toBe(2);
-  const step = (await activityStarts(client, summary.workflowId)).find((s) => s.activityType === 'ensureObjectTable' && s.attempt > 1)!;
+  const step = (await activityStarts(suite.client, summary.workflowId)).find((s) => s.activityType === 'ensureObjectTable' && s.attempt > 1)!;
   expect(step.lastFailureType).toBe('IamPropagationPending');
 });
 
@@ -223,7 +190,7 @@ test('storage permissions granted on the bucket (not the project) are enough whe
       ],
     },
   });
-  await world.gcs.createBucket(f.spec.bucket);
+  await suite.world.gcs.createBucket(f.spec.bucket);
   const summary = await f.run();
   expect(summary.predicted).toBe(1);
 });
@@ -245,14 +212,14 @@ test("an error of a gax client (gRPC code) is classified by its code: FAILED_PRE
   const cause = await failureOf(f.run());
   expect(cause.type).toBe('Refused');
   expect(cause.message).toMatch(/connection lake-connection: 9 FAILED_PRECONDITION: Cloud resource connections are not allowed by an organisation policy/);
-  const attempts = (await activityStarts(client, Ids.pipeline(f.spec.name))).filter((s) => s.activityType === 'ensureConnection');
+  const attempts = (await activityStarts(suite.client, Ids.pipeline(f.spec.name))).filter((s) => s.activityType === 'ensureConnection');
   expect(attempts).toHaveLength(1);
 });
 
 test("a statement BigQuery refuses at job creation fails the run at once, with one job and Google's message", async () => {
   const f = await fixture({ labels: ['red', 'blue'] });
   // A results table made by someone else, with a score column that is text: every insert is refused.
-  await world.emulator.direct.createDataset(f.dataset, { location: 'US' });
+  await suite.world.emulator.direct.createDataset(f.dataset, { location: 'US' });
   await f.rows(
     'CREATE TABLE DATASET.predictions (uri STRING, generation INT64, model_version STRING, label STRING, score STRING, top_k ARRAY<STRUCT<label STRING, index INT64, score FLOAT64>>, probabilities ARRAY<FLOAT64>, run_id STRING, predicted_at TIMESTAMP)',
   );
@@ -277,7 +244,7 @@ test('CREATE MODEL carries only the documented options; the content label is set
 
 test('a dataset that exists in another location is a clear error', async () => {
   const f = await fixture({ labels: ['red'] });
-  await world.emulator.direct.createDataset(f.dataset, { location: 'EU' });
+  await suite.world.emulator.direct.createDataset(f.dataset, { location: 'EU' });
   const cause = await failureOf(f.run());
   expect(cause.type).toBe('ResourceConflict');
   expect(cause.message).toMatch(/exists in location EU, not US/);
@@ -347,7 +314,7 @@ test('cleanup removes only what objinfer created; data, dataset, connection and 
       .map((o) => o.step)
       .sort(),
   ).toEqual(['grant', 'grant', 'model', 'model file', 'table', 'table']);
-  const [tables] = await world.emulator.direct.dataset(f.dataset).getTables();
+  const [tables] = await suite.world.emulator.direct.dataset(f.dataset).getTables();
   expect(
     tables
       .map((t) => t.id)
@@ -355,7 +322,7 @@ test('cleanup removes only what objinfer created; data, dataset, connection and 
       .sort(),
   ).toEqual(['_objinfer_created', 'predictions', 'predictions_errors', 'users_own_table']);
   expect(f.gateway.standIn.models.size).toBe(0);
-  expect(await world.gcs.list(f.spec.bucket)).toEqual([]);
+  expect(await suite.world.gcs.list(f.spec.bucket)).toEqual([]);
   const all = await f.cleanup(true);
   expect(
     all
@@ -364,7 +331,7 @@ test('cleanup removes only what objinfer created; data, dataset, connection and 
       .sort(),
   ).toEqual(['bucket', 'connection', 'dataset', 'table', 'table']);
   expect(await datasets()).not.toContain(f.dataset);
-  expect(await world.gcs.list(f.imageBucket)).toHaveLength(2); // the images were never objinfer's
+  expect(await suite.world.gcs.list(f.imageBucket)).toHaveLength(2); // the images were never objinfer's
 });
 
 test('results read back newest first, with the filters of `objinfer results`', async () => {
@@ -416,16 +383,16 @@ test('a labels file on Cloud Storage is read like a local one: the same labels, 
   await backend.ensureDataset();
   await backend.ensureBucket();
   const local = await backend.uploadModel();
-  await world.gcs.upload(f.imageBucket, 'labels/colours.txt', readFileSync(f.spec.model.labels!), 'text/plain');
+  await suite.world.gcs.upload(f.imageBucket, 'labels/colours.txt', readFileSync(f.spec.model.labels!), 'text/plain');
   const onGcs = { ...f.spec, model: { ...f.spec.model, labels: `gs://${f.imageBucket}/labels/colours.txt` } };
   expect((await f.backend(onGcs).uploadModel()).version).toBe(local.version);
   // Other labels make another version: the file was read, not skipped.
-  await world.gcs.upload(f.imageBucket, 'labels/renamed.txt', Buffer.from(`${[...COLOR_LABELS].reverse().join('\n')}\n`), 'text/plain');
+  await suite.world.gcs.upload(f.imageBucket, 'labels/renamed.txt', Buffer.from(`${[...COLOR_LABELS].reverse().join('\n')}\n`), 'text/plain');
   const renamed = { ...f.spec, model: { ...f.spec.model, labels: `gs://${f.imageBucket}/labels/renamed.txt` } };
   expect((await f.backend(renamed).uploadModel()).version).not.toBe(local.version);
 });
 
-test('a TensorFlow SavedModel folder is uploaded file by file and imported from its folder', async () => {
+test('a TensorFlow SavedModel folder is uploaded file by file and imported from its folder; one TensorFlow cannot load is refused at import', async () => {
   const saved = mkdtempSync(join(tmpdir(), 'objinfer-savedmodel-'));
   mkdirSync(join(saved, 'variables'));
   writeFileSync(join(saved, 'saved_model.pb'), 'graph');
@@ -439,7 +406,8 @@ test('a TensorFlow SavedModel folder is uploaded file by file and imported from 
   const artifact = await backend.uploadModel();
   expect(artifact).toMatchObject({ filesUploaded: 3, filesSkipped: 0, uri: `gs://${spec.bucket}/models/resnet/${artifact.contentDigest}/*` });
   expect(await backend.uploadModel()).toMatchObject({ version: artifact.version, filesUploaded: 0, filesSkipped: 3 });
-  await backend.ensureModel(artifact);
+  // Its bytes are no SavedModel: the import (the stand-in's TensorFlow) refuses it, as BigQuery's does.
+  await expect(backend.ensureModel(artifact)).rejects.toMatchObject({ type: 'Refused', message: expect.stringMatching(/Error while reading the TENSORFLOW model/) });
   expect(f.gateway.statements.at(-1)).toBe(
     `CREATE OR REPLACE MODEL \`${PROJECT}.${f.dataset}.resnet\`\nOPTIONS (model_type = 'TENSORFLOW', model_path = 'gs://${spec.bucket}/models/resnet/${artifact.contentDigest}/*')`,
   );
@@ -452,7 +420,7 @@ test('security: the token never reaches history or logs, and the only grant is o
   const denied = await fixture({ labels: ['red'], gateway: { missingPermissions: ['bigquery.jobs.create'] } });
   await failureOf(denied.run());
   for (const workflowId of [summary.workflowId, Ids.pipeline(denied.spec.name)]) {
-    const { text } = await historyText(client, workflowId);
+    const { text } = await historyText(suite.client, workflowId);
     expect(text).not.toContain('stand-in-token');
     expect(text).not.toMatch(/Bearer|authorization/i);
   }

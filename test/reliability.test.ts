@@ -8,7 +8,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
+import type { Client, Connection } from '@temporalio/client';
 import sharp from 'sharp';
 import { createBackend } from '../src/backends';
 import type { Backend } from '../src/backends/port';
@@ -18,7 +18,7 @@ import type { RunSpec } from '../src/config';
 import { channelModel, constantScoresModel, multiOutputModel, rank3OutputModel } from './support/models';
 import { pngBomb } from './support/hostile';
 import { CLI } from './support/paths';
-import { makeFixture, query, testClient, testServer, uniqueQueue, withWorker, type Fixture } from './support/pipeline';
+import { failureOf, makeFixture, query, testClient, testServer, uniqueQueue, withWorker, type Fixture } from './support/pipeline';
 
 let client: Client;
 let connection: Connection;
@@ -69,16 +69,6 @@ async function run(spec: RunSpec, backendFor?: (s: RunSpec) => Backend) {
   );
 }
 
-async function failureOf(promise: Promise<unknown>): Promise<{ type?: string; message: string }> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(WorkflowFailedError);
-  let cause = (error as WorkflowFailedError).cause as (Error & { type?: string; cause?: unknown }) | undefined;
-  while (cause?.cause) cause = cause.cause as typeof cause;
-  return cause!;
-}
 
 interface Result {
   uri: string;

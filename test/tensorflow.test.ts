@@ -10,15 +10,14 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
-import sharp from 'sharp';
 import { inspectModel } from '../src/backends';
 import { inspectOnnxModel } from '../src/backends/local/modelCheck';
 import { loadConfig, parseConfig } from '../src/config';
-import { encodeBmp } from '../src/images/bmp';
 import { convertSavedModel, savedModelSignature, tensorflowPython } from '../src/models/savedModel';
 import { softmax } from '../src/backends/common/model';
 import { seededRandom } from '../src/models';
 import { PROJECT_ROOT } from './support/paths';
+import { LABELS, writeImages } from './support/tutorial';
 import { makeFixture, query, runToEnd, testClient, uniqueQueue, type Fixture } from './support/pipeline';
 
 const SCRIPTS = join(PROJECT_ROOT, 'test', 'fixtures', 'savedmodel');
@@ -28,40 +27,11 @@ let connection: Connection;
 let python: string;
 let fixture: Fixture;
 let savedModel: string;
-const LABELS = ['background', ...Array.from({ length: 1000 }, (_, i) => `imagenet_${i}`)];
 
 function tensorflow(script: string, ...args: string[]): string {
   const result = spawnSync(python, [join(SCRIPTS, script), ...args], { encoding: 'utf8', env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' } });
   if (result.status !== 0) throw new Error(`${script}: ${result.stderr.slice(-2000)}`);
   return result.stdout;
-}
-
-/** Noisy pictures of a few sizes (none of them 224x224, so every one is resized), in the three formats. */
-async function writeImages(dir: string): Promise<string[]> {
-  const random = seededRandom(31);
-  const names: string[] = [];
-  const sizes: [number, number][] = [
-    [300, 200],
-    [160, 240],
-    [97, 131],
-  ];
-  for (const [index, [width, height]] of sizes.entries()) {
-    const rgb = Buffer.alloc(width * height * 3);
-    const tint = [random(), random(), random()];
-    for (let i = 0; i < rgb.length; i++) rgb[i] = Math.min(255, Math.floor(255 * (0.6 * tint[i % 3]! + 0.4 * random())));
-    const raw = sharp(rgb, { raw: { width, height, channels: 3 } });
-    await raw
-      .clone()
-      .png()
-      .toFile(join(dir, `photo-${index}.png`));
-    await raw
-      .clone()
-      .jpeg({ quality: 90 })
-      .toFile(join(dir, `photo-${index}.jpg`));
-    writeFileSync(join(dir, `photo-${index}.bmp`), encodeBmp({ width, height, pixels: rgb }));
-    names.push(`photo-${index}.png`, `photo-${index}.jpg`, `photo-${index}.bmp`);
-  }
-  return names;
 }
 
 beforeAll(async () => {

@@ -62,7 +62,11 @@ export function createActivities(backends: BackendRegistry = new BackendRegistry
     ensureBucket: (ref: PipelineRef) => on(ref, (b) => b.ensureBucket()),
     grantObjectViewer: (ref: PipelineRef, serviceAccount: string) => on(ref, (b) => b.grantObjectViewer(serviceAccount)),
     uploadModel: (ref: PipelineRef) => on(ref, (b) => b.uploadModel()),
-    ensureObjectTable: (ref: PipelineRef) => on(ref, (b) => b.ensureObjectTable()),
+    ensureObjectTable: (ref: PipelineRef) =>
+      on(ref, (b) => {
+        const { workflowExecution, activityId } = Context.current().info;
+        return b.ensureObjectTable(workflowExecution ? `${workflowExecution.runId}:${activityId}` : undefined);
+      }),
     ensureModel: (ref: PipelineRef, artifact: ModelArtifact) => on(ref, (b) => b.ensureModel(artifact)),
     describeModel: (ref: PipelineRef, artifact: ModelArtifact) => on(ref, (b) => b.describeModel(artifact)),
     ensureResultTables: (ref: PipelineRef, model: ModelDescription) => on(ref, (b) => b.ensureResultTables(model)),

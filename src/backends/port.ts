@@ -29,7 +29,11 @@ export interface ProvisioningPort {
   ensureBucket(): Promise<StepOutcome>;
   grantObjectViewer(serviceAccount: string): Promise<StepOutcome[]>;
   uploadModel(): Promise<ModelArtifact>;
-  ensureObjectTable(): Promise<StepOutcome>;
+  /**
+   * `stepKey` is the same for every attempt of one run's step (gcp: the metadata refresh is a
+   * job named by it, so a retry re-attaches to a refresh still running instead of restarting it).
+   */
+  ensureObjectTable(stepKey?: string): Promise<StepOutcome>;
   ensureModel(artifact: ModelArtifact): Promise<StepOutcome>;
   describeModel(artifact: ModelArtifact): Promise<ModelDescription>;
   ensureResultTables(model: ModelDescription): Promise<StepOutcome[]>;

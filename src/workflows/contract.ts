@@ -90,6 +90,8 @@ export interface ModelDescription {
   scores?: 'probabilities' | 'logits';
   /** Where the model was loaded from. */
   modelUri: string;
+  /** What the run's summary should say about the model (gcp: a part of the canary that failed). */
+  warnings?: string[];
 }
 
 export interface PreflightReport {

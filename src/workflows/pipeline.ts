@@ -58,7 +58,8 @@ function stepsFor(spec: RunSpec) {
   const heartbeatTimeout = spec.batch.heartbeatTimeoutMs;
   const provisioning: ActivityOptions = { startToCloseTimeout: '5m', heartbeatTimeout, retry: { ...RETRY, maximumAttempts: 10 } };
   const throughConnection: ActivityOptions = {
-    startToCloseTimeout: '5m',
+    // A bucket's metadata refresh can take minutes; heartbeats notice a dead worker sooner.
+    startToCloseTimeout: '30m',
     heartbeatTimeout,
     scheduleToCloseTimeout: spec.iam.propagationTimeoutMs,
     retry: { ...RETRY, backoffCoefficient: 1.5, maximumInterval: '20s' }, // no maximumAttempts: unlimited
@@ -139,6 +140,7 @@ class PipelineRun {
     const model = await this.waitingOutIam('describe model', () =>
       throughConnection.describeModel.executeWithOptions(summary(`provision: describe model ${spec.model.name}`), [ref, artifact]),
     );
+    warnings.push(...(model.warnings ?? []));
     record(
       await provisioning.ensureResultTables.executeWithOptions(summary(`provision: tables ${spec.results.table}, ${spec.results.errorsTable}`), [ref, model]),
     );

@@ -185,3 +185,15 @@ export async function failureOfRun(
   while (cause?.cause instanceof Error) cause = cause.cause;
   return cause as { type?: string; message: string };
 }
+
+/** The innermost cause of a run that must have failed. */
+export async function failureOf(promise: Promise<unknown>): Promise<Error & { type?: string }> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(WorkflowFailedError);
+  let cause = (error as WorkflowFailedError).cause as (Error & { type?: string; cause?: unknown }) | undefined;
+  while (cause?.cause) cause = cause.cause as typeof cause;
+  return cause!;
+}

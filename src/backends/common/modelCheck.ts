@@ -112,26 +112,7 @@ export function checkModel(inputs: TensorSignature[], outputs: TensorSignature[]
       `model.labels: output "${output.name}" has no fixed class count (${shapeText(output.shape)}); give a labels file`,
     );
   }
-  if (labels && labels.length === classCount - 1) {
-    throw new ObjinferError(
-      ErrorType.ModelShapeMismatch,
-      `model.labels (${model.labels}) has ${labels.length} labels but output "${output.name}" of ${model.source} has ${classCount} classes: one more, as ImageNet ` +
-        `models with a background class first have (TF Hub's ${classCount}-class ones): add a first line "background" to the labels file`,
-    );
-  }
-  if (labels && labels.length === classCount + 1) {
-    throw new ObjinferError(
-      ErrorType.ModelShapeMismatch,
-      `model.labels (${model.labels}) has ${labels.length} labels but output "${output.name}" of ${model.source} has ${classCount} classes: one fewer` +
-        `${/^background$/i.test(labels[0] ?? '') ? '; the labels start with "background", which this model has no class for: remove that first line' : '; use the labels file that belongs to this model'}`,
-    );
-  }
-  if (labels && labels.length !== classCount) {
-    throw new ObjinferError(
-      ErrorType.ModelShapeMismatch,
-      `model.labels (${model.labels}) has ${labels.length} labels (blank lines are not counted) but output "${output.name}" of ${model.source} has ${classCount} classes ${shapeText(output.shape)}; use the labels file that belongs to this model`,
-    );
-  }
+  if (labels) checkClassCount(model, labels, output.name, classCount, shapeText(output.shape));
   const warnings: string[] = [];
   if (model.preserveAspectRatio) {
     warnings.push(
@@ -159,4 +140,31 @@ export function checkModel(inputs: TensorSignature[], outputs: TensorSignature[]
     ...(batch === 1 ? { maxBatch: 1 } : {}),
     warnings,
   };
+}
+
+/**
+ * A labels file must name every class of the output, once: one short or one over is named
+ * as ImageNet's background class (TF Hub's 1001-class models have it first).
+ */
+export function checkClassCount(model: Pick<ModelSpec, 'labels' | 'source'>, labels: string[], outputName: string, classCount: number, shape = `[batch, ${classCount}]`): void {
+  if (labels.length === classCount - 1) {
+    throw new ObjinferError(
+      ErrorType.ModelShapeMismatch,
+      `model.labels (${model.labels}) has ${labels.length} labels but output "${outputName}" of ${model.source} has ${classCount} classes: one more, as ImageNet ` +
+        `models with a background class first have (TF Hub's ${classCount}-class ones): add a first line "background" to the labels file`,
+    );
+  }
+  if (labels.length === classCount + 1) {
+    throw new ObjinferError(
+      ErrorType.ModelShapeMismatch,
+      `model.labels (${model.labels}) has ${labels.length} labels but output "${outputName}" of ${model.source} has ${classCount} classes: one fewer` +
+        `${/^background$/i.test(labels[0] ?? '') ? '; the labels start with "background", which this model has no class for: remove that first line' : '; use the labels file that belongs to this model'}`,
+    );
+  }
+  if (labels.length !== classCount) {
+    throw new ObjinferError(
+      ErrorType.ModelShapeMismatch,
+      `model.labels (${model.labels}) has ${labels.length} labels (blank lines are not counted) but output "${outputName}" of ${model.source} has ${classCount} classes ${shape}; use the labels file that belongs to this model`,
+    );
+  }
 }

@@ -24,7 +24,7 @@ export function isPropagationMessage(message: string): boolean {
   return PROPAGATION_MESSAGES.some((pattern) => pattern.test(message));
 }
 
-type Kind = 'transient' | 'permission' | 'invalid' | 'notFound' | 'conflict' | 'refused';
+type Kind = 'transient' | 'quota' | 'permission' | 'invalid' | 'notFound' | 'conflict' | 'refused';
 
 /** gRPC status codes (google.rpc.Code) by what a caller should do about them. */
 const GRPC: Record<number, Kind> = {
@@ -51,7 +51,6 @@ export const TRANSIENT_REASONS = new Set([
   'backendError',
   'internalError',
   'rateLimitExceeded',
-  'quotaExceeded',
   'jobBackendError',
   'jobInternalError',
   'jobRateLimitExceeded',
@@ -108,7 +107,18 @@ function jsonBody(error: unknown): JsonError | undefined {
   }
 }
 
+/**
+ * quotaExceeded: a quota (imports a day, DML a day, a custom quota) that a retry within
+ * minutes does not lift; rateLimitExceeded is the passing kind (Google's troubleshooting page).
+ */
+const QUOTA_REASON = 'quotaExceeded';
+
 export function describeGoogleError(error: unknown): GoogleErrorInfo {
+  const info = describeAny(error);
+  return info.reason === QUOTA_REASON ? { ...info, kind: 'quota' } : info;
+}
+
+function describeAny(error: unknown): GoogleErrorInfo {
   const body = jsonBody(error)?.error;
   if (body?.status && STATUS_CODES[body.status] !== undefined) {
     const code = STATUS_CODES[body.status]!;
@@ -165,6 +175,12 @@ export function classifyInfo(info: GoogleErrorInfo, doing: string): ObjinferErro
     );
   }
   switch (info.kind) {
+    case 'quota':
+      return new ObjinferError(
+        ErrorType.QuotaExceeded,
+        `${message}. A BigQuery quota (Google's message names it) that retrying within minutes does not lift: wait for it to reset or raise it ` +
+          '(Cloud console, IAM & Admin > Quotas), then run again; what was done is kept',
+      );
     case 'transient':
       return new ObjinferError(ErrorType.WarehouseBusy, message);
     case 'permission':

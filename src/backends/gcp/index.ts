@@ -36,7 +36,7 @@ export function createGcpBackend(spec: RunSpec, endpoints?: GcpEndpoints): Backe
     ensureBucket: () => ensureBucket(ctx),
     grantObjectViewer: (serviceAccount) => grantObjectViewer(ctx, serviceAccount),
     uploadModel: () => uploadModel(ctx),
-    ensureObjectTable: () => ensureObjectTable(ctx),
+    ensureObjectTable: (stepKey) => ensureObjectTable(ctx, stepKey),
     ensureModel: (artifact) => ensureModel(ctx, artifact),
     describeModel: (artifact) => describeModel(ctx, artifact),
     ensureResultTables: (model) => ensureResultTables(ctx, model),

@@ -21,6 +21,8 @@ export interface JobOutcome {
   metadata: JobMetadata;
   /** Present when the job ran and failed (a failure at creation throws instead). */
   error?: GoogleErrorInfo;
+  /** The job existed already (an earlier attempt started it): this call waited on it. */
+  attached: boolean;
 }
 
 /**
@@ -48,12 +50,14 @@ export async function runJob(
   options: { onPoll?: (jobId: string) => void; signal?: AbortSignal; pollMs?: number } = {},
 ): Promise<JobOutcome> {
   let job: Job;
+  let attached = false;
   try {
     const query: Query = { query: request.query, jobId: request.jobId, location, useLegacySql: false, ...namedParameters(request.params) };
     [job] = await bigquery.createQueryJob(query);
   } catch (error) {
     if (describeGoogleError(error).kind !== 'conflict') throw error;
     job = bigquery.job(request.jobId, { location });
+    attached = true;
   }
   let delay = options.pollMs ?? 200;
   for (;;) {
@@ -62,7 +66,7 @@ export async function runJob(
     if (metadata.status?.state === 'DONE') {
       const result = metadata.status.errorResult;
       const error = result ? describeGoogleError({ message: result.message ?? 'job failed', reason: result.reason ?? undefined }) : undefined;
-      return { job, metadata, error };
+      return { job, metadata, error, attached };
     }
     if (options.signal?.aborted) {
       await job.cancel().catch(() => undefined);

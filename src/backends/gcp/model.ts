@@ -11,6 +11,7 @@ import type { ModelArtifact, ModelDescription, StepOutcome } from '../../workflo
 import { chooseOutput, parseLabels, predictionVersion } from '../common/model';
 import { bucketOf } from './bucket';
 import type { GcpContext } from './context';
+import { runCanary } from './canary';
 import { createModelSql } from './sql';
 
 /** The model's files (an ONNX file, or a SavedModel folder), relative name -> local path. */
@@ -135,7 +136,11 @@ export async function ensureModel(ctx: GcpContext, artifact: ModelArtifact): Pro
   });
 }
 
-/** Feature and label column names from the models API; the image size from the config. */
+/**
+ * Feature and label column names from the models API, the image size from the config; then
+ * the canary (canary.ts) confirms the output column as ML.PREDICT returns it, checks one
+ * score per label, and reads whether the scores are logits.
+ */
 export async function describeModel(ctx: GcpContext, artifact: ModelArtifact): Promise<ModelDescription> {
   const { model } = ctx.spec;
   const [metadata] = await ctx.call(`describe model ${model.name}`, () => ctx.dataset.model(model.name).getMetadata());
@@ -150,8 +155,8 @@ export async function describeModel(ctx: GcpContext, artifact: ModelArtifact): P
       `model ${model.name} has no feature or label columns (features: ${JSON.stringify(metadata.featureColumns ?? [])}); is it an image classifier?`,
     );
   }
-  const labels = (await readLabelsSource(ctx)) ?? [];
-  const choice = chooseOutput(outputs, model.output, labels.length || undefined);
+  const labels = await readLabelsSource(ctx);
+  const choice = chooseOutput(outputs, model.output, labels?.length || undefined);
   if ('error' in choice) throw new ObjinferError(ErrorType.ModelShapeMismatch, choice.error);
   if (!model.inputSize) {
     throw new ObjinferError(
@@ -159,13 +164,16 @@ export async function describeModel(ctx: GcpContext, artifact: ModelArtifact): P
       "model.inputSize: BigQuery does not report an imported model's image size; set it (224 for the tutorial's ResNet-50)",
     );
   }
+  const canary = await runCanary(ctx, { inputName, outputName: choice.name, inputSize: model.inputSize }, labels);
   return {
     version: artifact.version,
     inputName,
-    outputName: choice.name,
+    outputName: canary.outputName,
     outputNames: outputs.map((o: { name: string }) => o.name),
     inputSize: model.inputSize,
-    classCount: labels.length,
+    classCount: labels?.length ?? 0,
+    ...(canary.scores ? { scores: canary.scores } : {}),
     modelUri: artifact.uri,
+    ...(canary.notes.length ? { warnings: canary.notes } : {}),
   };
 }

@@ -7,8 +7,10 @@
  * A single object BigQuery cannot decode fails the whole query, and BigQuery's messages
  * are not a contract: any failure not known to be passing (or a permission problem) splits
  * the slice by a second hash until each failing object stands alone and is recorded with
- * Google's message; everything else is still predicted.
+ * Google's message; everything else is still predicted. A batch that fails in every part
+ * (a systematic cause) stops the run instead (see isolate).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType, ObjinferError } from '../../errors';
 import type { BatchPlan, BatchProgress, BatchRequest, BatchResult, BatchSlice } from '../../workflows/contract';
 import type { GcpContext } from './context';
@@ -17,9 +19,14 @@ import { runJob } from './jobs';
 import { batchCountsSql, batchJobId, countPendingSql, countSliceSql, createPendingSql, predictBatchSql, recordFailuresSql } from './sql';
 
 /** Jobs a slice gets for passing failures before the batch activity gives up (Temporal retries it). */
-const MAX_JOB_ATTEMPTS = 5;
+const MAX_JOB_ATTEMPTS = 6;
+/** Google's advice for rateLimitExceeded and backendError: back off exponentially, here 1 s to 32 s. */
+const FIRST_BACKOFF_MS = 1000;
+const MAX_BACKOFF_MS = 32_000;
 /** Halvings while isolating failing objects (2^24 objects). */
 const MAX_SPLIT_DEPTH = 24;
+/** A failing batch is first tried in this many parts: all of them failing is a systematic cause, not a bad object. */
+const BREAKER_PARTS = 4;
 
 export async function planBatches(ctx: GcpContext, modelVersion: string, runId: string): Promise<BatchPlan> {
   const params = { model_version: modelVersion };
@@ -54,13 +61,26 @@ function label(slice: BatchSlice): string {
   return `batch ${slice.index + 1}/${slice.count}${slice.split?.length ? ` part ${slice.split.join('')}` : ''}`;
 }
 
-async function predictSlice(
+type Progress = ((progress: BatchProgress) => void) | undefined;
+
+async function predictSlice(ctx: GcpContext, request: BatchRequest, slice: BatchSlice, onProgress: Progress, signal?: AbortSignal): Promise<BatchResult> {
+  const outcome = await runSlice(ctx, request, slice, onProgress, signal);
+  if ('failure' in outcome) return isolate(ctx, request, slice, outcome.failure, onProgress, signal);
+  return outcome;
+}
+
+/**
+ * The slice's batch script, to its end: passing failures are retried with exponential
+ * back-off (heartbeating while it waits); failures splitting cannot help stop the batch;
+ * any other failure is returned, for isolation.
+ */
+async function runSlice(
   ctx: GcpContext,
   request: BatchRequest,
   slice: BatchSlice,
-  onProgress?: (progress: BatchProgress) => void,
+  onProgress: Progress,
   signal?: AbortSignal,
-): Promise<BatchResult> {
+): Promise<BatchResult | { failure: string }> {
   const sql = predictBatchSql(ctx.spec, request.model, slice, request.runId);
   const params = { model_version: request.modelVersion, run_id: request.runId };
   for (let attempt = 1; attempt <= MAX_JOB_ATTEMPTS; attempt++) {
@@ -69,26 +89,44 @@ async function predictSlice(
       runJob(ctx.clients.bigquery, ctx.spec.location, { jobId, query: sql, params }, { signal, onPoll: () => onProgress?.({ jobId }) }),
     );
     if (!outcome.error) return countsOf(await ctx.rows(outcome));
-    if (outcome.error.kind === 'transient') continue;
+    if (outcome.error.kind === 'transient') {
+      if (attempt < MAX_JOB_ATTEMPTS) await backOff(attempt, () => onProgress?.({ jobId }), signal);
+      continue;
+    }
     if (mustStop(outcome.error)) throw classifyInfo(outcome.error, label(slice));
-    return isolate(ctx, request, slice, outcome.error.message, onProgress, signal);
+    return { failure: outcome.error.message };
   }
   throw new ObjinferError(ErrorType.WarehouseBusy, `${label(slice)}: ${MAX_JOB_ATTEMPTS} jobs in a row failed with passing errors`);
 }
 
-/** Failures that splitting cannot help: permissions (or their propagation), missing things, cancellation. */
-function mustStop(error: GoogleErrorInfo): boolean {
-  return isPropagationMessage(error.message) || error.reason === 'accessDenied' || error.reason === 'notFound' || error.reason === 'stopped';
+/** Waits 1 s, 2 s, 4 s ... (at most 32 s) before the next attempt, heartbeating each second. */
+export async function backOff(attempt: number, heartbeat: () => void, signal?: AbortSignal): Promise<void> {
+  const until = Date.now() + Math.min(FIRST_BACKOFF_MS * 2 ** (attempt - 1), MAX_BACKOFF_MS);
+  while (Date.now() < until) {
+    heartbeat();
+    await sleep(Math.min(1000, until - Date.now()), undefined, { signal });
+  }
 }
 
-async function isolate(
-  ctx: GcpContext,
-  request: BatchRequest,
-  slice: BatchSlice,
-  error: string,
-  onProgress?: (progress: BatchProgress) => void,
-  signal?: AbortSignal,
-): Promise<BatchResult> {
+/** Failures that splitting cannot help: permissions (or their propagation), missing things, cancellation, quotas. */
+function mustStop(error: GoogleErrorInfo): boolean {
+  return (
+    isPropagationMessage(error.message) ||
+    error.kind === 'quota' ||
+    error.reason === 'accessDenied' ||
+    error.reason === 'notFound' ||
+    error.reason === 'stopped'
+  );
+}
+
+/**
+ * Finds the objects a failing slice cannot predict. A whole batch is first tried in four
+ * parts: when every part fails, the cause is not one object (the canary passed, so it is
+ * something that changed since: capacity, a quota, the model), and the batch fails with
+ * BigQuery's message, its objects still pending. Otherwise each failing part is halved
+ * until the failing objects stand alone and are recorded with BigQuery's message.
+ */
+async function isolate(ctx: GcpContext, request: BatchRequest, slice: BatchSlice, error: string, onProgress: Progress, signal?: AbortSignal): Promise<BatchResult> {
   const params = { model_version: request.modelVersion, run_id: request.runId };
   const countSql = countSliceSql(ctx.spec, slice, request.runId);
   const counted = await ctx.statement('count a failing batch', ctx.statementJobId('count', countSql), countSql, params, signal);
@@ -97,13 +135,37 @@ async function isolate(
     await recordFailures(ctx, request, slice, `ML.PREDICT failed for this object: ${error}`, signal);
     return countSlice(ctx, request, slice, signal);
   }
+  if (!slice.split?.length && pending >= BREAKER_PARTS) return breaker(ctx, request, slice, error, onProgress, signal);
   const halves = [0, 1].map((bit) => ({ ...slice, split: [...(slice.split ?? []), bit] }));
   const parts: BatchResult[] = [];
   for (const half of halves) parts.push(await predictSlice(ctx, request, half, onProgress, signal));
+  return sum(parts);
+}
+
+async function breaker(ctx: GcpContext, request: BatchRequest, slice: BatchSlice, error: string, onProgress: Progress, signal?: AbortSignal): Promise<BatchResult> {
+  const quarters = [0, 1, 2, 3].map((q) => ({ ...slice, split: [q >> 1, q & 1] }));
+  const outcomes: { part: BatchSlice; outcome: BatchResult | { failure: string } }[] = [];
+  for (const part of quarters) outcomes.push({ part, outcome: await runSlice(ctx, request, part, onProgress, signal) });
+  const failures = outcomes.flatMap(({ outcome }) => ('failure' in outcome ? [outcome.failure] : []));
+  if (failures.length === BREAKER_PARTS) {
+    const distinct = [...new Set([error, ...failures])];
+    throw new ObjinferError(
+      ErrorType.Refused,
+      `${label(slice)}: ML.PREDICT failed on the whole batch and on each of its ${BREAKER_PARTS} parts, so the cause is not one image; ` +
+        `the run stops with the batch's images still pending (none recorded as failed): ${distinct.slice(0, 3).join(' | ')}. ` +
+        'Fix the cause (the reservation, a quota, the model), then run again',
+    );
+  }
+  const parts: BatchResult[] = [];
+  for (const { part, outcome } of outcomes) parts.push('failure' in outcome ? await isolate(ctx, request, part, outcome.failure, onProgress, signal) : outcome);
+  return sum(parts);
+}
+
+function sum(parts: BatchResult[]): BatchResult {
   return parts.reduce(
-    (sum, part) => {
-      for (const [name, count] of Object.entries(part.labelCounts)) sum.labelCounts[name] = (sum.labelCounts[name] ?? 0) + count;
-      return { predicted: sum.predicted + part.predicted, failed: sum.failed + part.failed, labelCounts: sum.labelCounts };
+    (total, part) => {
+      for (const [name, count] of Object.entries(part.labelCounts)) total.labelCounts[name] = (total.labelCounts[name] ?? 0) + count;
+      return { predicted: total.predicted + part.predicted, failed: total.failed + part.failed, labelCounts: total.labelCounts };
     },
     { predicted: 0, failed: 0, labelCounts: {} } as BatchResult,
   );

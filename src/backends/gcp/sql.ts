@@ -111,24 +111,67 @@ export interface ModelSignature {
   inputName: string;
   outputName: string;
   inputSize: [number, number];
+  /** Logits get a softmax in SQL before ranking; absent: probabilities, used as given. */
+  scores?: 'probabilities' | 'logits';
+}
+
+/**
+ * The class scores of an output array as FLOAT64, in output order: as given, or, for logits,
+ * a numerically stable softmax, exp(x - max) / sum of exp(x - max), as NumPy computes it.
+ */
+export function scoresSql(output: string, scores: ModelSignature['scores']): string {
+  const asGiven = `ARRAY(SELECT CAST(s AS FLOAT64) FROM UNNEST(${output}) AS s WITH OFFSET AS i ORDER BY i)`;
+  if (scores !== 'logits') return asGiven;
+  // Max and sum are computed once per row in a scalar subquery (no window functions, which
+  // some engines evaluate once per element).
+  const value = 'CAST(s AS FLOAT64)';
+  return [
+    `(SELECT ARRAY(SELECT EXP(${value} - c.m) / c.z FROM UNNEST(${output}) AS s WITH OFFSET AS i ORDER BY i)`,
+    `       FROM (SELECT m, (SELECT SUM(EXP(${value} - m)) FROM UNNEST(${output}) AS s) AS z`,
+    `             FROM (SELECT MAX(${value}) AS m FROM UNNEST(${output}) AS s)) AS c)`,
+  ].join('\n');
+}
+
+/** The feature column: the image, decoded and resized as the model expects it. */
+function featureSql(spec: RunSpec, model: ModelSignature, alias: string): string {
+  const [height, width] = model.inputSize;
+  const preserve = spec.model.preserveAspectRatio ? 'TRUE' : 'FALSE';
+  return `ML.RESIZE_IMAGE(ML.DECODE_IMAGE(${alias}.data), ${height}, ${width}, ${preserve}) AS ${model.inputName}`;
+}
+
+/**
+ * The canary: ML.PREDICT over `limit` objects BigQuery would accept (after skipping
+ * `offset`), in a fixed order, returning the model's output columns as they come (the
+ * image column left out). Nothing is written: its rows and their schema are what the run
+ * checks before any batch (the output's name and type, its length, its range).
+ */
+export function canarySql(spec: RunSpec, model: ModelSignature, limit: number, offset = 0): string {
+  const types = ACCEPTED_CONTENT_TYPES.map(stringLiteral).join(', ');
+  return [
+    `SELECT p.* EXCEPT (${model.inputName})`,
+    `FROM ML.PREDICT(MODEL ${tableRef(spec, spec.model.name)}, (`,
+    `  SELECT o.uri, ${featureSql(spec, model, 'o')}`,
+    `  FROM ${tableRef(spec, spec.objectTable)} AS o`,
+    `  WHERE o.size <= ${MAX_IMAGE_BYTES} AND IFNULL(o.content_type, '') IN (${types})`,
+    `  ORDER BY FARM_FINGERPRINT(o.uri), o.uri LIMIT ${limit}${offset ? ` OFFSET ${offset}` : ''}`,
+    ')) AS p',
+  ].join('\n');
 }
 
 /**
  * One batch, as one script job (parameters @model_version and @run_id, both STRING):
  * 1. objects BigQuery would refuse go to the errors table with the reason;
- * 2. ML.PREDICT over the rest, top-k computed in SQL, labels taken from the labels table;
+ * 2. ML.PREDICT over the rest, scores (a softmax of logits) and top-k computed in SQL, labels
+ *    taken from the labels table;
  * 3. failures of earlier runs that this run predicted or failed again are removed;
  * 4. the batch's counts, as the job's result.
  * Each statement only adds what this run has not written, so the script can run again.
  */
 export function predictBatchSql(spec: RunSpec, model: ModelSignature, slice: BatchSlice, runId: string): string {
   const { results } = spec;
-  const [height, width] = model.inputSize;
-  const preserve = spec.model.preserveAspectRatio ? 'TRUE' : 'FALSE';
   const output = `p.${model.outputName}`;
-  const probabilities = results.keepProbabilities
-    ? `ARRAY(SELECT CAST(s AS FLOAT64) FROM UNNEST(${output}) AS s WITH OFFSET AS i ORDER BY i)`
-    : 'ARRAY<FLOAT64>[]';
+  // keepProbabilities keeps the outputs as the model gave them (for logits: the logits).
+  const kept = results.keepProbabilities ? scoresSql(output, 'probabilities') : 'ARRAY<FLOAT64>[]';
   const pending = tableRef(spec, pendingTableName(runId));
   const errorColumns = '(uri, generation, model_version, error, kind, run_id, failed_at)';
   return [
@@ -147,15 +190,19 @@ export function predictBatchSql(spec: RunSpec, model: ModelSignature, slice: Bat
     "    ARRAY(SELECT AS STRUCT COALESCE(n.label, CONCAT('class_', CAST(c.index AS STRING))) AS label, c.index, c.score",
     '          FROM UNNEST(t.top) AS c WITH OFFSET AS k LEFT JOIN UNNEST(l.labels) AS n ON n.index = c.index ORDER BY k) AS top_k',
     '  FROM (',
-    '    SELECT p.uri, p.generation,',
-    `      ARRAY(SELECT AS STRUCT i AS index, CAST(s AS FLOAT64) AS score FROM UNNEST(${output}) AS s WITH OFFSET AS i ORDER BY s DESC, i LIMIT ${results.topK}) AS top,`,
-    `      ${probabilities} AS probabilities`,
-    `    FROM ML.PREDICT(MODEL ${tableRef(spec, spec.model.name)}, (`,
-    `      SELECT o.uri, o.generation, ML.RESIZE_IMAGE(ML.DECODE_IMAGE(o.data), ${height}, ${width}, ${preserve}) AS ${model.inputName}`,
-    `      FROM ${tableRef(spec, spec.objectTable)} AS o`,
-    `      JOIN ${pending} AS q ON q.uri = o.uri AND q.generation = o.generation`,
-    `      WHERE ${todo(spec, 'pending', slice)}`,
-    '    )) AS p',
+    '    SELECT s.uri, s.generation, s.probabilities,',
+    `      ARRAY(SELECT AS STRUCT i AS index, v AS score FROM UNNEST(s.scores) AS v WITH OFFSET AS i ORDER BY v DESC, i LIMIT ${results.topK}) AS top`,
+    '    FROM (',
+    '      SELECT p.uri, p.generation,',
+    `      ${scoresSql(output, model.scores)} AS scores,`,
+    `      ${kept} AS probabilities`,
+    `      FROM ML.PREDICT(MODEL ${tableRef(spec, spec.model.name)}, (`,
+    `        SELECT o.uri, o.generation, ${featureSql(spec, model, 'o')}`,
+    `        FROM ${tableRef(spec, spec.objectTable)} AS o`,
+    `        JOIN ${pending} AS q ON q.uri = o.uri AND q.generation = o.generation`,
+    `        WHERE ${todo(spec, 'pending', slice)}`,
+    '      )) AS p',
+    '    ) AS s',
     '  ) AS t',
     `  CROSS JOIN (SELECT ARRAY_AGG(STRUCT(index, label)) AS labels FROM (SELECT index, ANY_VALUE(label) AS label FROM ${tableRef(spec, results.labelsTable)} WHERE model_version = @model_version GROUP BY index)) AS l`,
     ') AS r;',

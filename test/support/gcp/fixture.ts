@@ -62,6 +62,7 @@ export interface GcpFixture {
 }
 
 let counter = 0;
+const CONTENT_TYPES: Record<string, string> = { jpg: 'image/jpeg', bmp: 'image/bmp', png: 'image/png' };
 
 export interface FixtureOptions {
   labels: ColorLabel[];
@@ -85,7 +86,7 @@ export async function gcpFixture(world: GcpWorld, client: Client, options: Fixtu
     );
   }
   for (const [name, bytes] of Object.entries(options.extra ?? {}))
-    await world.gcs.upload(imageBucket, name, bytes, name.endsWith('.jpg') ? 'image/jpeg' : 'image/png');
+    await world.gcs.upload(imageBucket, name, bytes, CONTENT_TYPES[name.split('.').pop()!] ?? 'image/png');
   const gateway = new Gateway({
     project: PROJECT,
     fakeGcsUrl: world.gcs.url,

@@ -29,6 +29,11 @@ export interface GatewayOptions extends StandInOptions {
   labels: string[];
   /** The response to the first insert of each ML.PREDICT job is lost (the job is created). */
   loseFirstBatchInsertResponse?: boolean;
+  /**
+   * TEST INJECTION: ML.PREDICT jobs fail while they run with this reason and message: every
+   * one, or only batches (not the canary), or only the first `count` of them.
+   */
+  failPredict?: { reason: string; message: string; only?: 'batches'; count?: number };
 }
 
 interface SyntheticJob {
@@ -53,11 +58,14 @@ export class Gateway {
   private readonly jobIds = new Set<string>();
   private readonly synthetic = new Map<string, SyntheticJob>();
   private readonly lost = new Set<string>();
+  private injected = 0;
+  /** When each job was inserted (ms), by job ID, in order. */
+  readonly insertedAt: { jobId: string; at: number }[] = [];
   /** Answers that came from an emulator (checked by nobody here: they are not ours). */
   private readonly forwarded = new WeakSet<Answer>();
   private server?: Server;
 
-  constructor(private readonly options: GatewayOptions) {
+  constructor(readonly options: GatewayOptions) {
     discovery ??= new Discovery();
     this.standIn = new StandIn(options);
     this.shim = new BigQueryShim({ project: options.project, gcsUrl: options.fakeGcsUrl, labels: options.labels }, options.emulator.direct, this.standIn);
@@ -74,9 +82,14 @@ export class Gateway {
     await new Promise<void>((done) => this.server?.close(() => done()));
   }
 
-  /** Job statements that ran (not dry runs), as the backend wrote them. */
+  /** Batch scripts that ran (not dry runs), as the backend wrote them: the ones that write predictions. */
   get batchStatements(): string[] {
-    return this.statements.filter((s) => s.includes('ML.PREDICT'));
+    return this.statements.filter((s) => s.includes('ML.PREDICT') && s.startsWith('INSERT'));
+  }
+
+  /** Canary queries that ran: ML.PREDICT that writes nothing. */
+  get canaryStatements(): string[] {
+    return this.statements.filter((s) => s.includes('ML.PREDICT') && s.startsWith('SELECT'));
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -212,7 +225,8 @@ export class Gateway {
             type: 'EXTERNAL',
             externalDataConfiguration: {
               sourceUris: table.sourceUris,
-              connectionId: table.connection,
+              // The discovery document's path form, not the DDL's dotted one the backend wrote.
+              connectionId: connectionPath(table.connection),
               objectMetadata: 'SIMPLE',
               metadataCacheMode: table.metadataCacheMode,
             },
@@ -240,6 +254,7 @@ export class Gateway {
       if (this.jobIds.has(jobId)) return googleError(409, 'ALREADY_EXISTS', `Already Exists: Job ${project}:US.${jobId}`);
       this.jobIds.add(jobId);
       this.statements.push(sql);
+      this.insertedAt.push({ jobId, at: Date.now() });
     }
     const job = (state: string, error?: { reason: string; message: string }): Row => ({
       kind: 'bigquery#job',
@@ -260,6 +275,11 @@ export class Gateway {
     if (/^CREATE OR REPLACE EXTERNAL TABLE/.test(sql)) return synthetic(() => this.shim.createObjectTable(sql));
     if (/^CALL BQ\.REFRESH_EXTERNAL_METADATA_CACHE/.test(sql)) return synthetic(() => this.shim.refresh(sql));
     if (/^CREATE OR REPLACE MODEL/.test(sql)) return synthetic(() => this.shim.createModel(sql));
+    const inject = this.options.failPredict;
+    if (!dryRun && inject && sql.includes('ML.PREDICT') && (inject.only !== 'batches' || sql.startsWith('INSERT')) && this.injected < (inject.count ?? Infinity)) {
+      this.injected++;
+      return synthetic(() => Promise.reject(Object.assign(new Error(inject.message), { reason: inject.reason })));
+    }
 
     let rewritten: string;
     try {
@@ -379,6 +399,12 @@ class Media {
     readonly bytes: Buffer,
     readonly headers: Record<string, string | string[]>,
   ) {}
+}
+
+/** `project.location.id` as `projects/{project}/locations/{location}/connections/{id}`, a form bigquery.v2 documents. */
+function connectionPath(reference: string): string {
+  const [project, location, id] = reference.split('.');
+  return `projects/${project}/locations/${location}/connections/${id}`;
 }
 
 /** Emulator quirk: its FLOAT is 32-bit; BigQuery's FLOAT is FLOAT64. */

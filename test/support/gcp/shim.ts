@@ -7,19 +7,36 @@
  *   fake-gcs-server) through the connection's service account: a missing or fresh grant
  *   fails the listing with Google's propagation message. With metadata caching MANUAL the
  *   listing happens on `CALL BQ.REFRESH_EXTERNAL_METADATA_CACHE`, else before every query;
- * - `CREATE MODEL` registers the model (its files must exist in Cloud Storage);
+ * - `CREATE MODEL` reads the model's files from Cloud Storage with the model's own engine
+ *   (ONNX Runtime, TensorFlow): its feature and output names come from there;
  * - `ML.PREDICT(MODEL m, (subquery))` is replaced by the subquery with the model's output
- *   column joined from `_shim_scores` (deterministic scores per object, made here), and the
- *   feature expression `ML.RESIZE_IMAGE(ML.DECODE_IMAGE(o.data), ...)` by the object's URI.
+ *   columns joined, and the feature expression `ML.RESIZE_IMAGE(ML.DECODE_IMAGE(o.data), ...)`
+ *   by the object's URI. The outputs of an ONNX model are the shim's own deterministic scores
+ *   (`_shim_scores`, made here from each object's name); those of a SavedModel are
+ *   TensorFlow's, running it on each object as decoded and resized by TensorFlow.
  *   An object whose bytes are not a JPEG, PNG or BMP makes the engine raise an error, so
  *   the whole query fails, as BigQuery's does.
- * Every other character of every statement runs in the emulator as the backend wrote it.
+ * The rest of each statement runs in the emulator as the backend wrote it, but for the
+ * rewrites named below (parameters, MOD of fingerprints).
  * Query parameters are written into the statement as typed literals, because the emulator
  * ignores the types they are declared with (a known quirk).
  */
 import type { BigQuery } from '@google-cloud/bigquery';
 import sharp from 'sharp';
-import type { StandIn } from './standIn';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { importModel, runSavedModel } from './importedModel';
+import type { Model, StandIn } from './standIn';
+
+/** The feature expression of an ML.PREDICT subquery: alias, preserve flag, height, width, feature name. */
+const FEATURE = /ML\.RESIZE_IMAGE\(ML\.DECODE_IMAGE\((\w+)\.data\), (\d+), (\d+), (TRUE|FALSE)\) AS (\w+)/;
+
+/** The table of a SavedModel's answers, per model. */
+function scoresTable(reference: string): string {
+  const [project, dataset, id] = reference.split('.');
+  return `${project}.${dataset}._shim_tf_${id}`;
+}
 
 export const DECODE_FAILURE_MARKER = 'objinfer-shim-decode:';
 
@@ -29,6 +46,9 @@ export interface ObjectTable {
   connection: string;
   metadataCacheMode?: string;
   refreshed: boolean;
+  /** What the last listing found. */
+  objects: GcsObject[];
+  listing: number;
 }
 
 export interface ShimOptions {
@@ -118,7 +138,7 @@ export class BigQueryShim {
     if (!this.standIn.serviceAccountOf(connection)) throw Object.assign(new Error(`Not found: Connection ${connection}`), { reason: 'notFound' });
     const sourceUris = [...options.match(/uris = \[([^\]]*)\]/)![1]!.matchAll(/'((?:[^'\\]|\\.)*)'/g)].map((u) => u[1]!);
     const metadataCacheMode = options.match(/metadata_cache_mode = '(\w+)'/)?.[1];
-    this.objectTables.set(reference, { reference, sourceUris, connection, metadataCacheMode, refreshed: false });
+    this.objectTables.set(reference, { reference, sourceUris, connection, metadataCacheMode, refreshed: false, objects: [], listing: 0 });
     await this.emulatorRun(
       `CREATE OR REPLACE TABLE \`${reference}\` (uri STRING, generation INT64, content_type STRING, size INT64, md5_hash STRING, updated TIMESTAMP)`,
     );
@@ -132,15 +152,25 @@ export class BigQueryShim {
     await this.list(table);
   }
 
-  /** `CREATE OR REPLACE MODEL ... OPTIONS (model_type = ..., model_path = ...)`. */
+  /**
+   * `CREATE OR REPLACE MODEL ... OPTIONS (model_type = ..., model_path = ...)`: the model's
+   * files are read from Cloud Storage and loaded by the model's own engine, which gives its
+   * feature and output names (a model it cannot load is refused, as BigQuery refuses it).
+   */
   async createModel(sql: string): Promise<void> {
     const m = sql.match(/^CREATE OR REPLACE MODEL `([^`]+)`\s+OPTIONS \(model_type = '(\w+)', model_path = '([^']+)'\)$/);
     if (!m) throw new Error(`shim: not a CREATE MODEL statement it knows: ${sql}`);
     const [, reference, modelType, path] = m as unknown as [string, string, string, string];
-    if ((await this.listGcs(path.replace(/\*$/, ''))).length === 0) {
-      throw Object.assign(new Error(`model_path ${path} matches no files`), { reason: 'invalid' });
-    }
-    this.standIn.models.set(reference, { modelType, labels: {}, path });
+    const prefix = path.replace(/\*$/, '');
+    const objects = await this.listGcs(prefix);
+    if (objects.length === 0) throw Object.assign(new Error(`model_path ${path} matches no files`), { reason: 'invalid' });
+    const files = new Map<string, Buffer>();
+    const folder = prefix.replace(/^gs:\/\/[^/]+\//, '');
+    for (const o of objects) files.set(o.name.slice(folder.length) || o.name, Buffer.from(await this.download(o)));
+    const signature = await importModel(modelType, files).catch((error: Error) => {
+      throw Object.assign(new Error(`Error while reading the ${modelType} model at ${path}: ${error.message}`), { reason: 'invalid' });
+    });
+    this.standIn.models.set(reference, { modelType, labels: {}, path, ...signature });
   }
 
   /** Lists an object table's objects through its connection and writes them into the emulator's table. */
@@ -156,6 +186,8 @@ export class BigQueryShim {
     }
     this.listings++;
     table.refreshed = true;
+    table.objects = objects;
+    table.listing = this.listings;
     const rows = objects.map(
       (o) =>
         `(${literal(`gs://${o.bucket}/${o.name}`)}, ${Number(o.generation)}, ${o.contentType ? literal(o.contentType) : 'NULL'}, ${Number(o.size)}, ` +
@@ -178,9 +210,7 @@ export class BigQueryShim {
     await this.emulatorRun(`DELETE FROM \`${dataset}._shim_scores\` WHERE TRUE`);
     const rows: string[] = [];
     for (const o of objects) {
-      const bytes = new Uint8Array(
-        await (await fetch(`${this.options.gcsUrl}/download/storage/v1/b/${o.bucket}/o/${encodeURIComponent(o.name)}?alt=media`)).arrayBuffer(),
-      );
+      const bytes = await this.download(o);
       const decodable = await decodes(bytes);
       const scores = shimScores(o.name, this.options.labels).map((s) => String(s));
       rows.push(`(${literal(`gs://${o.bucket}/${o.name}`)}, ${decodable}, [${scores.map((s) => `CAST(${s} AS FLOAT64)`).join(', ')}])`);
@@ -188,16 +218,57 @@ export class BigQueryShim {
     if (rows.length) await this.emulatorRun(`INSERT INTO \`${dataset}._shim_scores\` (uri, decodable, scores) VALUES ${rows.join(', ')}`);
   }
 
-  /** Object tables a statement reads that have no cached listing: list them first (no metadata caching). */
+  /**
+   * Before a statement runs: object tables it reads that have no cached listing are listed
+   * (no metadata caching), and a SavedModel it calls has run on the objects listed.
+   */
   async beforeQuery(sql: string): Promise<void> {
     for (const table of this.objectTables.values()) {
       if (!sql.includes(`\`${table.reference}\``)) continue;
       if (table.metadataCacheMode === 'MANUAL' && table.refreshed) continue;
       await this.list(table);
     }
+    const reference = sql.match(/ML\.PREDICT\(MODEL `([^`]+)`/)?.[1];
+    const model = reference ? this.standIn.models.get(reference) : undefined;
+    if (model?.dir) await this.runSavedModel(reference!, model, sql);
   }
 
-  /** Replaces `ML.PREDICT(MODEL m, (subquery))` as the header says; the rest is left as written. */
+  /** Answers of a SavedModel, by TensorFlow, for the objects of the object tables the statement reads. */
+  private readonly savedModelRuns = new Map<string, string>();
+
+  private async runSavedModel(reference: string, model: Model, sql: string): Promise<void> {
+    const feature = sql.match(FEATURE);
+    if (!feature) return; // rewritePredict refuses it
+    if (feature[4] === 'TRUE') throw new Error("shim: ML.RESIZE_IMAGE with preserve_aspect_ratio TRUE is not run by the shim's TensorFlow");
+    const size: [number, number] = [Number(feature[2]), Number(feature[3])];
+    const tables = [...this.objectTables.values()].filter((t) => sql.includes(`\`${t.reference}\``));
+    const key = `${reference}|${size.join('x')}|${tables.map((t) => `${t.reference}@${t.listing}`).join(',')}`;
+    const table = scoresTable(reference);
+    if (this.savedModelRuns.get(table) === key) return;
+    const dir = mkdtempSync(join(tmpdir(), 'objinfer-shim-images-'));
+    const files = new Map<string, string>();
+    for (const o of tables.flatMap((t) => t.objects)) {
+      const path = join(dir, `${files.size}-${o.name.split('/').pop()}`);
+      writeFileSync(path, await this.download(o));
+      files.set(path, `gs://${o.bucket}/${o.name}`);
+    }
+    const answers = await runSavedModel(model.dir!, size, [...files.keys()]);
+    const columns = model.outputs.map((name) => `${name} ARRAY<FLOAT64>`).join(', ');
+    await this.emulatorRun(`CREATE OR REPLACE TABLE \`${table}\` (uri STRING, decodable BOOL, ${columns})`);
+    const rows = [...files].map(([path, uri]) => {
+      const answer = answers[path];
+      const arrays = model.outputs.map((name) => (answer ? `[${answer[name]!.map((v) => `CAST(${v} AS FLOAT64)`).join(', ')}]` : '[]'));
+      return `(${literal(uri)}, ${answer ? 'TRUE' : 'FALSE'}, ${arrays.join(', ')})`;
+    });
+    if (rows.length) await this.emulatorRun(`INSERT INTO \`${table}\` (uri, decodable, ${model.outputs.join(', ')}) VALUES ${rows.join(', ')}`);
+    this.savedModelRuns.set(table, key);
+  }
+
+  /**
+   * Replaces `ML.PREDICT(MODEL m, (subquery))` as the header says; the rest is left as
+   * written. The feature must be the model's own; the outputs are its own names: the
+   * shim's colour scores for an ONNX model, TensorFlow's answers for a SavedModel.
+   */
   rewritePredict(sql: string): string {
     const start = sql.indexOf('ML.PREDICT(MODEL `');
     if (start < 0) return sql;
@@ -209,21 +280,26 @@ export class BigQueryShim {
     const [, reference, subquery] = m as unknown as [string, string, string];
     const model = this.standIn.models.get(reference);
     if (!model) throw Object.assign(new Error(`Not found: Model ${reference}`), { reason: 'notFound' });
-    const columns = this.standIn.options.modelColumns ?? { feature: 'input_1', labels: ['activation_49'] };
-    const feature = /ML\.RESIZE_IMAGE\(ML\.DECODE_IMAGE\((\w+)\.data\), \d+, \d+, (TRUE|FALSE)\) AS (\w+)/;
-    const found = subquery.match(feature);
+    const found = subquery.match(FEATURE);
     if (!found) throw new Error('shim: the subquery must give ML.RESIZE_IMAGE(ML.DECODE_IMAGE(alias.data), H, W, preserve) AS <feature>');
-    if (found[3] !== columns.feature) {
+    if (found[5] !== model.feature) {
       throw Object.assign(
-        new Error(`Invalid table-valued function ML.PREDICT: the model's feature column is ${columns.feature}, the query gives ${found[3]}`),
+        new Error(`Invalid table-valued function ML.PREDICT: the model's feature column is ${model.feature}, the query gives ${found[5]}`),
         { reason: 'invalidQuery' },
       );
     }
-    const rewritten = subquery.replace(feature, `${found[1]}.uri AS ${found[3]}`);
+    const rewritten = subquery.replace(FEATURE, `${found[1]}.uri AS ${found[5]}`);
     const dataset = reference.split('.').slice(0, 2).join('.');
-    const outputs = columns.labels.map((label) => `IF(z.decodable, z.scores, ERROR(CONCAT(${literal(DECODE_FAILURE_MARKER)}, s.uri))) AS ${label}`).join(', ');
-    const replacement = `(SELECT s.*, ${outputs} FROM (${rewritten}) AS s LEFT JOIN \`${dataset}._shim_scores\` AS z ON z.uri = s.uri)`;
+    const table = model.dir ? scoresTable(reference) : `${dataset}._shim_scores`;
+    const value = (name: string) => (model.dir ? `z.${name}` : 'z.scores');
+    const outputs = model.outputs.map((name) => `IF(z.decodable, ${value(name)}, ERROR(CONCAT(${literal(DECODE_FAILURE_MARKER)}, s.uri))) AS ${name}`).join(', ');
+    const replacement = `(SELECT s.*, ${outputs} FROM (${rewritten}) AS s LEFT JOIN \`${table}\` AS z ON z.uri = s.uri)`;
     return sql.slice(0, start) + replacement + sql.slice(close + 1);
+  }
+
+  private async download(o: { bucket: string; name: string }): Promise<Uint8Array> {
+    const response = await fetch(`${this.options.gcsUrl}/download/storage/v1/b/${o.bucket}/o/${encodeURIComponent(o.name)}?alt=media`);
+    return new Uint8Array(await response.arrayBuffer());
   }
 
   private async emulatorRun(sql: string): Promise<void> {

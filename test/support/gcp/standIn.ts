@@ -1,7 +1,8 @@
 /**
  * The Google APIs that cannot run here and that no emulator covers: the BigQuery
  * Connection API, the Reservation API, Resource Manager's testIamPermissions, Cloud
- * Storage bucket IAM, and BigQuery's models. Each handler answers in the shapes of the
+ * Storage bucket IAM, and BigQuery's models (whose columns are read from the model's files by
+ * its own engine: importedModel.ts). Each handler answers in the shapes of the
  * discovery documents (the gateway checks every answer against them) and fails like Google:
  * JSON errors with an HTTP status and a gRPC status name, which the gax clients turn into
  * gRPC codes; a reservation that still has an assignment cannot be deleted.
@@ -23,7 +24,6 @@ export interface StandInOptions {
   existingAssignment?: string;
   /** Resource Manager's API is switched off in the project. */
   resourceManagerDisabled?: boolean;
-  modelColumns?: { feature: string; labels: string[] };
   /** The Connection API refuses to create connections with this (HTTP status, gRPC status name, message). */
   refuseConnectionCreate?: [number, string, string];
 }
@@ -44,6 +44,11 @@ export interface Model {
   modelType: string;
   labels: Record<string, string>;
   path: string;
+  /** Read from the model's files by its own engine (importedModel.ts), as BigQuery reads them at import. */
+  feature: string;
+  outputs: string[];
+  /** A SavedModel's folder here, which the shim's ML.PREDICT runs with TensorFlow. */
+  dir?: string;
 }
 
 export class StandIn {
@@ -239,7 +244,6 @@ export class StandIn {
   modelResource(project: string, dataset: string, id: string): Answer {
     const model = this.models.get(`${project}.${dataset}.${id}`);
     if (!model) return googleError(404, 'NOT_FOUND', `Not found: Model ${project}:${dataset}.${id}`);
-    const columns = this.options.modelColumns ?? { feature: 'input_1', labels: ['activation_49'] };
     return [
       200,
       {
@@ -250,8 +254,8 @@ export class StandIn {
         creationTime: '1700000000000',
         lastModifiedTime: '1700000000000',
         labels: model.labels,
-        featureColumns: [{ name: columns.feature, type: { typeKind: 'ARRAY', arrayElementType: { typeKind: 'FLOAT64' } } }],
-        labelColumns: columns.labels.map((name) => ({ name, type: { typeKind: 'ARRAY', arrayElementType: { typeKind: 'FLOAT64' } } })),
+        featureColumns: [{ name: model.feature, type: { typeKind: 'ARRAY', arrayElementType: { typeKind: 'FLOAT64' } } }],
+        labelColumns: model.outputs.map((name) => ({ name, type: { typeKind: 'ARRAY', arrayElementType: { typeKind: 'FLOAT64' } } })),
       },
     ];
   }

@@ -1,0 +1,96 @@
+/**
+ * The gcp backend when something is wrong for every image, not for one (issue 29): the
+ * canary before the fan-out, the breaker while isolating, back-off on passing failures and
+ * quotas that do not pass. The failures are injected by the gateway (failPredict: a test
+ * injection, named as such); what is asserted is what the run does with them: the jobs it
+ * issues, what it records, and what the user reads.
+ */
+import { parseConnectionId } from '../src/backends/gcp/objectTable';
+import { COLOR_LABELS, type ColorLabel } from '../src/models/colorClassifier';
+import { CORRUPT_JPEG, type GcpFixture } from './support/gcp/fixture';
+import { failureOf, gcpSuite } from './support/gcp/suite';
+
+const { fixture } = gcpSuite();
+
+const colours = (n: number): ColorLabel[] => Array.from({ length: n }, (_, i) => COLOR_LABELS[i % COLOR_LABELS.length]!);
+const SYSTEMATIC = { reason: 'invalidQuery', message: 'Input tensor input_1 expects shape [1, 224, 224, 3]; got [1, 32, 32, 3]' };
+
+/** Rows of the errors table (none when no run made it). */
+async function errorRows(f: GcpFixture): Promise<number> {
+  const rows = await f.rows<{ n: number }>('SELECT COUNT(*) AS n FROM DATASET.predictions_errors').catch((error: Error) => {
+    if (/not found|notFound/i.test(error.message)) return [{ n: 0 }];
+    throw error;
+  });
+  return Number(rows[0]!.n);
+}
+
+test('a cause every image shares fails the run at the canary: five small jobs, no batch, nothing recorded as failed', async () => {
+  const f = await fixture({ labels: colours(120), config: { batch: { size: 4, concurrency: 2 } }, gateway: { failPredict: SYSTEMATIC } });
+  const cause = await failureOf(f.run());
+  expect(cause.type).toBe('Refused');
+  expect(cause.message).toMatch(/every image of the canary failed .*nothing was recorded: .*Input tensor input_1 expects shape/);
+  expect(f.gateway.canaryStatements).toHaveLength(5); // the canary, then its four parts
+  expect(f.gateway.batchStatements).toEqual([]);
+  expect(await errorRows(f)).toBe(0);
+}, 300_000);
+
+test('a cause that starts after the canary stops at the breaker: five jobs per batch in flight, the images still pending', async () => {
+  const f = await fixture({
+    labels: colours(120),
+    config: { batch: { size: 8, concurrency: 2 } },
+    gateway: { failPredict: { ...SYSTEMATIC, only: 'batches' } },
+  });
+  const cause = await failureOf(f.run());
+  expect(cause.type).toBe('Refused');
+  expect(cause.message).toMatch(/failed on the whole batch and on each of its 4 parts, so the cause is not one image; .*none recorded as failed/);
+  // 15 batches planned; at most `concurrency` of them ran, each one job and then its four parts.
+  expect(f.gateway.batchStatements.length).toBeLessThanOrEqual(2 * 5);
+  expect(await errorRows(f)).toBe(0);
+  // Fixed, the next run predicts all of them.
+  f.gateway.options.failPredict = undefined;
+  expect(await f.run()).toMatchObject({ predicted: 120, failed: 0 });
+}, 300_000);
+
+test('one bad image still fails only itself: the canary goes on, the batch is isolated, the jobs stay near N/size + log2(size)', async () => {
+  const f = await fixture({ labels: colours(32), extra: { 'broken.png': CORRUPT_JPEG }, config: { batch: { size: 8, concurrency: 2 } } });
+  const summary = await f.run();
+  expect(summary).toMatchObject({ predicted: 32, failed: 1 });
+  const batches = Math.ceil(33 / 8);
+  // The failing batch: itself, its four parts, then halves of the failing part down to the image.
+  expect(f.gateway.batchStatements.length).toBeLessThanOrEqual(batches + 4 + 2 * Math.log2(8));
+  expect(await errorRows(f)).toBe(1);
+}, 300_000);
+
+test('rateLimitExceeded is retried with growing pauses (1 s, then 2 s) and the batch then succeeds', async () => {
+  const f = await fixture({
+    labels: colours(4),
+    config: { batch: { size: 8, concurrency: 1 } },
+    gateway: { failPredict: { reason: 'rateLimitExceeded', message: 'Exceeded rate limits: too many concurrent queries for this project', only: 'batches', count: 2 } },
+  });
+  expect(await f.run()).toMatchObject({ predicted: 4, failed: 0 });
+  const batchJobs = f.gateway.insertedAt.filter((j) => /_b0of1_a\d$/.test(j.jobId));
+  expect(batchJobs.map((j) => j.jobId.slice(-2))).toEqual(['a1', 'a2', 'a3']);
+  expect(batchJobs[1]!.at - batchJobs[0]!.at).toBeGreaterThanOrEqual(1000);
+  expect(batchJobs[2]!.at - batchJobs[1]!.at).toBeGreaterThanOrEqual(2000);
+}, 300_000);
+
+test('quotaExceeded is not retried: the run fails at once naming the quota and what to do, nothing recorded as failed', async () => {
+  const f = await fixture({
+    labels: colours(4),
+    config: { batch: { size: 8, concurrency: 1 } },
+    gateway: { failPredict: { reason: 'quotaExceeded', message: 'Quota exceeded: Your project exceeded quota for DML statements per day', only: 'batches' } },
+  });
+  const cause = await failureOf(f.run());
+  expect(cause.type).toBe('QuotaExceeded');
+  expect(cause.message).toMatch(/Quota exceeded: Your project exceeded quota for DML statements per day\. A BigQuery quota .* does not lift: wait for it to reset or raise it/);
+  expect(f.gateway.batchStatements).toHaveLength(1);
+  expect(await errorRows(f)).toBe(0);
+}, 300_000);
+
+test("the object table's connection is recognised in each form BigQuery gives it (bigquery.v2's two, and the DDL's)", () => {
+  const want = { project: 'my-project', location: 'us', id: 'lake-connection' };
+  expect(parseConnectionId('my-project.us;lake-connection')).toEqual(want);
+  expect(parseConnectionId('projects/my-project/locations/US/connections/lake-connection')).toEqual(want);
+  expect(parseConnectionId('my-project.US.lake-connection')).toEqual(want);
+  expect(parseConnectionId('lake-connection')).toBeUndefined();
+});
