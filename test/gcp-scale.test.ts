@@ -94,3 +94,22 @@ test("the object table's connection is recognised in each form BigQuery gives it
   expect(parseConnectionId('my-project.US.lake-connection')).toEqual(want);
   expect(parseConnectionId('lake-connection')).toBeUndefined();
 });
+
+test('a metadata refresh still running when its attempt ends is waited on by the next attempt of the step, not started again', async () => {
+  const f = await fixture({ labels: colours(3), gateway: { refreshGets: 8 } });
+  const backend = f.backend();
+  await backend.ensureDataset();
+  const connection = await backend.ensureConnection();
+  await backend.ensureBucket();
+  await backend.grantObjectViewer(connection.serviceAccount);
+  const refreshes = () => f.gateway.statements.filter((s) => s.startsWith('CALL BQ.REFRESH_EXTERNAL_METADATA_CACHE'));
+  const first = backend.ensureObjectTable('run-1:7'); // an attempt whose worker is about to be lost
+  while (refreshes().length === 0) await new Promise((done) => setTimeout(done, 50));
+  const second = await backend.ensureObjectTable('run-1:7'); // the next attempt of the same step
+  expect(second).toMatchObject({ action: 'exists' });
+  await first;
+  expect(refreshes()).toHaveLength(1);
+  await backend.ensureObjectTable('run-2:7'); // another run refreshes again
+  expect(refreshes()).toHaveLength(2);
+  await backend.close?.();
+}, 300_000);

@@ -34,6 +34,8 @@ export interface GatewayOptions extends StandInOptions {
    * one, or only batches (not the canary), or only the first `count` of them.
    */
   failPredict?: { reason: string; message: string; only?: 'batches'; count?: number };
+  /** A metadata refresh job is still running for this many gets (a big bucket's refresh takes minutes). */
+  refreshGets?: number;
 }
 
 interface SyntheticJob {
@@ -266,10 +268,11 @@ export class Gateway {
     });
     const synthetic = async (work: () => Promise<void>): Promise<Answer> => {
       if (dryRun) return [200, job('DONE')];
-      let error: { reason: string; message: string } | undefined;
-      await work().catch((e: Error & { reason?: string }) => (error = { reason: e.reason ?? 'invalidQuery', message: e.message }));
-      const record: SyntheticJob = { resource: job('RUNNING'), pendingGets: 1, error };
+      // The job exists from its insert on: a get while the work runs finds it running.
+      const record: SyntheticJob = { resource: job('RUNNING'), pendingGets: Infinity };
       this.synthetic.set(jobId, record);
+      await work().catch((e: Error & { reason?: string }) => (record.error = { reason: e.reason ?? 'invalidQuery', message: e.message }));
+      record.pendingGets = /^CALL BQ\.REFRESH_EXTERNAL_METADATA_CACHE/.test(sql) ? (this.options.refreshGets ?? 1) : 1;
       return [200, record.resource];
     };
     if (/^CREATE OR REPLACE EXTERNAL TABLE/.test(sql)) return synthetic(() => this.shim.createObjectTable(sql));
