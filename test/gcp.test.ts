@@ -294,13 +294,43 @@ test('a project whose QUERY assignment points elsewhere: a clear error, nothing 
   expect(f.gateway.standIn.assignments.size).toBe(1);
 });
 
-test('without a QUERY assignment, preflight warns', async () => {
+test('without a QUERY assignment (only a PIPELINE one), preflight fails before anything is created, saying how to get capacity', async () => {
   const f = await fixture({ labels: ['red'], gateway: { existingAssignment: undefined } });
   f.gateway.standIn.assignments.set('x/assignments/9', { name: 'x/assignments/9', assignee: `projects/${PROJECT}`, jobType: 'PIPELINE', state: 'ACTIVE' });
-  const summary = await f.run();
-  expect(summary.warnings.join('\n')).toMatch(
-    /no QUERY reservation assignment in US: ML\.PREDICT on imported models over object tables needs an Enterprise reservation/,
+  const cause = await failureOf(f.run());
+  expect(cause.type).toBe('InvalidConfig');
+  expect(cause.message).toMatch(
+    /^reservation: project objinfer-test has no QUERY reservation assignment in US, so its queries run on-demand, .*set "reservation: \{ name: objinfer, slots: 50 \}" in the config .*or ask an admin for a QUERY assignment/,
   );
+  expect(f.gateway.calls.filter((c) => /datasets\.insert|connections\.create|buckets\.insert/.test(c))).toEqual([]);
+});
+
+test("an assignment inherited from the organisation is the project's capacity: no warning, and a configured reservation is not added over it", async () => {
+  const inherited = await fixture({ labels: ['red'], gateway: { existingAssignment: undefined, inheritedAssignment: 'org-pool' } });
+  const summary = await inherited.run();
+  expect(summary.predicted).toBe(1);
+  expect(summary.warnings.filter((w) => /reservation/.test(w))).toEqual([]);
+  const configured = await fixture({
+    labels: ['red'],
+    gateway: { existingAssignment: undefined, inheritedAssignment: 'org-pool' },
+    config: { reservation: { name: 'objinfer', slots: 50 } },
+  });
+  const again = await configured.run();
+  expect(again.provisioned.find((p) => p.step === 'reservation')).toMatchObject({ action: 'skipped' });
+  expect(again.warnings.join('\n')).toMatch(/reservation objinfer was not created: projects\/objinfer-test already gets capacity from .*org-pool, assigned to organizations\/1234/);
+  expect(configured.gateway.standIn.assignments.size).toBe(1);
+  expect(configured.gateway.standIn.reservations.size).toBe(1);
+});
+
+test('an assignment still PENDING, or to a Standard-edition reservation, fails preflight with what to do', async () => {
+  const pending = await fixture({ labels: ['red'], gateway: { existingAssignmentState: 'PENDING' } });
+  const waiting = await failureOf(pending.run());
+  expect([waiting.type, waiting.message]).toEqual(['Refused', expect.stringMatching(/is PENDING: until it is ACTIVE BigQuery runs the project on-demand/)]);
+  const standard = await fixture({ labels: ['red'], gateway: { existingEdition: 'STANDARD' } });
+  const edition = await failureOf(standard.run());
+  expect([edition.type, edition.message]).toEqual(['InvalidConfig', expect.stringMatching(/is of the STANDARD edition; imported models over object tables need Enterprise or Enterprise Plus/)]);
+  const empty = await fixture({ labels: ['red'], gateway: { existingSlots: '0' } });
+  expect((await failureOf(empty.run())).message).toMatch(/has no slots \(baseline 0, no autoscaling\)/);
 });
 
 test('cleanup removes only what objinfer created; data, dataset, connection and bucket only with --yes', async () => {

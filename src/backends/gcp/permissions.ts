@@ -19,11 +19,14 @@ export const PROJECT_PERMISSIONS = [
   'bigquery.models.getData',
   'bigquery.models.updateData',
   'bigquery.models.updateMetadata',
+  // searchAllAssignments, which preflight reads the project's capacity with.
+  'bigquery.reservationAssignments.search',
 ];
 
 /** Storage permissions: granted on the project, or on the model bucket when it exists (bucket-level roles). */
 export const STORAGE_PERMISSIONS = [
   'storage.buckets.create',
+  'storage.buckets.get',
   'storage.buckets.getIamPolicy',
   'storage.buckets.setIamPolicy',
   'storage.objects.create',
@@ -36,5 +39,4 @@ export const RESERVATION_PERMISSIONS = [
   'bigquery.reservations.create',
   'bigquery.reservations.get',
   'bigquery.reservationAssignments.create',
-  'bigquery.reservationAssignments.search',
 ];

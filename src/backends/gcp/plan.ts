@@ -31,7 +31,9 @@ export async function describePlan(ctx: GcpContext, options: { dryRun?: boolean 
     },
     {
       step: 'preflight',
-      call: `GET bigqueryreservation.googleapis.com/v1/projects/${project}/locations/${location}:searchAllAssignments?query=assignee=projects/${project}`,
+      call:
+        `GET bigqueryreservation.googleapis.com/v1/projects/${project}/locations/${location}:searchAllAssignments?query=assignee=projects/${project}` +
+        (spec.reservation ? '' : " (the project's QUERY assignment, else its closest ancestor's), then GET its reservation: ACTIVE, Enterprise or Enterprise Plus, with slots"),
     },
     { step: 'dataset', call: `GET, then if missing POST bigquery datasets ${project}.${dataset} (location ${location})` },
     ...(spec.reservation

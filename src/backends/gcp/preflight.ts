@@ -6,7 +6,7 @@ import { ErrorType, ObjinferError } from '../../errors';
 import type { PreflightReport } from '../../workflows/contract';
 import type { GcpContext } from './context';
 import { PROJECT_PERMISSIONS, RESERVATION_PERMISSIONS, STORAGE_PERMISSIONS } from './permissions';
-import { queryAssignments } from './reservation';
+import { checkCapacity } from './reservation';
 
 export async function preflight(ctx: GcpContext): Promise<PreflightReport> {
   const { spec } = ctx;
@@ -35,14 +35,7 @@ export async function preflight(ctx: GcpContext): Promise<PreflightReport> {
         'Grant them (e.g. roles/bigquery.admin and roles/storage.admin, or roles/storage.admin on the bucket) and run again; nothing was changed',
     );
   }
-  const warnings: string[] = [];
-  if (!spec.reservation) {
-    const assignments = await queryAssignments(ctx);
-    if (assignments.length === 0) {
-      warnings.push(
-        `project ${spec.project} has no QUERY reservation assignment in ${spec.location}: ML.PREDICT on imported models over object tables needs an Enterprise reservation (set "reservation" in the config to let objinfer create one)`,
-      );
-    }
-  }
+  // With "reservation" configured, objinfer makes the capacity itself (ensureReservation).
+  const warnings = spec.reservation ? [] : await checkCapacity(ctx);
   return { warnings };
 }

@@ -22,6 +22,12 @@ export interface StandInOptions {
   concurrentPolicyChange?: boolean;
   /** The project already has a QUERY assignment to this reservation (name). */
   existingAssignment?: string;
+  /** That assignment's state (default ACTIVE), its reservation's edition (default ENTERPRISE) and slots (default 100). */
+  existingAssignmentState?: string;
+  existingEdition?: string;
+  existingSlots?: string;
+  /** The organisation (organizations/1234) has a QUERY assignment to this reservation of an admin project. */
+  inheritedAssignment?: string;
   /** Resource Manager's API is switched off in the project. */
   resourceManagerDisabled?: boolean;
   /** The Connection API refuses to create connections with this (HTTP status, gRPC status name, message). */
@@ -63,13 +69,23 @@ export class StandIn {
   constructor(readonly options: StandInOptions) {
     if (options.existingAssignment) {
       const reservation = `projects/${options.project}/locations/US/reservations/${options.existingAssignment}`;
-      this.reservations.set(reservation, { name: reservation, slotCapacity: '100', edition: 'ENTERPRISE', ignoreIdleSlots: false });
+      this.reservations.set(reservation, {
+        name: reservation,
+        slotCapacity: options.existingSlots ?? '100',
+        edition: options.existingEdition ?? 'ENTERPRISE',
+        ignoreIdleSlots: false,
+      });
       this.assignments.set(`${reservation}/assignments/1`, {
         name: `${reservation}/assignments/1`,
         assignee: `projects/${options.project}`,
         jobType: 'QUERY',
-        state: 'ACTIVE',
+        state: options.existingAssignmentState ?? 'ACTIVE',
       });
+    }
+    if (options.inheritedAssignment) {
+      const reservation = `projects/admin-project/locations/US/reservations/${options.inheritedAssignment}`;
+      this.reservations.set(reservation, { name: reservation, slotCapacity: '500', edition: 'ENTERPRISE_PLUS', ignoreIdleSlots: false });
+      this.assignments.set(`${reservation}/assignments/7`, { name: `${reservation}/assignments/7`, assignee: 'organizations/1234', jobType: 'QUERY', state: 'ACTIVE' });
     }
   }
 
@@ -128,9 +144,15 @@ export class StandIn {
 
   // ---- Reservation API ----
 
+  /**
+   * searchAllAssignments as documented: for a project, the assignments created on the project
+   * if there are any, else those of its closest ancestor (here the organisation, organizations/1234).
+   */
   searchAssignments(query: string | null): Answer {
     const assignee = query?.match(/^assignee=(.+)$/)?.[1];
-    return [200, { assignments: [...this.assignments.values()].filter((a) => !assignee || a.assignee === assignee) }];
+    const all = [...this.assignments.values()];
+    const own = all.filter((a) => !assignee || a.assignee === assignee);
+    return [200, { assignments: own.length > 0 ? own : all.filter((a) => a.assignee === 'organizations/1234') }];
   }
 
   getReservation(name: string): Answer {
