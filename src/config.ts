@@ -17,6 +17,13 @@ import { localLayoutProblems, resolveSourceUri } from './configPaths';
 import { isSavedModel } from './models/savedModel';
 import { z } from 'zod';
 
+/**
+ * Images per batch unless set: locally 64 (measured best on 2 cores, see docs/reference.md);
+ * on gcp a batch is a BigQuery script job whose fixed costs (scheduling, a minimum read per
+ * table) are spread over thousands of images.
+ */
+const DEFAULT_BATCH_SIZE = { local: 64, gcp: 2000 } as const;
+
 /** BigQuery dataset, table and model names: letters, digits, underscores. */
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,1023}$/;
 /** BigQuery connection IDs. */
@@ -93,7 +100,7 @@ export const ConfigSchema = z
           .int()
           .min(1, 'must be at least 1 image')
           .max(10_000, 'must be at most 10000 images (a batch is one activity and one BigQuery job)')
-          .default(64),
+          .optional(),
         concurrency: z
           .number()
           .int()
@@ -330,7 +337,7 @@ function resolveSpec(parsed: ParsedConfig, baseDir: string, checkFiles: boolean)
       topK: parsed.results.topK,
       keepProbabilities: parsed.results.keepProbabilities,
     },
-    batch: { size: parsed.batch.size, concurrency: parsed.batch.concurrency, heartbeatTimeoutMs: durationMs(parsed.batch.heartbeatTimeout)! },
+    batch: { size: parsed.batch.size ?? DEFAULT_BATCH_SIZE[backend], concurrency: parsed.batch.concurrency, heartbeatTimeoutMs: durationMs(parsed.batch.heartbeatTimeout)! },
     iam: {
       propagationTimeoutMs: durationMs(parsed.iam.propagationTimeout)!,
       simulatedPropagationDelayMs: durationMs(parsed.iam.simulatedPropagationDelay)!,

@@ -98,7 +98,8 @@ test('a second run creates nothing, uploads nothing, lists the bucket once and r
   expect(second.provisioned.filter((p) => !['exists', 'skipped'].includes(p.action))).toEqual([]);
   expect(f.gateway.shim.listings).toBe(2);
   const newCalls = f.gateway.calls.slice(callsBefore);
-  expect(newCalls.filter((c) => /storage\.objects\.insert|datasets\.insert|connections\.create|setIamPolicy|tables\.insert/.test(c))).toEqual([]);
+  expect(newCalls.filter((c) => /storage\.objects\.insert|datasets\.insert|connections\.create|setIamPolicy/.test(c))).toEqual([]);
+  expect(newCalls.filter((c) => /tables\.insert/.test(c))).toHaveLength(1); // the run's own pending table, which expires
   expect(f.gateway.batchStatements).toHaveLength(first.batches);
   expect(f.gateway.canaryStatements).toHaveLength(2); // one small read per run, nothing written
 });
@@ -111,9 +112,11 @@ test('jobs per run: one per batch plus a constant; the statements are refused no
   const summary = await f.run();
   expect(summary).toMatchObject({ predicted: 9, batches: 5 });
   expect(f.gateway.batchStatements).toHaveLength(5);
-  // Object table, its refresh, the model, the canary, the labels, the pending table and its count: seven, whatever the size.
+  // Object table, its refresh, the model, the canary, the labels, the pending table and its count: seven, whatever the
+  // size; and each batch reads its URI range first.
   expect(f.gateway.canaryStatements).toHaveLength(1);
-  expect(f.gateway.statements.length - f.gateway.batchStatements.length).toBe(7);
+  expect(f.gateway.statements.filter((s) => s.startsWith('SELECT MIN(uri) AS uri_lo'))).toHaveLength(5);
+  expect(f.gateway.statements.length - 2 * f.gateway.batchStatements.length).toBe(7);
 });
 
 test('a batch whose insert response is lost re-attaches to its job: one job per batch, every row once', async () => {

@@ -118,6 +118,11 @@ export interface BatchSlice {
   count: number;
   index: number;
   split?: number[];
+  /**
+   * gcp: the batch's ranks [first, end) in the run's pending table (objects numbered in URI
+   * order), so a batch reads only its own rows. Absent (runs from before it; local): by hash.
+   */
+  ranks?: [number, number];
 }
 
 export interface BatchRequest {
@@ -204,6 +209,8 @@ export interface ResumeState {
   artifact: ModelArtifact;
   model: ModelDescription;
   plan: BatchPlan;
+  /** Batches are rank ranges (BatchSlice.ranks); absent in runs begun before they were. */
+  rankSlices?: boolean;
   nextBatch: number;
   predicted: number;
   failed: number;

@@ -9,6 +9,7 @@ import {
   ApplicationFailure,
   log,
   makeContinueAsNewFunc,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -33,6 +34,7 @@ import {
   type BatchProgress,
   type BatchRequest,
   type BatchResult,
+  type BatchSlice,
   type PipelineInput,
   type PipelineProgress,
   type PipelineRef,
@@ -44,6 +46,17 @@ import {
 import { addLabelCounts, capBatches, MAX_SPLIT_DEPTH } from './limits';
 
 const RETRY: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES };
+
+/** The patch that made batches ranges of the pending table's ranks (BatchSlice.ranks). */
+const RANK_SLICES = 'batch-rank-ranges';
+
+/** Batch `index` of the plan: ranks [index * pending / count, (index + 1) * pending / count). */
+function sliceOf(plan: BatchPlan, index: number, byRanks: boolean): BatchSlice {
+  const slice: BatchSlice = { count: plan.batchCount, index };
+  if (!byRanks) return slice;
+  const edge = (i: number) => Math.floor((i * plan.pending) / plan.batchCount);
+  return { ...slice, ranks: [edge(index), edge(index + 1)] };
+}
 
 /** Attempts a batch gets before the workflow looks at why it keeps failing. */
 export const BATCH_ATTEMPTS = 5;
@@ -171,6 +184,8 @@ class PipelineRun {
       artifact,
       model,
       plan,
+      // Decided once per run: one that began with hash slices keeps them after continuing as new.
+      rankSlices: patched(RANK_SLICES),
       nextBatch: 0,
       predicted: 0,
       failed: 0,
@@ -191,11 +206,12 @@ class PipelineRun {
     this.enter('infer');
     const runId = workflowInfo().firstExecutionRunId;
 
+    const byRanks = state.rankSlices ?? false;
     const inFlight = new Map<number, Promise<void>>();
     let next = state.nextBatch;
     let stopLaunching = false;
     const launch = (index: number) => {
-      const request: BatchRequest = { modelVersion: plan.modelVersion, model, slice: { count: plan.batchCount, index }, runId };
+      const request: BatchRequest = { modelVersion: plan.modelVersion, model, slice: sliceOf(plan, index, byRanks), runId };
       const done = this.runSlice(request, `batch ${index + 1}/${plan.batchCount}`).then((result) => {
         inFlight.delete(index);
         this.batchesDone++;

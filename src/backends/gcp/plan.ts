@@ -10,7 +10,7 @@ import { OBJECT_VIEWER } from '../common/iam';
 import type { GcpContext } from './context';
 import { namedParameters } from './jobs';
 import { PROJECT_PERMISSIONS, RESERVATION_PERMISSIONS, STORAGE_PERMISSIONS } from './permissions';
-import { countPendingSql, createModelSql, createObjectTableSql, createPendingSql, loadLabelsSql, predictBatchSql, refreshObjectTableSql } from './sql';
+import { batchBoundsSql, countPendingSql, createModelSql, createObjectTableSql, fillPendingSql, loadLabelsSql, predictBatchSql, refreshObjectTableSql } from './sql';
 
 const RUN = 'RUN_ID';
 
@@ -60,12 +60,13 @@ export async function describePlan(ctx: GcpContext, options: { dryRun?: boolean 
       call: `POST bigquery tables (if missing): ${results.table}, ${results.errorsTable} (clustered by model_version, uri), ${results.labelsTable}`,
     },
     { step: 'labels', call: loadLabelsSql(spec) },
-    { step: 'plan', call: createPendingSql(spec, RUN) },
+    { step: 'plan', call: `POST bigquery tables ${dataset}._objinfer_pending_${RUN} (clustered by rank, expires in 7 days)` },
+    { step: 'plan', call: fillPendingSql(spec, RUN) },
     { step: 'plan', call: countPendingSql(spec, RUN) },
     {
       step: 'infer',
-      call: predictBatchSql(spec, signature, { count: 1, index: 0 }, RUN),
-      estimateNote: `per batch of up to ${batch.size} objects; one job per batch: k = ceil(pending / ${batch.size})`,
+      call: predictBatchSql(spec, signature, { count: 1, index: 0, ranks: [0, batch.size] }, RUN),
+      estimateNote: `per batch of up to ${batch.size} objects, after reading its URI range (@uri_lo, @uri_hi) with ${batchBoundsSql(spec, { count: 1, index: 0, ranks: [0, batch.size] }, RUN)}; two jobs per batch: k = ceil(pending / ${batch.size})`,
     },
   ];
   if (options.dryRun ?? true) await estimate(ctx, calls);
@@ -79,7 +80,7 @@ export async function describePlan(ctx: GcpContext, options: { dryRun?: boolean 
  */
 function withoutPendingTable(ctx: GcpContext, sql: string): string {
   const { project, dataset, objectTable } = ctx.spec;
-  const source = `(SELECT o.uri, o.generation, o.content_type, o.size, 'pending' AS status FROM \`${project}.${dataset}.${objectTable}\` AS o)`;
+  const source = `(SELECT o.uri, o.generation, o.content_type, o.size, 'pending' AS status, 0 AS rank FROM \`${project}.${dataset}.${objectTable}\` AS o)`;
   return sql.replaceAll(`\`${project}.${dataset}._objinfer_pending_${RUN}\``, source);
 }
 
@@ -97,7 +98,7 @@ async function estimate(ctx: GcpContext, calls: PlannedCall[]): Promise<void> {
         query: withoutPendingTable(ctx, call.call),
         dryRun: true,
         location: ctx.spec.location,
-        ...namedParameters({ model_version: '', run_id: '' }),
+        ...namedParameters({ model_version: '', run_id: '', ...(call.call.includes('@uri_lo') ? { uri_lo: '', uri_hi: '' } : {}) }),
       });
       const bytes = (job.metadata as { statistics?: { totalBytesProcessed?: string } }).statistics?.totalBytesProcessed;
       if (bytes !== undefined) call.estimatedBytes = Number(bytes);

@@ -14,9 +14,20 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType, ObjinferError } from '../../errors';
 import type { BatchPlan, BatchProgress, BatchRequest, BatchResult, BatchSlice } from '../../workflows/contract';
 import type { GcpContext } from './context';
-import { classifyInfo, isPropagationMessage, type GoogleErrorInfo } from './errors';
+import { classifyInfo, isAlreadyExists, isPropagationMessage, type GoogleErrorInfo } from './errors';
 import { runJob } from './jobs';
-import { batchCountsSql, batchJobId, countPendingSql, countSliceSql, createPendingSql, predictBatchSql, recordFailuresSql } from './sql';
+import {
+  batchBoundsSql,
+  batchCountsSql,
+  batchJobId,
+  countPendingSql,
+  countSliceSql,
+  fillPendingSql,
+  pendingTableName,
+  PENDING_COLUMNS,
+  predictBatchSql,
+  recordFailuresSql,
+} from './sql';
 
 /** Jobs a slice gets for passing failures before the batch activity gives up (Temporal retries it). */
 const MAX_JOB_ATTEMPTS = 6;
@@ -29,9 +40,9 @@ const MAX_SPLIT_DEPTH = 24;
 const BREAKER_PARTS = 4;
 
 export async function planBatches(ctx: GcpContext, modelVersion: string, runId: string): Promise<BatchPlan> {
-  const params = { model_version: modelVersion };
-  const create = createPendingSql(ctx.spec, runId);
-  await ctx.statement('plan: list what is still to do', ctx.statementJobId('pending', create), create, params);
+  await ensurePendingTable(ctx, runId);
+  const fill = fillPendingSql(ctx.spec, runId);
+  await ctx.statement('plan: list what is still to do', ctx.statementJobId('pending', fill), fill, { model_version: modelVersion });
   const count = countPendingSql(ctx.spec, runId);
   const counted = await ctx.statement('plan: count', ctx.statementJobId('plan', count), count);
   const n: Record<string, number> = {};
@@ -48,13 +59,51 @@ export async function planBatches(ctx: GcpContext, modelVersion: string, runId: 
   };
 }
 
+/** The run's pending table, empty, clustered on rank, gone after 7 days (made by API: DDL cannot cluster on the emulator). */
+async function ensurePendingTable(ctx: GcpContext, runId: string): Promise<void> {
+  const name = pendingTableName(runId);
+  await ctx.call('plan: the pending table', async () => {
+    const [exists] = await ctx.dataset.table(name).exists();
+    if (exists) return;
+    await ctx.dataset
+      .createTable(name, { schema: PENDING_COLUMNS, clustering: { fields: ['rank'] }, expirationTime: String(Date.now() + PENDING_DAYS * 86_400_000) })
+      .catch((error: unknown) => {
+        if (!isAlreadyExists(error)) throw error;
+      });
+  });
+}
+
+const PENDING_DAYS = 7;
+
+/** A batch with its URI range, which every statement of a rank-range batch reads as @uri_lo and @uri_hi. */
+interface Bounded extends BatchRequest {
+  bounds?: { uri_lo: string; uri_hi: string };
+}
+
+function paramsOf(request: Bounded, extra: Record<string, string> = {}): Record<string, string> {
+  return { model_version: request.modelVersion, run_id: request.runId, ...(request.bounds ?? {}), ...extra };
+}
+
+/** The batch's URI range (one small read of its block of the pending table); undefined when it has no objects. */
+async function bounded(ctx: GcpContext, request: BatchRequest, signal?: AbortSignal): Promise<Bounded | undefined> {
+  if (!request.slice.ranks) return request;
+  const sql = batchBoundsSql(ctx.spec, request.slice, request.runId);
+  const outcome = await ctx.statement(`${label(request.slice)}: its URI range`, ctx.statementJobId('bounds', sql), sql, {}, signal);
+  const [row] = await ctx.rows<{ uri_lo: string | null; uri_hi: string | null }>(outcome);
+  if (!row?.uri_lo || !row.uri_hi) return undefined;
+  return { ...request, bounds: { uri_lo: row.uri_lo, uri_hi: row.uri_hi } };
+}
+
+const NOTHING: BatchResult = { predicted: 0, failed: 0, labelCounts: {} };
+
 export async function predictBatch(
   ctx: GcpContext,
   request: BatchRequest,
   onProgress?: (progress: BatchProgress) => void,
   signal?: AbortSignal,
 ): Promise<BatchResult> {
-  return predictSlice(ctx, request, request.slice, onProgress, signal);
+  const work = await bounded(ctx, request, signal);
+  return work ? predictSlice(ctx, work, request.slice, onProgress, signal) : NOTHING;
 }
 
 function label(slice: BatchSlice): string {
@@ -63,7 +112,7 @@ function label(slice: BatchSlice): string {
 
 type Progress = ((progress: BatchProgress) => void) | undefined;
 
-async function predictSlice(ctx: GcpContext, request: BatchRequest, slice: BatchSlice, onProgress: Progress, signal?: AbortSignal): Promise<BatchResult> {
+async function predictSlice(ctx: GcpContext, request: Bounded, slice: BatchSlice, onProgress: Progress, signal?: AbortSignal): Promise<BatchResult> {
   const outcome = await runSlice(ctx, request, slice, onProgress, signal);
   if ('failure' in outcome) return isolate(ctx, request, slice, outcome.failure, onProgress, signal);
   return outcome;
@@ -76,13 +125,13 @@ async function predictSlice(ctx: GcpContext, request: BatchRequest, slice: Batch
  */
 async function runSlice(
   ctx: GcpContext,
-  request: BatchRequest,
+  request: Bounded,
   slice: BatchSlice,
   onProgress: Progress,
   signal?: AbortSignal,
 ): Promise<BatchResult | { failure: string }> {
   const sql = predictBatchSql(ctx.spec, request.model, slice, request.runId);
-  const params = { model_version: request.modelVersion, run_id: request.runId };
+  const params = paramsOf(request);
   for (let attempt = 1; attempt <= MAX_JOB_ATTEMPTS; attempt++) {
     const jobId = batchJobId(request.runId, slice, attempt);
     const outcome = await ctx.call(label(slice), () =>
@@ -126,8 +175,8 @@ function mustStop(error: GoogleErrorInfo): boolean {
  * BigQuery's message, its objects still pending. Otherwise each failing part is halved
  * until the failing objects stand alone and are recorded with BigQuery's message.
  */
-async function isolate(ctx: GcpContext, request: BatchRequest, slice: BatchSlice, error: string, onProgress: Progress, signal?: AbortSignal): Promise<BatchResult> {
-  const params = { model_version: request.modelVersion, run_id: request.runId };
+async function isolate(ctx: GcpContext, request: Bounded, slice: BatchSlice, error: string, onProgress: Progress, signal?: AbortSignal): Promise<BatchResult> {
+  const params = paramsOf(request);
   const countSql = countSliceSql(ctx.spec, slice, request.runId);
   const counted = await ctx.statement('count a failing batch', ctx.statementJobId('count', countSql), countSql, params, signal);
   const pending = Number((await ctx.rows<{ pending: number | string }>(counted))[0]?.pending ?? 0);
@@ -142,7 +191,7 @@ async function isolate(ctx: GcpContext, request: BatchRequest, slice: BatchSlice
   return sum(parts);
 }
 
-async function breaker(ctx: GcpContext, request: BatchRequest, slice: BatchSlice, error: string, onProgress: Progress, signal?: AbortSignal): Promise<BatchResult> {
+async function breaker(ctx: GcpContext, request: Bounded, slice: BatchSlice, error: string, onProgress: Progress, signal?: AbortSignal): Promise<BatchResult> {
   const quarters = [0, 1, 2, 3].map((q) => ({ ...slice, split: [q >> 1, q & 1] }));
   const outcomes: { part: BatchSlice; outcome: BatchResult | { failure: string } }[] = [];
   for (const part of quarters) outcomes.push({ part, outcome: await runSlice(ctx, request, part, onProgress, signal) });
@@ -171,15 +220,15 @@ function sum(parts: BatchResult[]): BatchResult {
   );
 }
 
-async function recordFailures(ctx: GcpContext, request: BatchRequest, slice: BatchSlice, error: string, signal?: AbortSignal): Promise<void> {
+async function recordFailures(ctx: GcpContext, request: Bounded, slice: BatchSlice, error: string, signal?: AbortSignal): Promise<void> {
   const sql = recordFailuresSql(ctx.spec, slice, request.runId);
-  const params = { model_version: request.modelVersion, run_id: request.runId, error };
+  const params = paramsOf(request, { error });
   await ctx.statement('record objects that failed', ctx.statementJobId('fail', sql), sql, params, signal);
 }
 
-async function countSlice(ctx: GcpContext, request: BatchRequest, slice: BatchSlice, signal?: AbortSignal): Promise<BatchResult> {
+async function countSlice(ctx: GcpContext, request: Bounded, slice: BatchSlice, signal?: AbortSignal): Promise<BatchResult> {
   const sql = batchCountsSql(ctx.spec, slice);
-  const params = { model_version: request.modelVersion, run_id: request.runId };
+  const params = paramsOf(request);
   return countsOf(await ctx.rows(await ctx.statement('count a batch', ctx.statementJobId('counts', sql), sql, params, signal)));
 }
 
@@ -197,6 +246,8 @@ function countsOf(rows: unknown[]): BatchResult {
 
 /** Records the slice's objects as failed with the reason (narrowing found an object that kills its worker). */
 export async function recordUnprocessable(ctx: GcpContext, request: BatchRequest, reason: string): Promise<BatchResult> {
-  await recordFailures(ctx, request, request.slice, reason);
-  return countSlice(ctx, request, request.slice);
+  const work = await bounded(ctx, request);
+  if (!work) return NOTHING;
+  await recordFailures(ctx, work, request.slice, reason);
+  return countSlice(ctx, work, request.slice);
 }

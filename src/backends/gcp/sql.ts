@@ -60,25 +60,57 @@ function sameObject(spec: RunSpec, table: string, alias: string, extra = ''): st
 }
 
 /**
- * Writes the run's pending table: every object with its status for @model_version.
- * done: predicted earlier; failed: a permanent failure stands (unless retrying failures);
- * refused: BigQuery would refuse it (size, content type); pending: to predict.
+ * A rank-range batch's URIs lie in [@uri_lo, @uri_hi] (the pending table is numbered in URI
+ * order, so batches' ranges do not overlap): a constant range on the clustering column, so
+ * BigQuery reads only those blocks of the results, errors and object tables.
  */
-export function createPendingSql(spec: RunSpec, runId: string): string {
+function withinBounds(alias: string, slice: BatchSlice): string {
+  return slice.ranks ? ` AND ${alias}.uri BETWEEN @uri_lo AND @uri_hi` : '';
+}
+
+/** The run's pending table's columns; it is clustered on `rank`, so a batch reads only its ranks. */
+export const PENDING_COLUMNS: { name: string; type: 'STRING' | 'INTEGER' }[] = [
+  { name: 'uri', type: 'STRING' },
+  { name: 'generation', type: 'INTEGER' },
+  { name: 'content_type', type: 'STRING' },
+  { name: 'size', type: 'INTEGER' },
+  { name: 'status', type: 'STRING' },
+  { name: 'rank', type: 'INTEGER' },
+];
+
+/**
+ * Fills the run's pending table (made empty, clustered on rank, by the plan): every object
+ * with its status for @model_version. done: predicted earlier; failed: a permanent failure
+ * stands (unless retrying failures); refused: BigQuery would refuse it (size, content type);
+ * pending: to predict. Objects to do are numbered 0, 1, ... in URI order (`rank`), which is
+ * what batches are ranges of. It inserts only into an empty table, so it can run again.
+ */
+export function fillPendingSql(spec: RunSpec, runId: string): string {
   const { results } = spec;
   const types = ACCEPTED_CONTENT_TYPES.map(stringLiteral).join(', ');
+  const pending = tableRef(spec, pendingTableName(runId));
+  const todo = "s.status IN ('pending', 'refused')";
   return [
-    `CREATE OR REPLACE TABLE ${tableRef(spec, pendingTableName(runId))}`,
-    'OPTIONS (expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL 7 DAY))',
-    'AS SELECT o.uri, o.generation, o.content_type, o.size,',
-    '  CASE',
-    `    WHEN EXISTS (${sameObject(spec, results.table, 'o')}) THEN 'done'`,
-    ...(spec.retryFailed ? [] : [`    WHEN EXISTS (${sameObject(spec, results.errorsTable, 'o', " AND x.kind = 'permanent'")}) THEN 'failed'`]),
-    `    WHEN o.size > ${MAX_IMAGE_BYTES} OR IFNULL(o.content_type, '') NOT IN (${types}) THEN 'refused'`,
-    "    ELSE 'pending'",
-    '  END AS status',
-    `FROM ${tableRef(spec, spec.objectTable)} AS o`,
+    `INSERT INTO ${pending} (${PENDING_COLUMNS.map((c) => c.name).join(', ')})`,
+    `SELECT s.uri, s.generation, s.content_type, s.size, s.status, IF(${todo}, ROW_NUMBER() OVER (PARTITION BY ${todo} ORDER BY s.uri, s.generation) - 1, NULL)`,
+    'FROM (',
+    '  SELECT o.uri, o.generation, o.content_type, o.size,',
+    '    CASE',
+    `      WHEN EXISTS (${sameObject(spec, results.table, 'o')}) THEN 'done'`,
+    ...(spec.retryFailed ? [] : [`      WHEN EXISTS (${sameObject(spec, results.errorsTable, 'o', " AND x.kind = 'permanent'")}) THEN 'failed'`]),
+    `      WHEN o.size > ${MAX_IMAGE_BYTES} OR IFNULL(o.content_type, '') NOT IN (${types}) THEN 'refused'`,
+    "      ELSE 'pending'",
+    '    END AS status',
+    `  FROM ${tableRef(spec, spec.objectTable)} AS o`,
+    ') AS s',
+    `WHERE NOT EXISTS (SELECT 1 FROM ${pending})`,
   ].join('\n');
+}
+
+/** A rank-range batch's first and last URI, read from its block of the pending table. */
+export function batchBoundsSql(spec: RunSpec, slice: BatchSlice, runId: string): string {
+  const [first, end] = slice.ranks ?? [0, 0];
+  return `SELECT MIN(uri) AS uri_lo, MAX(uri) AS uri_hi FROM ${tableRef(spec, pendingTableName(runId))} WHERE rank >= ${first} AND rank < ${end}`;
 }
 
 export function countPendingSql(spec: RunSpec, runId: string): string {
@@ -86,11 +118,17 @@ export function countPendingSql(spec: RunSpec, runId: string): string {
 }
 
 /**
- * Where a batch is: batch `index` of `count` by FARM_FINGERPRINT of the URI, then, when it
+ * Where a batch is: its ranks (in the pending table; elsewhere its URI range), or, in runs
+ * from before ranks, batch `index` of `count` by FARM_FINGERPRINT of the URI; then, when it
  * was narrowed, one bit per level of a second hash (`split`: the bits so far).
  */
-export function slicePredicate(alias: string, slice: BatchSlice): string {
-  const clauses = [`MOD(ABS(FARM_FINGERPRINT(${alias}.uri)), ${slice.count}) = ${slice.index}`];
+export function slicePredicate(alias: string, slice: BatchSlice, pendingTable = false): string {
+  const [first, end] = slice.ranks ?? [];
+  const clauses = !slice.ranks
+    ? [`MOD(ABS(FARM_FINGERPRINT(${alias}.uri)), ${slice.count}) = ${slice.index}`]
+    : pendingTable
+      ? [`${alias}.rank >= ${first} AND ${alias}.rank < ${end}`]
+      : [`${alias}.uri BETWEEN @uri_lo AND @uri_hi`];
   (slice.split ?? []).forEach((bit, level) => {
     clauses.push(`MOD(ABS(FARM_FINGERPRINT(CONCAT('objinfer-split-${level}:', ${alias}.uri))), 2) = ${bit === 1 ? 1 : 0}`);
   });
@@ -99,9 +137,9 @@ export function slicePredicate(alias: string, slice: BatchSlice): string {
 
 /** Objects of the pending table `q` in the slice with the status, not yet written by this run. */
 function todo(spec: RunSpec, status: 'pending' | 'refused', slice: BatchSlice): string {
-  const thisRun = ' AND x.run_id = @run_id';
+  const thisRun = ` AND x.run_id = @run_id${withinBounds('x', slice)}`;
   return [
-    `q.status = '${status}' AND ${slicePredicate('q', slice)}`,
+    `q.status = '${status}' AND ${slicePredicate('q', slice, true)}`,
     `      AND NOT EXISTS (${sameObject(spec, spec.results.table, 'q', thisRun)})`,
     `      AND NOT EXISTS (${sameObject(spec, spec.results.errorsTable, 'q', thisRun)})`,
   ].join('\n');
@@ -200,14 +238,14 @@ export function predictBatchSql(spec: RunSpec, model: ModelSignature, slice: Bat
     `        SELECT o.uri, o.generation, ${featureSql(spec, model, 'o')}`,
     `        FROM ${tableRef(spec, spec.objectTable)} AS o`,
     `        JOIN ${pending} AS q ON q.uri = o.uri AND q.generation = o.generation`,
-    `        WHERE ${todo(spec, 'pending', slice)}`,
+    `        WHERE ${todo(spec, 'pending', slice)}${withinBounds('o', slice)}`,
     '      )) AS p',
     '    ) AS s',
     '  ) AS t',
     `  CROSS JOIN (SELECT ARRAY_AGG(STRUCT(index, label)) AS labels FROM (SELECT index, ANY_VALUE(label) AS label FROM ${tableRef(spec, results.labelsTable)} WHERE model_version = @model_version GROUP BY index)) AS l`,
     ') AS r;',
     '',
-    `${supersededFailuresSql(spec)};`,
+    `${supersededFailuresSql(spec, slice)};`,
     '',
     batchCountsSql(spec, slice),
   ].join('\n');
@@ -217,13 +255,13 @@ export function predictBatchSql(spec: RunSpec, model: ModelSignature, slice: Bat
  * Failures recorded by earlier runs for objects this run has written a row for (a
  * prediction, or a new failure): each object keeps one row, in one table.
  */
-export function supersededFailuresSql(spec: RunSpec): string {
+export function supersededFailuresSql(spec: RunSpec, slice: BatchSlice): string {
   const { results } = spec;
   const thisRun = (table: string) =>
-    `SELECT AS STRUCT x.uri, x.generation FROM ${tableRef(spec, table)} AS x WHERE x.model_version = @model_version AND x.run_id = @run_id`;
+    `SELECT AS STRUCT x.uri, x.generation FROM ${tableRef(spec, table)} AS x WHERE x.model_version = @model_version AND x.run_id = @run_id${withinBounds('x', slice)}`;
   return [
     `DELETE FROM ${tableRef(spec, results.errorsTable)}`,
-    'WHERE model_version = @model_version AND run_id != @run_id',
+    `WHERE model_version = @model_version AND run_id != @run_id${slice.ranks ? ' AND uri BETWEEN @uri_lo AND @uri_hi' : ''}`,
     `  AND STRUCT(uri, generation) IN (${thisRun(results.table)} UNION ALL ${thisRun(results.errorsTable)})`,
   ].join('\n');
 }
@@ -251,7 +289,7 @@ export function recordFailuresSql(spec: RunSpec, slice: BatchSlice, runId: strin
     `FROM ${tableRef(spec, pendingTableName(runId))} AS q`,
     `WHERE ${todo(spec, 'pending', slice)};`,
     '',
-    `${supersededFailuresSql(spec)};`,
+    `${supersededFailuresSql(spec, slice)};`,
   ].join('\n');
 }
 
