@@ -113,3 +113,18 @@ test('a metadata refresh still running when its attempt ends is waited on by the
   expect(refreshes()).toHaveLength(2);
   await backend.close?.();
 }, 300_000);
+
+test('the object table caches its listing for 7 days (the most BigQuery allows); one made with 1 day, as before, is made again', async () => {
+  const f = await fixture({ labels: colours(2) });
+  const backend = f.backend();
+  await backend.ensureDataset();
+  const connection = await backend.ensureConnection();
+  await backend.ensureBucket();
+  await backend.grantObjectViewer(connection.serviceAccount);
+  expect(await backend.ensureObjectTable('run-1:5')).toMatchObject({ action: 'created' });
+  expect(f.gateway.statements.find((s) => s.startsWith('CREATE OR REPLACE EXTERNAL TABLE'))).toMatch(/max_staleness = INTERVAL 7 DAY/);
+  expect(await backend.ensureObjectTable('run-2:5')).toMatchObject({ action: 'exists' });
+  f.gateway.shim.objectTables.get(`${f.spec.project}.${f.dataset}.${f.spec.objectTable}`)!.maxStaleness = '0-0 1 0:0:0';
+  expect(await backend.ensureObjectTable('run-3:5')).toMatchObject({ action: 'updated' });
+  await backend.close?.();
+}, 300_000);

@@ -10,7 +10,7 @@ import type { StepOutcome } from '../../workflows/contract';
 import type { GcpContext } from './context';
 import { classifyInfo } from './errors';
 import { runJob } from './jobs';
-import { createObjectTableSql, refreshObjectTableSql } from './sql';
+import { createObjectTableSql, OBJECT_TABLE_STALENESS, refreshObjectTableSql } from './sql';
 
 /** Refresh jobs one step may start (each a new try after one that failed). */
 const MAX_REFRESH_JOBS = 100;
@@ -64,7 +64,7 @@ export async function ensureObjectTable(ctx: GcpContext, stepKey?: string): Prom
       const external = metadata.externalDataConfiguration ?? {};
       const sameUris = JSON.stringify(external.sourceUris ?? []) === JSON.stringify(sourceUris);
       const sameConnection = sameConnectionId(String(external.connectionId ?? ''), ctx.spec);
-      const cached = external.metadataCacheMode === 'MANUAL';
+      const cached = external.metadataCacheMode === 'MANUAL' && metadata.maxStaleness === OBJECT_TABLE_STALENESS;
       if (sameUris && sameConnection && cached) return 'exists';
     }
     const sql = createObjectTableSql(ctx.spec);

@@ -28,6 +28,16 @@ export function pendingTableName(runId: string): string {
 }
 
 /**
+ * How stale the object table's cached listing may be before a query lists the bucket itself:
+ * 7 days, the most BigQuery allows (30 minutes to 7 days). Each run refreshes it at its start,
+ * so only a run longer than this falls back to listing the bucket in every batch.
+ */
+export const OBJECT_TABLE_STALENESS_DAYS = 7;
+
+/** max_staleness as tables.get encodes it (an INTERVAL as `Y-M D H:M:S`). */
+export const OBJECT_TABLE_STALENESS = `0-0 ${OBJECT_TABLE_STALENESS_DAYS} 0:0:0`;
+
+/**
  * The procedure's object table: the images, listed through the connection. Its metadata is
  * cached and refreshed by hand once per run (refreshObjectTableSql), so batches read the
  * listing from the cache instead of listing the bucket again.
@@ -37,7 +47,7 @@ export function createObjectTableSql(spec: RunSpec): string {
     `CREATE OR REPLACE EXTERNAL TABLE ${tableRef(spec, spec.objectTable)}`,
     `WITH CONNECTION ${connectionRef(spec)}`,
     `OPTIONS (object_metadata = 'SIMPLE', uris = [${spec.sourceUris.map(stringLiteral).join(', ')}],`,
-    `  max_staleness = INTERVAL 1 DAY, metadata_cache_mode = 'MANUAL')`,
+    `  max_staleness = INTERVAL ${OBJECT_TABLE_STALENESS_DAYS} DAY, metadata_cache_mode = 'MANUAL')`,
   ].join('\n');
 }
 

@@ -225,6 +225,7 @@ export class Gateway {
           {
             ...rest,
             type: 'EXTERNAL',
+            ...(table.maxStaleness ? { maxStaleness: table.maxStaleness } : {}),
             externalDataConfiguration: {
               sourceUris: table.sourceUris,
               // The discovery document's path form, not the DDL's dotted one the backend wrote.

@@ -45,6 +45,8 @@ export interface ObjectTable {
   sourceUris: string[];
   connection: string;
   metadataCacheMode?: string;
+  /** max_staleness, encoded as tables.get gives it (`Y-M D H:M:S`). */
+  maxStaleness?: string;
   refreshed: boolean;
   /** What the last listing found. */
   objects: GcsObject[];
@@ -138,9 +140,15 @@ export class BigQueryShim {
     if (!this.standIn.serviceAccountOf(connection)) throw Object.assign(new Error(`Not found: Connection ${connection}`), { reason: 'notFound' });
     const sourceUris = [...options.match(/uris = \[([^\]]*)\]/)![1]!.matchAll(/'((?:[^'\\]|\\.)*)'/g)].map((u) => u[1]!);
     const metadataCacheMode = options.match(/metadata_cache_mode = '(\w+)'/)?.[1];
-    this.objectTables.set(reference, { reference, sourceUris, connection, metadataCacheMode, refreshed: false, objects: [], listing: 0 });
+    const days = options.match(/max_staleness = INTERVAL (\d+) DAY/)?.[1];
+    const maxStaleness = days ? `0-0 ${days} 0:0:0` : undefined;
+    this.objectTables.set(reference, { reference, sourceUris, connection, metadataCacheMode, maxStaleness, refreshed: false, objects: [], listing: 0 });
+    // Emulator quirk: its CREATE OR REPLACE TABLE refuses a table that exists ("already created").
+    const [, datasetId, tableId] = reference.split('.');
+    const existing = this.emulator.dataset(datasetId!).table(tableId!);
+    if ((await existing.exists())[0]) await existing.delete();
     await this.emulatorRun(
-      `CREATE OR REPLACE TABLE \`${reference}\` (uri STRING, generation INT64, content_type STRING, size INT64, md5_hash STRING, updated TIMESTAMP)`,
+      `CREATE TABLE \`${reference}\` (uri STRING, generation INT64, content_type STRING, size INT64, md5_hash STRING, updated TIMESTAMP)`,
     );
   }
 
