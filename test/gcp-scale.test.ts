@@ -128,3 +128,15 @@ test('the object table caches its listing for 7 days (the most BigQuery allows);
   expect(await backend.ensureObjectTable('run-3:5')).toMatchObject({ action: 'updated' });
   await backend.close?.();
 }, 300_000);
+
+test('objinfer plan prints the run in all: the job formula, and after a first run the listed objects with the batches and jobs they make', async () => {
+  const f = await fixture({ labels: colours(10), config: { batch: { size: 4, concurrency: 2 } } });
+  const before = (await f.backend().describePlan()).at(-1)!;
+  expect(before).toMatchObject({ step: 'run total', call: expect.stringMatching(/^jobs: 7 \+ 2 x ceil\(P \/ 4\) .*P is known once the object table exists/) });
+  const issued = f.gateway.statements.length;
+  const summary = await f.run();
+  // What the run issued: the seven fixed jobs and two per batch, as the model says.
+  expect(f.gateway.statements.slice(issued).map((s) => s.split(/\s/)[0])).toHaveLength(7 + 2 * summary.batches);
+  const after = (await f.backend().describePlan()).at(-1)!;
+  expect(after.call).toMatch(/the object table lists 10 objects, so at most 3 batches and 13 jobs/);
+}, 300_000);

@@ -69,8 +69,42 @@ export async function describePlan(ctx: GcpContext, options: { dryRun?: boolean 
       estimateNote: `per batch of up to ${batch.size} objects, after reading its URI range (@uri_lo, @uri_hi) with ${batchBoundsSql(spec, { count: 1, index: 0, ranks: [0, batch.size] }, RUN)}; two jobs per batch: k = ceil(pending / ${batch.size})`,
     },
   ];
-  if (options.dryRun ?? true) await estimate(ctx, calls);
+  const dryRun = options.dryRun ?? true;
+  if (dryRun) await estimate(ctx, calls);
+  calls.push(await runTotal(ctx, calls.at(-1)!.estimatedBytes, dryRun));
   return calls;
+}
+
+/** Jobs a run issues besides its batches: object table, refresh, model, canary, labels, the plan's two. */
+export const FIXED_JOBS = 7;
+
+/**
+ * The run in all, from the cost model (docs/gcp.md): 7 jobs and 2 per batch. With credentials
+ * and an object table from an earlier run, its listed objects are counted (the cached listing,
+ * a small read) as the most there can be to do, and the batch's dry-run bytes multiplied out.
+ */
+async function runTotal(ctx: GcpContext, perBatch: number | undefined, dryRun: boolean): Promise<PlannedCall> {
+  const size = ctx.spec.batch.size;
+  const formula = `jobs: ${FIXED_JOBS} + 2 x ceil(P / ${size}) for P objects to do (and about 5 + 3 log2 ${size} more per image that fails)`;
+  const objects = dryRun ? await countListed(ctx) : undefined;
+  if (objects === undefined) return { step: 'run total', call: `${formula}; P is known once the object table exists (after a first run, or its provisioning)` };
+  const batches = Math.ceil(objects / size);
+  const bytes = perBatch === undefined ? '' : `; bytes: at most ${perBatch} a batch (its dry run over the whole listing), ${perBatch * batches} in all`;
+  return {
+    step: 'run total',
+    call: `${formula}; the object table lists ${objects} objects, so at most ${batches} batches and ${FIXED_JOBS + 2 * batches} jobs${bytes}`,
+  };
+}
+
+async function countListed(ctx: GcpContext): Promise<number | undefined> {
+  if (!ctx.hasCredentials) return undefined;
+  const { project, dataset, objectTable } = ctx.spec;
+  try {
+    const [rows] = await ctx.clients.bigquery.query({ query: `SELECT COUNT(*) AS n FROM \`${project}.${dataset}.${objectTable}\``, location: ctx.spec.location });
+    return Number((rows[0] as { n: number | string }).n);
+  } catch {
+    return undefined; // no object table yet, or BigQuery cannot be reached: the formula stands alone
+  }
 }
 
 /**
