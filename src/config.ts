@@ -337,7 +337,11 @@ function resolveSpec(parsed: ParsedConfig, baseDir: string, checkFiles: boolean)
       topK: parsed.results.topK,
       keepProbabilities: parsed.results.keepProbabilities,
     },
-    batch: { size: parsed.batch.size ?? DEFAULT_BATCH_SIZE[backend], concurrency: parsed.batch.concurrency, heartbeatTimeoutMs: durationMs(parsed.batch.heartbeatTimeout)! },
+    batch: {
+      size: parsed.batch.size ?? DEFAULT_BATCH_SIZE[backend],
+      concurrency: parsed.batch.concurrency,
+      heartbeatTimeoutMs: durationMs(parsed.batch.heartbeatTimeout)!,
+    },
     iam: {
       propagationTimeoutMs: durationMs(parsed.iam.propagationTimeout)!,
       simulatedPropagationDelayMs: durationMs(parsed.iam.simulatedPropagationDelay)!,

@@ -73,7 +73,13 @@ test('the gcp backend needs a project', () => {
 });
 
 test('batches default to BigQuery-sized ones on gcp (2000 images a job) and stay 64 locally; a size given wins on both', () => {
-  const gcp = { ...valid, backend: 'gcp', project: 'my-project', sourceUris: ['gs://my-images/x/*.jpg'], model: { name: 'm', source: 'gs://my-models/m.onnx', inputSize: 224 } };
+  const gcp = {
+    ...valid,
+    backend: 'gcp',
+    project: 'my-project',
+    sourceUris: ['gs://my-images/x/*.jpg'],
+    model: { name: 'm', source: 'gs://my-models/m.onnx', inputSize: 224 },
+  };
   expect(parseConfig(gcp, workspace()).batch.size).toBe(2000);
   expect(parseConfig({ ...gcp, batch: { size: 500 } }, workspace()).batch.size).toBe(500);
   expect(parseConfig(valid, workspace()).batch.size).toBe(64);

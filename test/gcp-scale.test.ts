@@ -65,7 +65,9 @@ test('rateLimitExceeded is retried with growing pauses (1 s, then 2 s) and the b
   const f = await fixture({
     labels: colours(4),
     config: { batch: { size: 8, concurrency: 1 } },
-    gateway: { failPredict: { reason: 'rateLimitExceeded', message: 'Exceeded rate limits: too many concurrent queries for this project', only: 'batches', count: 2 } },
+    gateway: {
+      failPredict: { reason: 'rateLimitExceeded', message: 'Exceeded rate limits: too many concurrent queries for this project', only: 'batches', count: 2 },
+    },
   });
   expect(await f.run()).toMatchObject({ predicted: 4, failed: 0 });
   const batchJobs = f.gateway.insertedAt.filter((j) => /_b0of1_a\d$/.test(j.jobId));
@@ -82,7 +84,9 @@ test('quotaExceeded is not retried: the run fails at once naming the quota and w
   });
   const cause = await failureOf(f.run());
   expect(cause.type).toBe('QuotaExceeded');
-  expect(cause.message).toMatch(/Quota exceeded: Your project exceeded quota for DML statements per day\. A BigQuery quota .* does not lift: wait for it to reset or raise it/);
+  expect(cause.message).toMatch(
+    /Quota exceeded: Your project exceeded quota for DML statements per day\. A BigQuery quota .* does not lift: wait for it to reset or raise it/,
+  );
   expect(f.gateway.batchStatements).toHaveLength(1);
   expect(await errorRows(f)).toBe(0);
 }, 300_000);
@@ -139,4 +143,18 @@ test('objinfer plan prints the run in all: the job formula, and after a first ru
   expect(f.gateway.statements.slice(issued).map((s) => s.split(/\s/)[0])).toHaveLength(7 + 2 * summary.batches);
   const after = (await f.backend().describePlan()).at(-1)!;
   expect(after.call).toMatch(/the object table lists 10 objects, so at most 3 batches and 13 jobs/);
+}, 300_000);
+
+test('an image bucket neither yours nor public fails at once, saying what its owner must grant, instead of waiting out iam.propagationTimeout', async () => {
+  const owner = await fixture({ labels: colours(2) });
+  const f = await fixture({
+    labels: [],
+    gateway: { privateBuckets: [owner.imageBucket] },
+    config: { sourceUris: [`gs://${owner.imageBucket}/*`], iam: { propagationTimeout: '10m' } },
+  });
+  const cause = await failureOf(f.run()); // the test's own bound (5 min) is less than the 10 minutes it used to wait
+  expect(cause.type).toBe('PermissionDenied');
+  expect(cause.message).toMatch(
+    /BigQuery cannot read gs:\/\/objinfer-images-\w+ through the connection, and it is neither yours nor public, .*ask the owner to grant roles\/storage\.objectViewer to serviceAccount:bqcx-/,
+  );
 }, 300_000);

@@ -113,13 +113,7 @@ test('labels one short of the 1001 classes: the canary fails the run naming the 
 }, 900_000);
 
 test("the SQL softmax equals NumPy's within 1e-12 on float64, large and tied logits included (run by the emulator)", async () => {
-  const rows = [
-    [1, 2, 3],
-    [1000, -1000, 0, 999.5],
-    [-1e300, 0, 1e300],
-    [0.5, 0.5, 0.5, 0.5],
-    Array.from({ length: 1001 }, (_, i) => Math.sin(i) * 30),
-  ];
+  const rows = [[1, 2, 3], [1000, -1000, 0, 999.5], [-1e300, 0, 1e300], [0.5, 0.5, 0.5, 0.5], Array.from({ length: 1001 }, (_, i) => Math.sin(i) * 30)];
   const script =
     'import json, sys, numpy as np\nfor row in json.load(sys.stdin):\n    x = np.array(row, dtype=np.float64); e = np.exp(x - x.max()); print(json.dumps((e / e.sum()).tolist()))';
   const result = spawnSync(python, ['-c', script], { input: JSON.stringify(rows), encoding: 'utf8' });
@@ -129,7 +123,10 @@ test("the SQL softmax equals NumPy's within 1e-12 on float64, large and tied log
     .map((line) => JSON.parse(line) as number[]);
   for (const [r, row] of rows.entries()) {
     const array = `[${row.map((v) => `CAST(${String(v)} AS FLOAT64)`).join(', ')}]`;
-    const [answer] = await world.emulator.direct.query({ query: `SELECT ${scoresSql('t.x', 'logits')} AS p FROM (SELECT ${array} AS x) AS t`, useLegacySql: false });
+    const [answer] = await world.emulator.direct.query({
+      query: `SELECT ${scoresSql('t.x', 'logits')} AS p FROM (SELECT ${array} AS x) AS t`,
+      useLegacySql: false,
+    });
     const ours = (answer[0] as { p: number[] }).p;
     expect(ours).toHaveLength(row.length);
     ours.forEach((p, i) => expect(Math.abs(p - numpy[r]![i]!)).toBeLessThanOrEqual(1e-12));

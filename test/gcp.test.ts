@@ -320,7 +320,9 @@ test("an assignment inherited from the organisation is the project's capacity: n
   });
   const again = await configured.run();
   expect(again.provisioned.find((p) => p.step === 'reservation')).toMatchObject({ action: 'skipped' });
-  expect(again.warnings.join('\n')).toMatch(/reservation objinfer was not created: projects\/objinfer-test already gets capacity from .*org-pool, assigned to organizations\/1234/);
+  expect(again.warnings.join('\n')).toMatch(
+    /reservation objinfer was not created: projects\/objinfer-test already gets capacity from .*org-pool, assigned to organizations\/1234/,
+  );
   expect(configured.gateway.standIn.assignments.size).toBe(1);
   expect(configured.gateway.standIn.reservations.size).toBe(1);
 });
@@ -331,7 +333,10 @@ test('an assignment still PENDING, or to a Standard-edition reservation, fails p
   expect([waiting.type, waiting.message]).toEqual(['Refused', expect.stringMatching(/is PENDING: until it is ACTIVE BigQuery runs the project on-demand/)]);
   const standard = await fixture({ labels: ['red'], gateway: { existingEdition: 'STANDARD' } });
   const edition = await failureOf(standard.run());
-  expect([edition.type, edition.message]).toEqual(['InvalidConfig', expect.stringMatching(/is of the STANDARD edition; imported models over object tables need Enterprise or Enterprise Plus/)]);
+  expect([edition.type, edition.message]).toEqual([
+    'InvalidConfig',
+    expect.stringMatching(/is of the STANDARD edition; imported models over object tables need Enterprise or Enterprise Plus/),
+  ]);
   const empty = await fixture({ labels: ['red'], gateway: { existingSlots: '0' } });
   expect((await failureOf(empty.run())).message).toMatch(/has no slots \(baseline 0, no autoscaling\)/);
 });
@@ -440,7 +445,10 @@ test('a TensorFlow SavedModel folder is uploaded file by file and imported from 
   expect(artifact).toMatchObject({ filesUploaded: 3, filesSkipped: 0, uri: `gs://${spec.bucket}/models/resnet/${artifact.contentDigest}/*` });
   expect(await backend.uploadModel()).toMatchObject({ version: artifact.version, filesUploaded: 0, filesSkipped: 3 });
   // Its bytes are no SavedModel: the import (the stand-in's TensorFlow) refuses it, as BigQuery's does.
-  await expect(backend.ensureModel(artifact)).rejects.toMatchObject({ type: 'Refused', message: expect.stringMatching(/Error while reading the TENSORFLOW model/) });
+  await expect(backend.ensureModel(artifact)).rejects.toMatchObject({
+    type: 'Refused',
+    message: expect.stringMatching(/Error while reading the TENSORFLOW model/),
+  });
   expect(f.gateway.statements.at(-1)).toBe(
     `CREATE OR REPLACE MODEL \`${PROJECT}.${f.dataset}.resnet\`\nOPTIONS (model_type = 'TENSORFLOW', model_path = 'gs://${spec.bucket}/models/resnet/${artifact.contentDigest}/*')`,
   );

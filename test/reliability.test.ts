@@ -69,7 +69,6 @@ async function run(spec: RunSpec, backendFor?: (s: RunSpec) => Backend) {
   );
 }
 
-
 interface Result {
   uri: string;
   label: string;

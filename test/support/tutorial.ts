@@ -37,4 +37,3 @@ export async function writeImages(dir: string): Promise<string[]> {
   }
   return names;
 }
-

@@ -146,7 +146,13 @@ export function checkModel(inputs: TensorSignature[], outputs: TensorSignature[]
  * A labels file must name every class of the output, once: one short or one over is named
  * as ImageNet's background class (TF Hub's 1001-class models have it first).
  */
-export function checkClassCount(model: Pick<ModelSpec, 'labels' | 'source'>, labels: string[], outputName: string, classCount: number, shape = `[batch, ${classCount}]`): void {
+export function checkClassCount(
+  model: Pick<ModelSpec, 'labels' | 'source'>,
+  labels: string[],
+  outputName: string,
+  classCount: number,
+  shape = `[batch, ${classCount}]`,
+): void {
   if (labels.length === classCount - 1) {
     throw new ObjinferError(
       ErrorType.ModelShapeMismatch,

@@ -37,6 +37,28 @@ export async function ensureBucket(ctx: GcpContext): Promise<StepOutcome> {
   });
 }
 
+/**
+ * Whether anyone may list the bucket (allUsers can read it, as the tutorial's
+ * cloud-samples-data): asked without credentials, so the caller's own rights do not count.
+ */
+export async function isPublic(ctx: GcpContext, bucket: string): Promise<boolean> {
+  const response = await fetch(`${ctx.storageRoot}/storage/v1/b/${encodeURIComponent(bucket)}/o?maxResults=1&fields=kind`).catch(() => undefined);
+  return response?.ok ?? false;
+}
+
+/**
+ * Image buckets the connection's service account can be given no read right on: neither
+ * the user's to grant on nor public. A "cannot read" there never propagates away.
+ */
+export async function unreachableBuckets(ctx: GcpContext): Promise<string[]> {
+  const unreachable: string[] = [];
+  for (const bucket of new Set(ctx.spec.sourceUris.map(bucketOf))) {
+    if (bucket === ctx.spec.bucket || (await owns(ctx, bucket)) || (await isPublic(ctx, bucket))) continue;
+    unreachable.push(bucket);
+  }
+  return unreachable;
+}
+
 /** Whether the caller may change the bucket's IAM policy: "the user owns it". */
 async function owns(ctx: GcpContext, bucket: string): Promise<boolean> {
   const [allowed] = await ctx.clients.storage.bucket(bucket).iam.testPermissions(['storage.buckets.getIamPolicy', 'storage.buckets.setIamPolicy']);

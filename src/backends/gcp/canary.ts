@@ -39,7 +39,13 @@ type Probe = { rows: Record<string, unknown>[]; fields: Field[] } | { error: Goo
 
 /** Failures a smaller canary cannot tell apart: they stop the step (and its retries decide). */
 function mustStop(error: GoogleErrorInfo): boolean {
-  return error.kind === 'transient' || error.kind === 'quota' || isPropagationMessage(error.message) || error.reason === 'accessDenied' || error.reason === 'notFound';
+  return (
+    error.kind === 'transient' ||
+    error.kind === 'quota' ||
+    isPropagationMessage(error.message) ||
+    error.reason === 'accessDenied' ||
+    error.reason === 'notFound'
+  );
 }
 
 async function probe(ctx: GcpContext, model: ModelSignature, limit: number, offset: number): Promise<Probe> {
@@ -67,7 +73,14 @@ export async function runCanary(ctx: GcpContext, model: ModelSignature, labels: 
   for (let part = 0; part < PARTS; part++) {
     const answer = await probe(ctx, model, size, part * size);
     if ('error' in answer) failures.push(answer.error.message);
-    else if (answer.rows.length > 0) return check(ctx, model, labels, answer, failures.map((m) => `an image of the canary failed: ${m}`));
+    else if (answer.rows.length > 0)
+      return check(
+        ctx,
+        model,
+        labels,
+        answer,
+        failures.map((m) => `an image of the canary failed: ${m}`),
+      );
   }
   if (failures.length < 2) return { images: 0, outputName: model.outputName, notes: failures.map((m) => `the canary's only image failed: ${m}`) };
   const distinct = [...new Set(failures)];
@@ -79,7 +92,13 @@ export async function runCanary(ctx: GcpContext, model: ModelSignature, labels: 
   );
 }
 
-function check(ctx: GcpContext, model: ModelSignature, labels: string[] | undefined, answer: { rows: Record<string, unknown>[]; fields: Field[] }, notes: string[]): CanaryAnswer {
+function check(
+  ctx: GcpContext,
+  model: ModelSignature,
+  labels: string[] | undefined,
+  answer: { rows: Record<string, unknown>[]; fields: Field[] },
+  notes: string[],
+): CanaryAnswer {
   const names = answer.fields.map((f) => f.name ?? '');
   const outputName = [model.outputName, `predicted_${model.outputName}`].find((name) => names.includes(name));
   if (!outputName) {
@@ -98,7 +117,11 @@ function check(ctx: GcpContext, model: ModelSignature, labels: string[] | undefi
   const rows = answer.rows.map((row) => ((row[outputName] as unknown[]) ?? []).map(Number));
   const classes = rows[0]?.length ?? 0;
   const uneven = rows.find((row) => row.length !== classes);
-  if (uneven) throw new ObjinferError(ErrorType.ModelShapeMismatch, `the model's output "${outputName}" has ${classes} scores for one image and ${uneven.length} for another`);
+  if (uneven)
+    throw new ObjinferError(
+      ErrorType.ModelShapeMismatch,
+      `the model's output "${outputName}" has ${classes} scores for one image and ${uneven.length} for another`,
+    );
   if (labels?.length) checkClassCount(ctx.spec.model, labels, outputName, classes, `(${classes} scores per image in ML.PREDICT's result)`);
   const declared = ctx.spec.model.scores;
   return { images: rows.length, outputName, scores: declared !== 'auto' ? declared : rows.length ? scoreKindOf(rows) : undefined, notes };

@@ -61,7 +61,8 @@ export function createGcpClients(spec: RunSpec, endpoints?: GcpEndpoints): GcpCl
   } as const;
   return lazyClients({
     bigquery: () => createBigQuery(spec, endpoints),
-    storage: () => new Storage({ projectId, apiEndpoint: endpoints.baseUrl, authClient }),
+    // Authenticated as against Google (a custom endpoint is otherwise taken for an emulator and sent no token).
+    storage: () => new Storage({ projectId, apiEndpoint: endpoints.baseUrl, authClient, useAuthWithCustomEndpoint: true }),
     connections: () => new ConnectionServiceClient(gax),
     projects: () => new ProjectsClient(gax),
     reservations: () => new ReservationServiceClient(gax),

@@ -27,7 +27,7 @@ export class GcpContext {
 
   constructor(
     readonly spec: RunSpec,
-    endpoints?: GcpEndpoints,
+    private readonly endpoints?: GcpEndpoints,
   ) {
     this.clients = createGcpClients(spec, endpoints);
     this.hasCredentials = endpoints !== undefined || hasApplicationDefaultCredentials();
@@ -35,6 +35,11 @@ export class GcpContext {
 
   get dataset() {
     return this.clients.bigquery.dataset(this.spec.dataset);
+  }
+
+  /** Cloud Storage's JSON API root, for requests made without credentials (is a bucket public?). */
+  get storageRoot(): string {
+    return this.endpoints?.baseUrl ?? 'https://storage.googleapis.com';
   }
 
   get connectionName(): string {

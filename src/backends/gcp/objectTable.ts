@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { ErrorType, ObjinferError } from '../../errors';
 import type { StepOutcome } from '../../workflows/contract';
 import type { GcpContext } from './context';
+import { unreachableBuckets } from './bucket';
 import { classifyInfo } from './errors';
 import { runJob } from './jobs';
 import { createObjectTableSql, OBJECT_TABLE_STALENESS, refreshObjectTableSql } from './sql';
@@ -35,6 +36,23 @@ async function refreshListing(ctx: GcpContext, stepKey: string | undefined): Pro
     if (!outcome.attached) throw classifyInfo(outcome.error, doing);
   }
   throw new ObjinferError(ErrorType.StepFailed, `${doing}: ${MAX_REFRESH_JOBS} refresh jobs of this step failed`);
+}
+
+/**
+ * A "cannot read" that looks like a grant still propagating, but on an image bucket that is
+ * neither the user's (objinfer granted nothing there) nor public: waiting would not help.
+ */
+async function notYoursToGrant(ctx: GcpContext, error: unknown): Promise<ObjinferError | undefined> {
+  if (!(error instanceof ObjinferError) || error.type !== ErrorType.IamPropagationPending) return undefined;
+  const buckets = await ctx.call('check the image buckets', () => unreachableBuckets(ctx));
+  if (buckets.length === 0) return undefined;
+  const [connection] = await ctx.call('read the connection', () => ctx.clients.connections.getConnection({ name: ctx.connectionName }));
+  const account = connection.cloudResource?.serviceAccountId ?? "the connection's service account";
+  return new ObjinferError(
+    ErrorType.PermissionDenied,
+    `BigQuery cannot read ${buckets.map((b) => `gs://${b}`).join(', ')} through the connection, and ${buckets.length === 1 ? 'it is' : 'they are'} neither yours nor public, ` +
+      `so objinfer could grant nothing there: ask the owner to grant roles/storage.objectViewer to serviceAccount:${account}, then run again`,
+  );
 }
 
 /**
@@ -72,6 +90,8 @@ export async function ensureObjectTable(ctx: GcpContext, stepKey?: string): Prom
     if (!exists) await ctx.record('table', objectTable);
     return exists ? 'updated' : 'created';
   });
-  await refreshListing(ctx, stepKey);
+  await refreshListing(ctx, stepKey).catch(async (error: unknown) => {
+    throw (await notYoursToGrant(ctx, error)) ?? error;
+  });
   return { step: 'object table', action, detail: `${dataset}.${objectTable} over ${sourceUris.join(', ')} (listing refreshed)` };
 }

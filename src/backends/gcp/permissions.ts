@@ -35,8 +35,4 @@ export const STORAGE_PERMISSIONS = [
 ];
 
 /** Needed only when the config asks objinfer to make a reservation. */
-export const RESERVATION_PERMISSIONS = [
-  'bigquery.reservations.create',
-  'bigquery.reservations.get',
-  'bigquery.reservationAssignments.create',
-];
+export const RESERVATION_PERMISSIONS = ['bigquery.reservations.create', 'bigquery.reservations.get', 'bigquery.reservationAssignments.create'];

@@ -10,7 +10,16 @@ import { OBJECT_VIEWER } from '../common/iam';
 import type { GcpContext } from './context';
 import { namedParameters } from './jobs';
 import { PROJECT_PERMISSIONS, RESERVATION_PERMISSIONS, STORAGE_PERMISSIONS } from './permissions';
-import { batchBoundsSql, countPendingSql, createModelSql, createObjectTableSql, fillPendingSql, loadLabelsSql, predictBatchSql, refreshObjectTableSql } from './sql';
+import {
+  batchBoundsSql,
+  countPendingSql,
+  createModelSql,
+  createObjectTableSql,
+  fillPendingSql,
+  loadLabelsSql,
+  predictBatchSql,
+  refreshObjectTableSql,
+} from './sql';
 
 const RUN = 'RUN_ID';
 
@@ -33,7 +42,9 @@ export async function describePlan(ctx: GcpContext, options: { dryRun?: boolean 
       step: 'preflight',
       call:
         `GET bigqueryreservation.googleapis.com/v1/projects/${project}/locations/${location}:searchAllAssignments?query=assignee=projects/${project}` +
-        (spec.reservation ? '' : " (the project's QUERY assignment, else its closest ancestor's), then GET its reservation: ACTIVE, Enterprise or Enterprise Plus, with slots"),
+        (spec.reservation
+          ? ''
+          : " (the project's QUERY assignment, else its closest ancestor's), then GET its reservation: ACTIVE, Enterprise or Enterprise Plus, with slots"),
     },
     { step: 'dataset', call: `GET, then if missing POST bigquery datasets ${project}.${dataset} (location ${location})` },
     ...(spec.reservation
@@ -100,7 +111,10 @@ async function countListed(ctx: GcpContext): Promise<number | undefined> {
   if (!ctx.hasCredentials) return undefined;
   const { project, dataset, objectTable } = ctx.spec;
   try {
-    const [rows] = await ctx.clients.bigquery.query({ query: `SELECT COUNT(*) AS n FROM \`${project}.${dataset}.${objectTable}\``, location: ctx.spec.location });
+    const [rows] = await ctx.clients.bigquery.query({
+      query: `SELECT COUNT(*) AS n FROM \`${project}.${dataset}.${objectTable}\``,
+      location: ctx.spec.location,
+    });
     return Number((rows[0] as { n: number | string }).n);
   } catch {
     return undefined; // no object table yet, or BigQuery cannot be reached: the formula stands alone

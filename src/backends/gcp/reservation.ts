@@ -70,7 +70,7 @@ export async function checkCapacity(ctx: GcpContext): Promise<string[]> {
       `reservation: project ${project} has no QUERY reservation assignment in ${location}, so its queries run on-demand, where BigQuery refuses ML.PREDICT of imported models over object tables; ${howTo}. Nothing was created`,
     );
   }
-  const through = assignment.assignee === `projects/${project}` ? 'the project\'s assignment' : `the assignment inherited from ${assignment.assignee}`;
+  const through = assignment.assignee === `projects/${project}` ? "the project's assignment" : `the assignment inherited from ${assignment.assignee}`;
   if (assignment.reservation.endsWith('/reservations/none')) {
     throw new ObjinferError(
       ErrorType.InvalidConfig,

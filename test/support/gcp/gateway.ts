@@ -105,6 +105,14 @@ export class Gateway {
       return this.reply(res, googleError(501, 'UNIMPLEMENTED', `not a Google API method: ${req.method} ${url.pathname}`));
     }
     this.calls.push(`${req.method} ${matched.method.id}`);
+    const bucket = url.pathname.match(/^\/storage\/v1\/b\/([^/]+)/)?.[1];
+    if (!req.headers.authorization && bucket && this.options.privateBuckets?.includes(decodeURIComponent(bucket))) {
+      // Without credentials, only public buckets answer.
+      return this.reply(
+        res,
+        googleError(401, 'UNAUTHENTICATED', 'Anonymous caller does not have storage.objects.list access to the Google Cloud Storage bucket.'),
+      );
+    }
     const isJson = /json/.test(req.headers['content-type'] ?? '') && raw.length > 0;
     const body = isJson ? (JSON.parse(raw.toString()) as Row) : undefined;
     const problems = discovery!.checkRequest(matched, url.searchParams, body);
@@ -280,7 +288,13 @@ export class Gateway {
     if (/^CALL BQ\.REFRESH_EXTERNAL_METADATA_CACHE/.test(sql)) return synthetic(() => this.shim.refresh(sql));
     if (/^CREATE OR REPLACE MODEL/.test(sql)) return synthetic(() => this.shim.createModel(sql));
     const inject = this.options.failPredict;
-    if (!dryRun && inject && sql.includes('ML.PREDICT') && (inject.only !== 'batches' || sql.startsWith('INSERT')) && this.injected < (inject.count ?? Infinity)) {
+    if (
+      !dryRun &&
+      inject &&
+      sql.includes('ML.PREDICT') &&
+      (inject.only !== 'batches' || sql.startsWith('INSERT')) &&
+      this.injected < (inject.count ?? Infinity)
+    ) {
       this.injected++;
       return synthetic(() => Promise.reject(Object.assign(new Error(inject.message), { reason: inject.reason })));
     }

@@ -147,9 +147,7 @@ export class BigQueryShim {
     const [, datasetId, tableId] = reference.split('.');
     const existing = this.emulator.dataset(datasetId!).table(tableId!);
     if ((await existing.exists())[0]) await existing.delete();
-    await this.emulatorRun(
-      `CREATE TABLE \`${reference}\` (uri STRING, generation INT64, content_type STRING, size INT64, md5_hash STRING, updated TIMESTAMP)`,
-    );
+    await this.emulatorRun(`CREATE TABLE \`${reference}\` (uri STRING, generation INT64, content_type STRING, size INT64, md5_hash STRING, updated TIMESTAMP)`);
   }
 
   /** `CALL BQ.REFRESH_EXTERNAL_METADATA_CACHE('project.dataset.table')`. */
@@ -291,16 +289,17 @@ export class BigQueryShim {
     const found = subquery.match(FEATURE);
     if (!found) throw new Error('shim: the subquery must give ML.RESIZE_IMAGE(ML.DECODE_IMAGE(alias.data), H, W, preserve) AS <feature>');
     if (found[5] !== model.feature) {
-      throw Object.assign(
-        new Error(`Invalid table-valued function ML.PREDICT: the model's feature column is ${model.feature}, the query gives ${found[5]}`),
-        { reason: 'invalidQuery' },
-      );
+      throw Object.assign(new Error(`Invalid table-valued function ML.PREDICT: the model's feature column is ${model.feature}, the query gives ${found[5]}`), {
+        reason: 'invalidQuery',
+      });
     }
     const rewritten = subquery.replace(FEATURE, `${found[1]}.uri AS ${found[5]}`);
     const dataset = reference.split('.').slice(0, 2).join('.');
     const table = model.dir ? scoresTable(reference) : `${dataset}._shim_scores`;
     const value = (name: string) => (model.dir ? `z.${name}` : 'z.scores');
-    const outputs = model.outputs.map((name) => `IF(z.decodable, ${value(name)}, ERROR(CONCAT(${literal(DECODE_FAILURE_MARKER)}, s.uri))) AS ${name}`).join(', ');
+    const outputs = model.outputs
+      .map((name) => `IF(z.decodable, ${value(name)}, ERROR(CONCAT(${literal(DECODE_FAILURE_MARKER)}, s.uri))) AS ${name}`)
+      .join(', ');
     const replacement = `(SELECT s.*, ${outputs} FROM (${rewritten}) AS s LEFT JOIN \`${table}\` AS z ON z.uri = s.uri)`;
     return sql.slice(0, start) + replacement + sql.slice(close + 1);
   }

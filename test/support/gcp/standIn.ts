@@ -16,6 +16,8 @@ export interface StandInOptions {
   bucketOnlyPermissions?: string[];
   /** Buckets the caller has no rights on (readable by all, like the tutorial's sample data). */
   foreignBuckets?: string[];
+  /** Buckets the caller has no rights on that are not public either: the connection can never read them. */
+  privateBuckets?: string[];
   /** After a grant, reads through the connection fail with Google's propagation 403 this long. */
   propagationMs?: number;
   /** The first PUT of a bucket policy meets a concurrent change (412) by "someone else". */
@@ -85,7 +87,12 @@ export class StandIn {
     if (options.inheritedAssignment) {
       const reservation = `projects/admin-project/locations/US/reservations/${options.inheritedAssignment}`;
       this.reservations.set(reservation, { name: reservation, slotCapacity: '500', edition: 'ENTERPRISE_PLUS', ignoreIdleSlots: false });
-      this.assignments.set(`${reservation}/assignments/7`, { name: `${reservation}/assignments/7`, assignee: 'organizations/1234', jobType: 'QUERY', state: 'ACTIVE' });
+      this.assignments.set(`${reservation}/assignments/7`, {
+        name: `${reservation}/assignments/7`,
+        assignee: 'organizations/1234',
+        jobType: 'QUERY',
+        state: 'ACTIVE',
+      });
     }
   }
 
@@ -216,14 +223,12 @@ export class StandIn {
   }
 
   getPolicy(bucket: string): Answer {
-    if (this.options.foreignBuckets?.includes(bucket))
-      return googleError(403, 'PERMISSION_DENIED', `caller does not have storage.buckets.getIamPolicy access to ${bucket}`);
+    if (this.isForeign(bucket)) return googleError(403, 'PERMISSION_DENIED', `caller does not have storage.buckets.getIamPolicy access to ${bucket}`);
     return [200, this.policyResource(bucket, this.policy(bucket))];
   }
 
   setPolicy(bucket: string, body: Row): Answer {
-    if (this.options.foreignBuckets?.includes(bucket))
-      return googleError(403, 'PERMISSION_DENIED', `caller does not have storage.buckets.setIamPolicy access to ${bucket}`);
+    if (this.isForeign(bucket)) return googleError(403, 'PERMISSION_DENIED', `caller does not have storage.buckets.setIamPolicy access to ${bucket}`);
     const current = this.policy(bucket);
     if (this.options.concurrentPolicyChange && !this.concurrentChangeDone) {
       this.concurrentChangeDone = true; // someone else wins the race: their binding must survive ours
@@ -240,7 +245,7 @@ export class StandIn {
   }
 
   testBucketPermissions(bucket: string, asked: string[]): Answer {
-    const foreign = this.options.foreignBuckets?.includes(bucket);
+    const foreign = this.isForeign(bucket);
     const denied = (p: string) => foreign || (this.options.missingPermissions?.includes(p) ?? false);
     return [200, { kind: 'storage#testIamPermissionsResponse', permissions: asked.filter((p) => !denied(p)) }];
   }
@@ -251,10 +256,20 @@ export class StandIn {
    */
   readThroughConnection(bucket: string, serviceAccount: string | undefined): string | undefined {
     if (this.options.foreignBuckets?.includes(bucket)) return undefined; // public sample data
+    if (this.options.privateBuckets?.includes(bucket)) return this.cannotRead(serviceAccount); // nobody granted it: never
     const member = `serviceAccount:${serviceAccount}`;
     const granted = this.policies.get(bucket)?.bindings.some((b) => b.role === 'roles/storage.objectViewer' && b.members.includes(member));
     const age = Date.now() - (this.grantedAt.get(`${bucket} ${member}`) ?? 0);
     if (granted && age >= (this.options.propagationMs ?? 0)) return undefined;
+    return this.cannotRead(serviceAccount);
+  }
+
+  /** Whether the caller has no rights on the bucket (public or not). */
+  isForeign(bucket: string): boolean {
+    return Boolean(this.options.foreignBuckets?.includes(bucket) || this.options.privateBuckets?.includes(bucket));
+  }
+
+  private cannotRead(serviceAccount: string | undefined): string {
     return (
       `Permission denied while globbing file pattern. ${serviceAccount} does not have storage.objects.list access to the Google Cloud Storage bucket. ` +
       "Permission 'storage.objects.list' denied on resource (or it may not exist)."
