@@ -1,10 +1,12 @@
 /**
  * The gcp backend through the real Google client libraries, on the real Temporal dev
- * server, against things this project did not write: every statement runs on the BigQuery
+ * server, against things this project did not write: the statements run on the BigQuery
  * emulator (Google's ZetaSQL analyser), Cloud Storage is fake-gcs-server, and every request
  * to the APIs neither covers is checked against Google's discovery documents (see
- * test/support/gcp/gateway.ts). Only ML.PREDICT and the object-table read are the
- * test-only shim's (test/support/gcp/shim.ts).
+ * test/support/gcp/gateway.ts). Not analysed by the emulator: the object-table DDL, its
+ * metadata refresh and CREATE MODEL, which the test-only shim (test/support/gcp/shim.ts)
+ * handles; it also replaces the ML.PREDICT call (its outputs here are the shim's scores),
+ * writes query parameters in as literals and computes MOD of fingerprints exactly.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
