@@ -158,3 +158,11 @@ test('an image bucket neither yours nor public fails at once, saying what its ow
     /BigQuery cannot read gs:\/\/objinfer-images-\w+ through the connection, and it is neither yours nor public, .*ask the owner to grant roles\/storage\.objectViewer to serviceAccount:bqcx-/,
   );
 }, 300_000);
+
+test('a small bucket whose canary holds a bad image: the canary tries its images one by one and still reads the model', async () => {
+  const f = await fixture({ labels: colours(2), extra: { 'broken.png': CORRUPT_JPEG } });
+  const summary = await f.run();
+  expect(summary).toMatchObject({ predicted: 2, failed: 1 });
+  expect(summary.warnings.join('\n')).toMatch(/an image of the canary failed: Error while decoding image gs:\/\/.*broken\.png/);
+  expect(f.gateway.canaryStatements.length).toBeGreaterThan(5); // the canary, its four parts, then single images
+}, 300_000);

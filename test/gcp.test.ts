@@ -478,4 +478,4 @@ test('security: the token never reaches history or logs, and the only grant is o
   for (const bucket of [ok.spec.bucket, ok.imageBucket]) {
     expect(ok.gateway.standIn.policies.get(bucket)!.bindings.map((b) => [b.role, b.members.length])).toContainEqual(['roles/storage.objectViewer', 1]);
   }
-});
+}, 300_000); // two runs: under a loaded suite, more than jest's 120 s

@@ -62,18 +62,22 @@ async function probe(ctx: GcpContext, model: ModelSignature, limit: number, offs
 }
 
 /**
- * Runs the canary: all of it, then, if it fails, each of its parts. Every part that has
- * images failing (two or more parts) fails the run; one answering part is enough to go on.
+ * Runs the canary: all of it, then, if it fails, each of its parts (and when only one part
+ * has images, each of those). Every part with images failing (two or more) fails the run;
+ * one answering part, or image, is enough to go on.
  */
 export async function runCanary(ctx: GcpContext, model: ModelSignature, labels: string[] | undefined): Promise<CanaryAnswer> {
   const whole = await probe(ctx, model, CANARY_SIZE, 0);
   if (!('error' in whole)) return check(ctx, model, labels, whole, []);
   const size = CANARY_SIZE / PARTS;
   const failures: string[] = [];
+  const failed: number[] = [];
   for (let part = 0; part < PARTS; part++) {
     const answer = await probe(ctx, model, size, part * size);
-    if ('error' in answer) failures.push(answer.error.message);
-    else if (answer.rows.length > 0)
+    if ('error' in answer) {
+      failures.push(answer.error.message);
+      failed.push(part);
+    } else if (answer.rows.length > 0)
       return check(
         ctx,
         model,
@@ -82,7 +86,26 @@ export async function runCanary(ctx: GcpContext, model: ModelSignature, labels: 
         failures.map((m) => `an image of the canary failed: ${m}`),
       );
   }
-  if (failures.length < 2) return { images: 0, outputName: model.outputName, notes: failures.map((m) => `the canary's only image failed: ${m}`) };
+  if (failures.length === 1) {
+    // One part holds every image there is (a small bucket) and failed: try its images one by one.
+    const part = failed[0]!;
+    const one: string[] = [];
+    for (let i = 0; i < size; i++) {
+      const answer = await probe(ctx, model, 1, part * size + i);
+      if ('error' in answer) one.push(answer.error.message);
+      else if (answer.rows.length > 0)
+        return check(
+          ctx,
+          model,
+          labels,
+          answer,
+          [...new Set([...failures, ...one])].map((m) => `an image of the canary failed: ${m}`),
+        );
+    }
+    if (one.length < 2) return { images: 0, outputName: model.outputName, notes: one.map((m) => `the canary's only image failed: ${m}`) };
+    failures.push(...one);
+  }
+  if (failures.length < 2) return { images: 0, outputName: model.outputName, notes: [] };
   const distinct = [...new Set(failures)];
   throw new ObjinferError(
     ErrorType.Refused,
