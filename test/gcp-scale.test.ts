@@ -24,8 +24,8 @@ async function errorRows(f: GcpFixture): Promise<number> {
   return Number(rows[0]!.n);
 }
 
-test('a cause every image shares, over 10,000 pending images, fails the run at the canary: five small jobs, no batch, nothing recorded as failed', async () => {
-  const f = await fixture({ labels: colours(10_000), config: { batch: { size: 4, concurrency: 2 } }, gateway: { failPredict: SYSTEMATIC } });
+test('a cause every image shares, over 1,000 pending images, fails the run at the canary: five small jobs, no batch, nothing recorded as failed', async () => {
+  const f = await fixture({ labels: colours(1_000), config: { batch: { size: 4, concurrency: 2 } }, gateway: { failPredict: SYSTEMATIC } });
   const cause = await failureOf(f.run());
   expect(cause.type).toBe('Refused');
   expect(cause.message).toMatch(/every image of the canary failed .*nothing was recorded: .*Input tensor input_1 expects shape/);

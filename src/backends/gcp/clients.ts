@@ -62,8 +62,8 @@ export function createGcpClients(spec: RunSpec, endpoints?: GcpEndpoints): GcpCl
   return lazyClients({
     bigquery: () => createBigQuery(spec, endpoints),
     // Authenticated as against Google (a custom endpoint is otherwise taken for an emulator and sent no token).
-    // Retries end within 30 s: a test's gateway that has stopped is not retried for Google's 10 minutes.
-    storage: () => new Storage({ projectId, apiEndpoint: endpoints.baseUrl, authClient, useAuthWithCustomEndpoint: true, retryOptions: { totalTimeout: 30 } }),
+    // No client retries against a test's gateway: one that has stopped is not retried for Google's 10 minutes.
+    storage: () => new Storage({ projectId, apiEndpoint: endpoints.baseUrl, authClient, useAuthWithCustomEndpoint: true, retryOptions: { autoRetry: false } }),
     connections: () => new ConnectionServiceClient(gax),
     projects: () => new ProjectsClient(gax),
     reservations: () => new ReservationServiceClient(gax),

@@ -15,6 +15,8 @@ export interface GcpSuite {
 
 /** Registers the file's hooks; the returned object's members are there once beforeAll ran. */
 export function gcpSuite(): GcpSuite {
+  // A gcp test runs whole workflows on the emulator; beside the other suites' load, 120 s is too tight.
+  jest.setTimeout(300_000);
   let world: GcpWorld | undefined;
   let client: Client | undefined;
   let connection: Connection | undefined;
