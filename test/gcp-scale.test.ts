@@ -15,6 +15,16 @@ const { fixture } = gcpSuite();
 const colours = (n: number): ColorLabel[] => Array.from({ length: n }, (_, i) => COLOR_LABELS[i % COLOR_LABELS.length]!);
 const SYSTEMATIC = { reason: 'invalidQuery', message: 'Input tensor input_1 expects shape [1, 224, 224, 3]; got [1, 32, 32, 3]' };
 
+/** A backend whose dataset, connection, bucket and grants exist: the steps before the object table. */
+async function provisionedUpToObjectTable(f: GcpFixture) {
+  const backend = f.backend();
+  await backend.ensureDataset();
+  const connection = await backend.ensureConnection();
+  await backend.ensureBucket();
+  await backend.grantObjectViewer(connection.serviceAccount);
+  return backend;
+}
+
 /** Rows of the errors table (none when no run made it). */
 async function errorRows(f: GcpFixture): Promise<number> {
   const rows = await f.rows<{ n: number }>('SELECT COUNT(*) AS n FROM DATASET.predictions_errors').catch((error: Error) => {
@@ -101,11 +111,7 @@ test("the object table's connection is recognised in each form BigQuery gives it
 
 test('a metadata refresh still running when its attempt ends is waited on by the next attempt of the step, not started again', async () => {
   const f = await fixture({ labels: colours(3), gateway: { refreshGets: 8 } });
-  const backend = f.backend();
-  await backend.ensureDataset();
-  const connection = await backend.ensureConnection();
-  await backend.ensureBucket();
-  await backend.grantObjectViewer(connection.serviceAccount);
+  const backend = await provisionedUpToObjectTable(f);
   const refreshes = () => f.gateway.statements.filter((s) => s.startsWith('CALL BQ.REFRESH_EXTERNAL_METADATA_CACHE'));
   const first = backend.ensureObjectTable('run-1:7'); // an attempt whose worker is about to be lost
   while (refreshes().length === 0) await new Promise((done) => setTimeout(done, 50));
@@ -120,11 +126,7 @@ test('a metadata refresh still running when its attempt ends is waited on by the
 
 test('the object table caches its listing for 7 days (the most BigQuery allows); one made with 1 day, as before, is made again', async () => {
   const f = await fixture({ labels: colours(2) });
-  const backend = f.backend();
-  await backend.ensureDataset();
-  const connection = await backend.ensureConnection();
-  await backend.ensureBucket();
-  await backend.grantObjectViewer(connection.serviceAccount);
+  const backend = await provisionedUpToObjectTable(f);
   expect(await backend.ensureObjectTable('run-1:5')).toMatchObject({ action: 'created' });
   expect(f.gateway.statements.find((s) => s.startsWith('CREATE OR REPLACE EXTERNAL TABLE'))).toMatch(/max_staleness = INTERVAL 7 DAY/);
   expect(await backend.ensureObjectTable('run-2:5')).toMatchObject({ action: 'exists' });
