@@ -20,6 +20,8 @@ export interface StandInOptions {
   privateBuckets?: string[];
   /** After a grant, reads through the connection fail with Google's propagation 403 this long. */
   propagationMs?: number;
+  /** After a grant, this many reads through the connection fail with Google's propagation 403 (however long they take to come). */
+  propagationReads?: number;
   /** The first PUT of a bucket policy meets a concurrent change (412) by "someone else". */
   concurrentPolicyChange?: boolean;
   /** The project already has a QUERY assignment to this reservation (name). */
@@ -66,6 +68,7 @@ export class StandIn {
   readonly assignments = new Map<string, Row>();
   readonly models = new Map<string, Model>();
   readonly grantedAt = new Map<string, number>();
+  private readsRefused = 0;
   private concurrentChangeDone = false;
 
   constructor(readonly options: StandInOptions) {
@@ -260,7 +263,9 @@ export class StandIn {
     const member = `serviceAccount:${serviceAccount}`;
     const granted = this.policies.get(bucket)?.bindings.some((b) => b.role === 'roles/storage.objectViewer' && b.members.includes(member));
     const age = Date.now() - (this.grantedAt.get(`${bucket} ${member}`) ?? 0);
-    if (granted && age >= (this.options.propagationMs ?? 0)) return undefined;
+    const settled = age >= (this.options.propagationMs ?? 0) && this.readsRefused >= (this.options.propagationReads ?? 0);
+    if (granted && settled) return undefined;
+    if (granted) this.readsRefused++;
     return this.cannotRead(serviceAccount);
   }
 
