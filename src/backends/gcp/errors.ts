@@ -20,6 +20,15 @@ const PROPAGATION_MESSAGES = [
 /** An API switched off in the project: only the user can turn it on. */
 const API_DISABLED = /has not been used in project|is disabled|SERVICE_DISABLED|accessNotConfigured/i;
 
+/**
+ * BigQuery's analyser refusing a statement of a job (`… at [line:column]`, reason invalidQuery),
+ * which arrives as the job's errorResult when it is not the script's first statement: the
+ * statement is at fault, not an object it reads, so splitting the batch cannot help.
+ */
+export function isStatementRefusal(error: { reason?: string; message: string }): boolean {
+  return error.reason === 'invalidQuery' && / at \[\d+:\d+\]$/.test(error.message) && !error.message.includes('gs://');
+}
+
 export function isPropagationMessage(message: string): boolean {
   return PROPAGATION_MESSAGES.some((pattern) => pattern.test(message));
 }

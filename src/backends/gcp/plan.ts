@@ -27,7 +27,9 @@ export async function describePlan(ctx: GcpContext, options: { dryRun?: boolean 
   const { spec, connectionName } = ctx;
   const { project, dataset, location, bucket, model, results, batch } = spec;
   const permissions = PROJECT_PERMISSIONS.length + STORAGE_PERMISSIONS.length + (spec.reservation ? RESERVATION_PERMISSIONS.length : 0);
-  const signature = { inputName: 'INPUT', outputName: 'OUTPUT', inputSize: model.inputSize ?? ([224, 224] as [number, number]) };
+  const dryRun = options.dryRun ?? true;
+  const placeholder = { inputName: 'INPUT', outputName: 'OUTPUT', inputSize: model.inputSize ?? ([224, 224] as [number, number]) };
+  const signature = dryRun ? await importedSignature(ctx, placeholder) : placeholder;
   const modelPath = model.source.startsWith('gs://')
     ? model.type === 'ONNX'
       ? model.source
@@ -80,7 +82,6 @@ export async function describePlan(ctx: GcpContext, options: { dryRun?: boolean 
       estimateNote: `per batch of up to ${batch.size} objects, after reading its URI range (@uri_lo, @uri_hi) with ${batchBoundsSql(spec, { count: 1, index: 0, ranks: [0, batch.size] }, RUN)}; two jobs per batch: k = ceil(pending / ${batch.size})`,
     },
   ];
-  const dryRun = options.dryRun ?? true;
   if (dryRun) await estimate(ctx, calls);
   calls.push(await runTotal(ctx, calls.at(-1)!.estimatedBytes, dryRun));
   return calls;
@@ -128,8 +129,28 @@ async function countListed(ctx: GcpContext): Promise<number | undefined> {
  */
 function withoutPendingTable(ctx: GcpContext, sql: string): string {
   const { project, dataset, objectTable } = ctx.spec;
+  const pending = `\`${project}.${dataset}._objinfer_pending_${RUN}\``;
   const source = `(SELECT o.uri, o.generation, o.content_type, o.size, 'pending' AS status, 0 AS rank FROM \`${project}.${dataset}.${objectTable}\` AS o)`;
-  return sql.replaceAll(`\`${project}.${dataset}._objinfer_pending_${RUN}\``, source);
+  // Filling the pending table: its query is what reads (a subquery cannot be an INSERT's target).
+  const query = sql.startsWith(`INSERT INTO ${pending}`) ? sql.slice(sql.indexOf('\n') + 1) : sql;
+  return query.replaceAll(pending, source);
+}
+
+/**
+ * The imported model's feature and output names when an earlier run imported it (BigQuery
+ * refuses a dry run of ML.PREDICT that does not feed the model's own feature column);
+ * otherwise placeholders, and the batch keeps no estimate.
+ */
+async function importedSignature<T extends { inputName: string; outputName: string }>(ctx: GcpContext, placeholder: T): Promise<T> {
+  if (!ctx.hasCredentials) return placeholder;
+  try {
+    const [metadata] = await ctx.dataset.model(ctx.spec.model.name).getMetadata();
+    const inputName = metadata.featureColumns?.[0]?.name as string | undefined;
+    const outputName = ctx.spec.model.output ?? (metadata.labelColumns?.[0]?.name as string | undefined);
+    return inputName && outputName ? { ...placeholder, inputName, outputName } : placeholder;
+  } catch {
+    return placeholder; // not imported yet, or BigQuery unreachable: the estimates say so
+  }
 }
 
 /**
@@ -146,7 +167,12 @@ async function estimate(ctx: GcpContext, calls: PlannedCall[]): Promise<void> {
         query: withoutPendingTable(ctx, call.call),
         dryRun: true,
         location: ctx.spec.location,
-        ...namedParameters({ model_version: '', run_id: '', ...(call.call.includes('@uri_lo') ? { uri_lo: '', uri_hi: '' } : {}) }),
+        ...namedParameters({
+          model_version: '',
+          run_id: '',
+          ...(call.call.includes('@uri_lo') ? { uri_lo: '', uri_hi: '' } : {}),
+          ...(call.call.includes('@labels') ? { labels: [] } : {}),
+        }),
       });
       const bytes = (job.metadata as { statistics?: { totalBytesProcessed?: string } }).statistics?.totalBytesProcessed;
       if (bytes !== undefined) call.estimatedBytes = Number(bytes);

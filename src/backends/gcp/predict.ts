@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType, ObjinferError } from '../../errors';
 import type { BatchPlan, BatchProgress, BatchRequest, BatchResult, BatchSlice } from '../../workflows/contract';
 import type { GcpContext } from './context';
-import { classifyInfo, isAlreadyExists, isPropagationMessage, type GoogleErrorInfo } from './errors';
+import { classifyInfo, isAlreadyExists, isPropagationMessage, isStatementRefusal, type GoogleErrorInfo } from './errors';
 import { runJob } from './jobs';
 import {
   batchBoundsSql,
@@ -157,10 +157,11 @@ export async function backOff(attempt: number, heartbeat: () => void, signal?: A
   }
 }
 
-/** Failures that splitting cannot help: permissions (or their propagation), missing things, cancellation, quotas. */
+/** Failures that splitting cannot help: permissions (or their propagation), missing things, cancellation, quotas, a refused statement. */
 function mustStop(error: GoogleErrorInfo): boolean {
   return (
     isPropagationMessage(error.message) ||
+    isStatementRefusal(error) ||
     error.kind === 'quota' ||
     error.reason === 'accessDenied' ||
     error.reason === 'notFound' ||
