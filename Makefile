@@ -33,8 +33,10 @@ test: build tools
 	./scripts/setup-test-deps.sh
 	# The Temporal time-skipping test server (Java, from Maven Central) for test/workflow.test.ts.
 	./scripts/setup-test-server.sh
-	# The BigQuery emulator the gcp tests run their statements on (docs/gcp.md says which it does not analyse): built once into ~/.cache/objinfer.
+	# The BigQuery emulator the gcp tests run their statements on (docs/gcp.md says what a shim carries out instead): built once into ~/.cache/objinfer.
 	./scripts/setup-bigquery-emulator.sh >/dev/null
+	# Google's ZetaSQL analyser (Java, Maven Central), which the gcp tests run on every statement as written.
+	./scripts/setup-zetasql.sh >/dev/null
 	npm run typecheck
 	# ESLint (workflow code kept deterministic, no floating promises) and Prettier.
 	npm run lint

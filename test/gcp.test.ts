@@ -1,12 +1,13 @@
 /**
  * The gcp backend through the real Google client libraries, on the real Temporal dev
- * server, against things this project did not write: the statements run on the BigQuery
- * emulator (Google's ZetaSQL analyser), Cloud Storage is fake-gcs-server, and every request
- * to the APIs neither covers is checked against Google's discovery documents (see
- * test/support/gcp/gateway.ts). Not analysed by the emulator: the object-table DDL, its
- * metadata refresh and CREATE MODEL, which the test-only shim (test/support/gcp/shim.ts)
- * handles; it also replaces the ML.PREDICT call (its outputs here are the shim's scores),
- * writes query parameters in as literals and computes MOD of fingerprints exactly.
+ * server, against things this project did not write: every statement is analysed as written
+ * by Google's ZetaSQL analyser (test/support/gcp/zetasql/) and then runs on the BigQuery
+ * emulator, Cloud Storage is fake-gcs-server, and every request to the APIs neither covers
+ * is checked against Google's discovery documents (see test/support/gcp/gateway.ts). What
+ * the emulator cannot run, the test-only shim (test/support/gcp/shim.ts) carries out: the
+ * object-table DDL, its metadata refresh and CREATE MODEL; it also replaces the ML.PREDICT
+ * call (its outputs here are the shim's scores), writes query parameters in as literals and
+ * computes MOD of fingerprints exactly.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -222,8 +223,8 @@ test("an error of a gax client (gRPC code) is classified by its code: FAILED_PRE
   expect(attempts).toHaveLength(1);
 });
 
-test("a statement BigQuery refuses at job creation fails the run at once, with one job and Google's message", async () => {
-  const f = await fixture({ labels: ['red', 'blue'] });
+test("a batch script whose second statement BigQuery refuses fails the run at once, with one job and Google's message, no image recorded as failed", async () => {
+  const f = await fixture({ labels: ['red', 'blue'], gateway: { refusalsExpected: true } });
   // A results table made by someone else, with a score column that is text: every insert is refused.
   await suite.world.emulator.direct.createDataset(f.dataset, { location: 'US' });
   await f.rows(
@@ -231,8 +232,10 @@ test("a statement BigQuery refuses at job creation fails the run at once, with o
   );
   const cause = await failureOf(f.run());
   expect(cause.type).toBe('Refused');
-  expect(cause.message).toMatch(/Query column 5 has type DOUBLE which cannot be inserted into column score, which has type STRING/);
+  // ZetaSQL's message and position, as the job's errorResult: the statement, not an image, is at fault.
+  expect(cause.message).toMatch(/Query column 5 has type FLOAT64 which cannot be inserted into column score, which has type STRING at \[12:1\]/);
   expect(f.gateway.batchStatements).toHaveLength(1);
+  expect(await f.rows('SELECT COUNT(*) AS n FROM DATASET.predictions_errors')).toEqual([{ n: 0 }]);
 });
 
 test('CREATE MODEL carries only the documented options; the content label is set through the models API and read back', async () => {

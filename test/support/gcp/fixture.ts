@@ -20,22 +20,26 @@ import { uniqueQueue, withWorker } from '../pipeline';
 import { startEmulator, type Emulator } from './emulator';
 import { startFakeGcs, type FakeGcs } from './fakeGcs';
 import { Gateway, type GatewayOptions } from './gateway';
+import { ZetaSqlAnalyser } from './zetasql';
 
 export const PROJECT = 'objinfer-test';
 
 export interface GcpWorld {
   emulator: Emulator;
   gcs: FakeGcs;
+  analyser: ZetaSqlAnalyser;
   stop(): Promise<void>;
 }
 
 /** One emulator and one fake-gcs-server per test file; each fixture gets its own dataset and buckets. */
 export async function startWorld(): Promise<GcpWorld> {
-  const [emulator, gcs] = await Promise.all([startEmulator(PROJECT), startFakeGcs()]);
+  const [emulator, gcs, analyser] = await Promise.all([startEmulator(PROJECT), startFakeGcs(), ZetaSqlAnalyser.start()]);
   return {
     emulator,
     gcs,
+    analyser,
     stop: async () => {
+      analyser.stop();
       await Promise.all([emulator.stop(), gcs.stop()]);
     },
   };
@@ -91,6 +95,7 @@ export async function gcpFixture(world: GcpWorld, client: Client, options: Fixtu
     project: PROJECT,
     fakeGcsUrl: world.gcs.url,
     emulator: world.emulator,
+    analyser: world.analyser,
     labels: [...COLOR_LABELS],
     existingAssignment: 'default-reservation',
     ...options.gateway,

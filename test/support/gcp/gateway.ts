@@ -2,9 +2,11 @@
  * One endpoint standing in for Google in the gcp tests. Every request is first matched to
  * a method of Google's discovery documents and checked against its schema (see
  * discovery.ts); a request that does not match, or breaks the schema, is refused and
- * recorded in `violations`, which every test asserts empty. Then it goes to:
- * - the BigQuery emulator (Google's ZetaSQL analyser): datasets, tables, table data and
- *   every statement, through the test-only shim (shim.ts) for what the emulator lacks;
+ * recorded in `violations`, which every test asserts empty. Every statement is analysed as
+ * written by Google's ZetaSQL analyser (zetasql.ts), and refused as BigQuery would if it
+ * does not pass. Then it goes to:
+ * - the BigQuery emulator: datasets, tables, table data and every statement, through the
+ *   test-only shim (shim.ts) for what the emulator lacks;
  * - fake-gcs-server: Cloud Storage objects and buckets;
  * - the stand-in (standIn.ts): Connection, Reservation, Resource Manager, bucket IAM and
  *   BigQuery models. Its answers are checked against the response schemas too.
@@ -22,6 +24,8 @@ import type { Emulator } from './emulator';
 import { BigQueryShim, DECODE_FAILURE_MARKER, exactFingerprintMod, withParametersInline } from './shim';
 import { googleError, StandIn, type Answer, type StandInOptions } from './standIn';
 import type { Row } from './types';
+import { analysisRequest } from './catalog';
+import type { AnalysisRequest, QueryParameter, ZetaSqlAnalyser } from './zetasql';
 
 export interface GatewayOptions extends StandInOptions {
   fakeGcsUrl: string;
@@ -36,6 +40,10 @@ export interface GatewayOptions extends StandInOptions {
   failPredict?: { reason: string; message: string; only?: 'batches'; count?: number };
   /** A metadata refresh job is still running for this many gets (a big bucket's refresh takes minutes). */
   refreshGets?: number;
+  /** Google's ZetaSQL analyser: every statement is analysed as written before it runs. */
+  analyser?: ZetaSqlAnalyser;
+  /** The test makes BigQuery refuse a statement: a refusal is then not a violation. */
+  refusalsExpected?: boolean;
 }
 
 interface SyntheticJob {
@@ -57,6 +65,10 @@ export class Gateway {
   readonly calls: string[] = [];
   /** The SQL of every job inserted (as the backend wrote it), in order; a re-attach adds none. */
   readonly statements: string[] = [];
+  /** Every statement ZetaSQL analysed (dry runs too), with the kinds of statement it found. */
+  readonly analysed: { sql: string; params: QueryParameter[]; kinds: string[] }[] = [];
+  /** ZetaSQL's message for each statement it refused. */
+  readonly refused: string[] = [];
   private readonly jobIds = new Set<string>();
   private readonly synthetic = new Map<string, SyntheticJob>();
   private readonly lost = new Set<string>();
@@ -252,6 +264,28 @@ export class Gateway {
     }
   }
 
+  /**
+   * ZetaSQL's analysis of a statement as the backend wrote it. A refusal is BigQuery's
+   * invalidQuery, and a violation (but for a dry run over what a first run creates).
+   */
+  private async analyse(sql: string, params: QueryParameter[], dryRun: boolean): Promise<string | undefined> {
+    const analyser = this.options.analyser;
+    if (!analyser) return undefined;
+    const analysis = await analyser.analyse(await this.analysisRequest(sql, params));
+    this.analysed.push({ sql, params, kinds: analysis.ok ? analysis.kinds : [] });
+    if (analysis.ok) return undefined;
+    this.refused.push(analysis.error);
+    // A plan's dry run of a statement over tables a first run creates is refused as not found, as BigQuery does.
+    const expected = this.options.refusalsExpected || (dryRun && /(^|: )(Table|Model) not found/.test(analysis.error));
+    if (!expected) this.violations.push(`ZetaSQL refused a statement: ${analysis.error}\n${sql}`);
+    return analysis.error;
+  }
+
+  /** The catalog BigQuery would hold for a statement now (catalog.ts). */
+  analysisRequest(sql: string, params: QueryParameter[]): Promise<AnalysisRequest> {
+    return analysisRequest(sql, params, { analyser: this.options.analyser!, emulator: this.options.emulator, shim: this.shim, standIn: this.standIn });
+  }
+
   private async insertJob(project: string, body: Row, req: IncomingMessage, res: ServerResponse): Promise<Answer | 'answered'> {
     const configuration = body.configuration as
       { dryRun?: boolean; query?: { query?: string; queryParameters?: Parameters<typeof withParametersInline>[1] } } | undefined;
@@ -275,6 +309,9 @@ export class Gateway {
       status: { state, ...(error ? { errorResult: error, errors: [error] } : {}) },
       statistics: { creationTime: String(Date.now()), totalBytesProcessed: '0', query: { totalBytesProcessed: '0', statementType: 'SCRIPT' } },
     });
+    const refusal = await this.analyse(sql, configuration?.query?.queryParameters ?? [], dryRun);
+    // A dry run BigQuery refuses is an HTTP error: 404 for what does not exist yet, else 400.
+    if (refusal && dryRun) return /not found/i.test(refusal) ? googleError(404, 'NOT_FOUND', refusal) : googleError(400, 'INVALID_ARGUMENT', refusal);
     const synthetic = async (work: () => Promise<void>): Promise<Answer> => {
       if (dryRun) return [200, job('DONE')];
       // The job exists from its insert on: a get while the work runs finds it running.
@@ -284,6 +321,7 @@ export class Gateway {
       record.pendingGets = /^CALL BQ\.REFRESH_EXTERNAL_METADATA_CACHE/.test(sql) ? (this.options.refreshGets ?? 1) : 1;
       return [200, record.resource];
     };
+    if (refusal) return synthetic(() => Promise.reject(Object.assign(new Error(refusal), { reason: 'invalidQuery' })));
     if (/^CREATE OR REPLACE EXTERNAL TABLE/.test(sql)) return synthetic(() => this.shim.createObjectTable(sql));
     if (/^CALL BQ\.REFRESH_EXTERNAL_METADATA_CACHE/.test(sql)) return synthetic(() => this.shim.refresh(sql));
     if (/^CREATE OR REPLACE MODEL/.test(sql)) return synthetic(() => this.shim.createModel(sql));
