@@ -14,10 +14,12 @@ export interface CatalogSources {
   emulator: Emulator;
   shim: BigQueryShim;
   standIn: StandIn;
+  /** Schemas read from the emulator, by table; whoever changes a table clears it. */
+  schemas: Map<string, unknown[]>;
 }
 
 export async function analysisRequest(sql: string, params: QueryParameter[], sources: CatalogSources): Promise<AnalysisRequest> {
-  const { analyser, emulator, shim, standIn } = sources;
+  const { analyser, emulator, shim, standIn, schemas } = sources;
   const tables: CatalogTable[] = [];
   for (const path of await analyser.tables(sql)) {
     const name = path.join('.');
@@ -26,10 +28,10 @@ export async function analysisRequest(sql: string, params: QueryParameter[], sou
       tables.push({ path: name, objectTable: true });
       continue;
     }
-    const table = tableId ? emulator.direct.dataset(datasetId).table(tableId) : undefined;
-    if (!table || !(await table.exists())[0]) continue; // the statement creates it, or the analyser says it is not found
-    const [metadata] = await table.getMetadata();
-    tables.push({ path: name, schema: (metadata as { schema?: { fields?: unknown[] } }).schema?.fields ?? [] });
+    const schema = schemas.get(name) ?? (tableId ? await schemaOf(emulator, datasetId, tableId) : undefined);
+    if (!schema) continue; // the statement creates it, or the analyser says it is not found
+    schemas.set(name, schema);
+    tables.push({ path: name, schema });
   }
   const models: CatalogModel[] = [];
   for (const reference of standIn.models.keys()) {
@@ -40,4 +42,14 @@ export async function analysisRequest(sql: string, params: QueryParameter[], sou
   }
   const connections = [...standIn.connections.keys()].map((n) => n.replace(/^projects\/([^/]+)\/locations\/([^/]+)\/connections\/(.+)$/, '$1.$2.$3'));
   return { sql, params, tables, models, connections };
+}
+
+async function schemaOf(emulator: Emulator, datasetId: string, tableId: string): Promise<unknown[] | undefined> {
+  try {
+    const [metadata] = await emulator.direct.dataset(datasetId).table(tableId).getMetadata();
+    return (metadata as { schema?: { fields?: unknown[] } }).schema?.fields ?? [];
+  } catch (error) {
+    if ((error as { code?: number }).code === 404) return undefined;
+    throw error;
+  }
 }

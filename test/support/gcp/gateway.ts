@@ -67,6 +67,8 @@ export class Gateway {
   readonly statements: string[] = [];
   /** Every statement ZetaSQL analysed (dry runs too), with the kinds of statement it found. */
   readonly analysed: { sql: string; params: QueryParameter[]; kinds: string[] }[] = [];
+  /** Table schemas the analyser's catalog read, cleared whenever a table may change. */
+  private readonly schemas = new Map<string, unknown[]>();
   /** ZetaSQL's message for each statement it refused. */
   readonly refused: string[] = [];
   private readonly jobIds = new Set<string>();
@@ -117,6 +119,7 @@ export class Gateway {
       return this.reply(res, googleError(501, 'UNIMPLEMENTED', `not a Google API method: ${req.method} ${url.pathname}`));
     }
     this.calls.push(`${req.method} ${matched.method.id}`);
+    if (/^bigquery\.tables\.(insert|patch|update|delete)$/.test(matched.method.id)) this.schemas.clear();
     const bucket = url.pathname.match(/^\/storage\/v1\/b\/([^/]+)/)?.[1];
     if (!req.headers.authorization && bucket && this.options.privateBuckets?.includes(decodeURIComponent(bucket))) {
       // Without credentials, only public buckets answer.
@@ -214,6 +217,8 @@ export class Gateway {
       case 'bigquery.jobs.query': {
         // The synchronous query API (reads): the same quirks as a job's statement.
         const request = body as { query: string; queryParameters?: Parameters<typeof withParametersInline>[1] };
+        const refusal = await this.analyse(request.query, request.queryParameters ?? [], false);
+        if (refusal) return googleError(400, 'INVALID_ARGUMENT', refusal);
         await this.shim.beforeQuery(request.query);
         const query = exactFingerprintMod(withParametersInline(request.query, request.queryParameters ?? []));
         return this.forward(
@@ -283,7 +288,13 @@ export class Gateway {
 
   /** The catalog BigQuery would hold for a statement now (catalog.ts). */
   analysisRequest(sql: string, params: QueryParameter[]): Promise<AnalysisRequest> {
-    return analysisRequest(sql, params, { analyser: this.options.analyser!, emulator: this.options.emulator, shim: this.shim, standIn: this.standIn });
+    return analysisRequest(sql, params, {
+      analyser: this.options.analyser!,
+      emulator: this.options.emulator,
+      shim: this.shim,
+      standIn: this.standIn,
+      schemas: this.schemas,
+    });
   }
 
   private async insertJob(project: string, body: Row, req: IncomingMessage, res: ServerResponse): Promise<Answer | 'answered'> {
@@ -310,6 +321,7 @@ export class Gateway {
       statistics: { creationTime: String(Date.now()), totalBytesProcessed: '0', query: { totalBytesProcessed: '0', statementType: 'SCRIPT' } },
     });
     const refusal = await this.analyse(sql, configuration?.query?.queryParameters ?? [], dryRun);
+    if (/\b(CREATE|DROP|ALTER)\b/.test(sql)) this.schemas.clear();
     // A dry run BigQuery refuses is an HTTP error: 404 for what does not exist yet, else 400.
     if (refusal && dryRun) return /not found/i.test(refusal) ? googleError(404, 'NOT_FOUND', refusal) : googleError(400, 'INVALID_ARGUMENT', refusal);
     const synthetic = async (work: () => Promise<void>): Promise<Answer> => {

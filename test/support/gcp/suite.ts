@@ -15,8 +15,9 @@ export interface GcpSuite {
 
 /** Registers the file's hooks; the returned object's members are there once beforeAll ran. */
 export function gcpSuite(): GcpSuite {
-  // A gcp test runs whole workflows on the emulator; beside the other suites' load, 120 s is too tight.
-  jest.setTimeout(300_000);
+  // A gcp test runs whole workflows, every statement analysed by ZetaSQL and run on the emulator;
+  // beside the other suites' load one isolating a bad image took over 300 s in a fresh-clone run.
+  jest.setTimeout(600_000);
   let world: GcpWorld | undefined;
   let client: Client | undefined;
   let connection: Connection | undefined;
