@@ -217,8 +217,9 @@ export class Gateway {
       case 'bigquery.jobs.query': {
         // The synchronous query API (reads): the same quirks as a job's statement.
         const request = body as { query: string; queryParameters?: Parameters<typeof withParametersInline>[1] };
-        const refusal = await this.analyse(request.query, request.queryParameters ?? [], false);
-        if (refusal) return googleError(400, 'INVALID_ARGUMENT', refusal);
+        // A read of what a first run creates (the plan counting the object table) is refused as not found, as BigQuery does.
+        const refusal = await this.analyse(request.query, request.queryParameters ?? [], true);
+        if (refusal) return /not found/i.test(refusal) ? googleError(404, 'NOT_FOUND', refusal) : googleError(400, 'INVALID_ARGUMENT', refusal);
         await this.shim.beforeQuery(request.query);
         const query = exactFingerprintMod(withParametersInline(request.query, request.queryParameters ?? []));
         return this.forward(
@@ -271,17 +272,17 @@ export class Gateway {
 
   /**
    * ZetaSQL's analysis of a statement as the backend wrote it. A refusal is BigQuery's
-   * invalidQuery, and a violation (but for a dry run over what a first run creates).
+   * invalidQuery, and a violation (but for a plan's dry run or read over what a first run creates).
    */
-  private async analyse(sql: string, params: QueryParameter[], dryRun: boolean): Promise<string | undefined> {
+  private async analyse(sql: string, params: QueryParameter[], mayMissTables: boolean): Promise<string | undefined> {
     const analyser = this.options.analyser;
     if (!analyser) return undefined;
     const analysis = await analyser.analyse(await this.analysisRequest(sql, params));
     this.analysed.push({ sql, params, kinds: analysis.ok ? analysis.kinds : [] });
     if (analysis.ok) return undefined;
     this.refused.push(analysis.error);
-    // A plan's dry run of a statement over tables a first run creates is refused as not found, as BigQuery does.
-    const expected = this.options.refusalsExpected || (dryRun && /(^|: )(Table|Model) not found/.test(analysis.error));
+    // A plan's dry run or read over tables a first run creates is refused as not found, as BigQuery does.
+    const expected = this.options.refusalsExpected || (mayMissTables && /(^|: )(Table|Model) not found/.test(analysis.error));
     if (!expected) this.violations.push(`ZetaSQL refused a statement: ${analysis.error}\n${sql}`);
     return analysis.error;
   }
