@@ -67,7 +67,10 @@ test('one bad image still fails only itself: the canary goes on, the batch is is
   expect(summary).toMatchObject({ predicted: 32, failed: 1 });
   const batches = Math.ceil(33 / 8);
   // The failing batch: itself, its four parts, then halves of the failing part down to the image.
-  expect(f.gateway.batchStatements.length).toBeLessThanOrEqual(batches + 4 + 2 * Math.log2(8));
+  // Halving is by a hash of the URI (random names here), which parts two images with odds 1/2 a
+  // level: log2(size) levels and 6 more are exceeded once in 2^6 runs at worst, per-image isolation
+  // (one job an image: 33 and more) always.
+  expect(f.gateway.batchStatements.length).toBeLessThanOrEqual(batches + 4 + 2 * (Math.log2(8) + 6));
   expect(await errorRows(f)).toBe(1);
 });
 
