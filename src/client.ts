@@ -42,6 +42,7 @@ export {
   describeSchedule,
   triggerSchedule,
   backfillSchedule,
+  deleteSchedule,
   listSchedules,
   ScheduleSpecError,
   type ScheduleRequest,

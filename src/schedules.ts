@@ -3,6 +3,7 @@
  * incremental inferencePipeline: a slot with no new images finishes without inference.
  */
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ScheduleAlreadyRunning,
   ScheduleNotFoundError,
@@ -265,6 +266,21 @@ export async function listSchedules(client: Client): Promise<{ scheduleId: strin
     out.push({ scheduleId: schedule.scheduleId, paused: schedule.state.paused, next: schedule.info.nextActionTimes[0] });
   }
   return out;
+}
+
+/**
+ * Deletes the schedule and waits (up to `settleMs`) until the listing no longer shows it: the
+ * list comes from the server's visibility store, which lags a delete, and a `delete` followed by
+ * `list` that still names the schedule reads as a delete that did not happen.
+ */
+export async function deleteSchedule(client: Client, scheduleId: string, settleMs = 10_000): Promise<{ listed: boolean }> {
+  await client.schedule.getHandle(scheduleId).delete();
+  const deadline = Date.now() + settleMs;
+  for (;;) {
+    const listed = (await listSchedules(client)).some((s) => s.scheduleId === scheduleId);
+    if (!listed || Date.now() >= deadline) return { listed };
+    await sleep(200);
+  }
 }
 
 export { ScheduleNotFoundError };

@@ -3,7 +3,16 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
 import { startPipeline, waitForResult } from '../src/client';
-import { backfillSchedule, createSchedule, describeSchedule, listSchedules, ScheduleSpecError, triggerSchedule, type ScheduleRequest } from '../src/schedules';
+import {
+  backfillSchedule,
+  createSchedule,
+  deleteSchedule,
+  describeSchedule,
+  listSchedules,
+  ScheduleSpecError,
+  triggerSchedule,
+  type ScheduleRequest,
+} from '../src/schedules';
 import { Ids, type PipelineSummary, type ScheduledOutcome } from '../src/workflows/contract';
 import { CLI } from './support/paths';
 import { activityStarts, makeFixture, testClient, testServer, uniqueQueue, withWorker } from './support/pipeline';
@@ -102,7 +111,7 @@ test('pause and unpause show in describe, with the note; delete removes the sche
   expect(await describeSchedule(client, scheduleId)).toMatchObject({ paused: true, note: 'maintenance window' });
   await handle.unpause('back');
   expect(await describeSchedule(client, scheduleId)).toMatchObject({ paused: false, note: 'back' });
-  await handle.delete();
+  expect(await deleteSchedule(client, scheduleId)).toEqual({ listed: false });
   expect((await listSchedules(client)).map((s) => s.scheduleId)).not.toContain(scheduleId);
   await expect(handle.describe()).rejects.toThrow();
 });

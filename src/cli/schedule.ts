@@ -6,6 +6,7 @@ import {
   backfillSchedule,
   createSchedule,
   describeSchedule,
+  deleteSchedule,
   listSchedules,
   OVERLAP_POLICIES,
   ScheduleNotFoundError,
@@ -208,8 +209,8 @@ export function addScheduleCommands(program: Command): void {
     .description('delete the schedule (runs already started go on)')
     .action((name: string) =>
       onSchedule(name, async ({ client }, id) => {
-        await client.schedule.getHandle(id).delete();
-        return `deleted schedule ${id}\n`;
+        const { listed } = await deleteSchedule(client, id);
+        return `deleted schedule ${id}${listed ? " (the server's listing may show it for a few seconds more)" : ''}\n`;
       }),
     );
 }
