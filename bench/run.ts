@@ -8,6 +8,7 @@
  *  session      ONNX Runtime session options, each against the worker's, on the bare loop
  *  images       decode + resize alone, JPEG and PNG, 640x480 and 1920x1080 -> 224x224
  *  pipeline     the whole inferencePipeline (dev server, worker process, DuckDB) over 200 and 2 000 JPEGs
+ *  cli          the command line's fixed cost: --version, --help, results, status, against node -e 0
  *  small        fixed costs: a 10-image run with the dev server and the worker already up
  *  incremental  a run with nothing new over 10 000 and 100 000 already-predicted objects
  *  growing      200 new JPEGs into a results table of 100 000 rows, against a new table
@@ -20,6 +21,7 @@ import { spawnSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { cli } from './measures/cli';
 import { ceiling, images, ranking, session } from './measures/inference';
 import { overhead, scaleout } from './measures/overhead';
 import { pipeline, small } from './measures/pipeline';
@@ -33,6 +35,7 @@ const BENCHMARKS: Record<string, () => Promise<Row[]>> = {
   images,
   ranking,
   pipeline,
+  cli,
   small,
   incremental,
   growing,

@@ -10,12 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { csv, type Row } from './cli/output';
-import { readErrors, readResults } from './client';
+import { readErrors, readResults } from './reads';
 import type { ErrorRow, ResultFilter, ResultRow } from './backends/port';
 import type { RunSpec } from './config';
-
-export const EXPORT_FORMATS = ['parquet', 'csv', 'jsonl', 'label-studio'] as const;
-export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+import type { ExportFormat } from './exportFormats';
 
 /** The columns of `results` and of exports, in one order: the same with no rows as with many (a CSV header always). */
 export const RESULT_COLUMNS = ['uri', 'generation', 'label', 'score', 'top_k', 'model_version', 'run_id', 'predicted_at'] as const;

@@ -10,16 +10,15 @@ import {
   type Client,
   type ScheduleDescription,
   type ScheduleHandle,
-  type ScheduleOverlapPolicy,
   type ScheduleSpec,
 } from '@temporalio/client';
 import { describeSpec as describeRunSpec, durationMs, specKey, type RunSpec } from './config';
 import { scheduledPipeline } from './workflows';
 import { Ids, SPEC_MEMO_KEY, type PipelineInput, type PipelineSummary, type ScheduledOutcome } from './workflows/contract';
 import { searchAttributesFor } from './workflows/searchAttributes';
+import { OVERLAP_POLICIES, type OverlapName } from './scheduleOverlap';
 
-export const OVERLAP_POLICIES = { skip: 'SKIP', 'buffer-one': 'BUFFER_ONE', 'allow-all': 'ALLOW_ALL' } as const satisfies Record<string, ScheduleOverlapPolicy>;
-export type OverlapName = keyof typeof OVERLAP_POLICIES;
+export { OVERLAP_POLICIES, type OverlapName };
 
 export interface ScheduleRequest {
   cron?: string;

@@ -1,8 +1,8 @@
 /** Picks the adapter the spec names. */
 import type { RunSpec } from '../config';
-import { createGcpBackend, openGcpResults } from './gcp';
-import { createLocalBackend, openLocalResults } from './local';
-import type { Backend, ResultsPort } from './port';
+import { createGcpBackend } from './gcp';
+import { createLocalBackend } from './local';
+import type { Backend } from './port';
 
 export type { Backend, BackendFactory, ResultsPort } from './port';
 
@@ -15,10 +15,7 @@ export function createBackend(spec: RunSpec): Backend {
   }
 }
 
-/** The read side alone: what `results`, `report` and `export` need, without provisioning clients. */
-export function openResults(spec: RunSpec): ResultsPort {
-  return spec.backend === 'local' ? openLocalResults(spec) : openGcpResults(spec);
-}
+export { openResults } from './results';
 
 export interface ModelInspection {
   /** What the run would use, when the model could be read here. */

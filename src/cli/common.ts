@@ -1,10 +1,10 @@
-/** What every command shares: config lookup, Temporal connection, output format, user-facing errors. */
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { InvalidArgumentError, Option } from 'commander';
-import { ConfigError, loadConfig, type LoadOptions, type RunSpec } from '../config';
-import { connectTemporal, stateDir, type Connected, type TargetOptions } from '../temporal/connection';
-import { protectedOutput } from '../outputFiles';
+/**
+ * What every command's definition shares: flag parsers, the output-format option, exit codes,
+ * the user's error. Light on purpose: `--help` and `--version` load this and commander only;
+ * what a command needs once it runs is in ./context.
+ */
+import { InvalidArgumentError, Option, type CommanderError } from 'commander';
+import type { PipelineSummary } from '../workflows/contract';
 import { FORMATS, type Format } from './output';
 
 /** An error the user can fix; printed as one line with what to do; exit 2. */
@@ -61,40 +61,29 @@ export function outputOption(defaultFormat: Format = 'table'): Option {
   return new Option('-o, --output <format>', 'output format').choices([...FORMATS]).default(defaultFormat);
 }
 
-/** --config, else ./objinfer.yaml, else the demo's config: the spec, and the file it came from. */
-export function findConfigFile(file?: string, options: LoadOptions = {}): { spec: RunSpec; file: string } {
-  const candidates = file ? [file] : ['objinfer.yaml', join(stateDir(), 'demo', 'objinfer.yaml')];
-  const found = candidates.find((c) => existsSync(c));
-  if (!found) {
-    if (file) throw new ConfigError({ field: '--config', problem: `file not found: ${resolve(file)}` });
-    throw new UsageError('no config found', 'pass --config FILE, or run `objinfer demo` first');
-  }
-  return { spec: loadConfig(found, {}, options), file: resolve(found) };
+/** Help and version are not errors; any other refusal by commander is bad input. */
+export function commanderExit(error: CommanderError): number {
+  return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help' ? Exit.ok : Exit.usage;
 }
 
-export function findConfig(file?: string, options: LoadOptions = {}): RunSpec {
-  return findConfigFile(file, options).spec;
+/** The user stopped watching (Ctrl-C, SIGTERM); the run itself goes on. */
+export class Interrupted extends Error {
+  override readonly name = 'Interrupted';
+  constructor(
+    readonly signal: NodeJS.Signals,
+    readonly workflowId: string,
+    readonly pipeline: string,
+  ) {
+    super(`interrupted by ${signal}`);
+  }
+
+  get exitCode(): number {
+    return this.signal === 'SIGINT' ? Exit.interrupted : Exit.terminated;
+  }
 }
 
-/** `--out`, checked: never a file the pipeline keeps or reads (outputFiles.ts). */
-export function outputPath(out: string, spec: RunSpec, configFile: string): string {
-  const problem = protectedOutput(out, spec, configFile);
-  if (problem) throw new UsageError(problem, 'nothing was written');
-  return resolve(out);
-}
-
-export async function withTemporal<T>(
-  work: (temporal: Connected) => Promise<T>,
-  startDevServer: 'detached' | 'no' = 'detached',
-  target: TargetOptions = {},
-): Promise<T> {
-  const temporal = await connectTemporal({ startDevServer, ...target, onNotice: (text) => console.error(`objinfer: ${text}`) });
-  if (temporal.devServer) {
-    console.error(`started a Temporal dev server at ${temporal.devServer.address} (UI ${temporal.devServer.uiUrl}); stop it with \`objinfer dev-server stop\``);
-  }
-  try {
-    return await work(temporal);
-  } finally {
-    await temporal.close();
-  }
+/** The exit code for a finished run: a run that had images to do and predicted none failed. */
+export function exitCodeOf(summary: PipelineSummary): number {
+  const pending = summary.predicted + summary.failed;
+  return pending > 0 && summary.predicted === 0 ? Exit.failed : Exit.ok;
 }

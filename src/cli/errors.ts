@@ -2,23 +2,20 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure, TerminatedFailure } from '@temporalio/common';
 import { CommanderError } from 'commander';
-import { failureMessage, isTemporalUnavailable, NoSuchRun } from '../client';
+import { failureMessage, isTemporalUnavailable, NoSuchRun } from '../runs';
 import { ConfigError, problemText } from '../config';
 import { ObjinferError } from '../errors';
 import { ScheduleSpecError } from '../schedules';
 import { TemporalUnreachable } from '../temporal/connection';
-import { Exit, UsageError } from './common';
+import { commanderExit, Exit, Interrupted, UsageError } from './common';
 import { printable } from './output';
-import { Interrupted } from './run';
 
 export function reportError(error: unknown): number {
   const line = (message: string, hint?: string) => {
     console.error(`objinfer: ${printable(message)}`);
     if (hint) console.error(`  ${hint}`);
   };
-  if (error instanceof CommanderError) {
-    return error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help' ? Exit.ok : Exit.usage;
-  }
+  if (error instanceof CommanderError) return commanderExit(error);
   if (error instanceof Interrupted) return error.exitCode;
   if (error instanceof ConfigError) {
     const problems = error.problems.map((p) => printable(problemText(p)));

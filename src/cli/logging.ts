@@ -3,20 +3,29 @@
  * on one line: retries are shown by the progress view (with their reason), not as SDK
  * warnings with stack traces and task tokens. `--verbose` (or OBJINFER_LOG_LEVEL) shows
  * everything, still a line per event. `objinfer worker` is a service and logs at INFO.
+ * Only commands that run a worker load the SDK's runtime, so the choice is made before any
+ * command runs (`chooseVerbosity`) and installed where a worker connects (`installLogging`).
  */
-import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
+import type { LogLevel } from '@temporalio/worker';
 import { printable } from './output';
 
 export type Verbosity = 'quiet' | 'service' | 'verbose';
 
 const LEVELS: Record<Verbosity, LogLevel> = { quiet: 'ERROR', service: 'INFO', verbose: 'DEBUG' };
 
+let chosen: Verbosity = 'quiet';
 let installed = false;
 
-/** Installs the SDK runtime's logger once per process; objinfer handles signals itself. */
-export function installLogging(verbosity: Verbosity): void {
+export function chooseVerbosity(verbosity: Verbosity): void {
+  chosen = verbosity;
+}
+
+/** Installs the SDK runtime's logger once per process, before the first native connection; objinfer handles signals itself. */
+export async function installLogging(): Promise<void> {
   if (installed) return;
   installed = true;
+  const verbosity = chosen;
+  const { DefaultLogger, Runtime } = await import('@temporalio/worker');
   const fromEnv = process.env.OBJINFER_LOG_LEVEL?.toUpperCase() as LogLevel | undefined;
   const level = fromEnv ?? LEVELS[verbosity];
   Runtime.install({

@@ -6,14 +6,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { addPipelineCommands } from './commands/pipeline';
 import { addResultCommands } from './commands/results';
 import { addRunCommands } from './commands/runs';
 import { addServerCommands } from './commands/server';
-import { reportError } from './errors';
-import { installLogging } from './logging';
-import { addScheduleCommands } from './schedule';
+import { commanderExit } from './common';
+import { chooseVerbosity } from './logging';
+import { addScheduleCommands } from './commands/schedule';
 
 const VERSION = (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -25,7 +25,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run `objinfer --help` for usage)')
     .exitOverride();
   program.hook('preAction', (_root, command) => {
-    installLogging(command.name() === 'worker' ? 'service' : program.opts<{ verbose?: boolean }>().verbose ? 'verbose' : 'quiet');
+    chooseVerbosity(command.name() === 'worker' ? 'service' : program.opts<{ verbose?: boolean }>().verbose ? 'verbose' : 'quiet');
   });
   addPipelineCommands(program);
   addRunCommands(program);
@@ -34,8 +34,6 @@ export function buildProgram(): Command {
   addScheduleCommands(program);
   return program;
 }
-
-export { reportError } from './errors';
 
 /**
  * A reader that stops early (`objinfer results --all | head`) closes the pipe: that ends the
@@ -55,6 +53,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (error) {
-    process.exitCode = reportError(error);
+    // Help and version end here; any other error loads what can explain it.
+    process.exitCode = error instanceof CommanderError ? commanderExit(error) : (await import('./errors')).reportError(error);
   }
 }

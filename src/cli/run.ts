@@ -12,24 +12,10 @@ import { noWorkerWarning, startPipeline, waitForResult } from '../client';
 import { connectWorker, workflowUiUrl, type TargetOptions, type TemporalTarget } from '../temporal/connection';
 import { createWorker } from '../worker';
 import { Ids, type PipelineSummary } from '../workflows/contract';
-import { Exit, withTemporal } from './common';
+import { Exit, Interrupted } from './common';
+import { withTemporal } from './connect';
+import { installLogging } from './logging';
 import { ProgressView } from './progress';
-
-/** The user stopped watching (Ctrl-C, SIGTERM); the run itself goes on. */
-export class Interrupted extends Error {
-  override readonly name = 'Interrupted';
-  constructor(
-    readonly signal: NodeJS.Signals,
-    readonly workflowId: string,
-    readonly pipeline: string,
-  ) {
-    super(`interrupted by ${signal}`);
-  }
-
-  get exitCode(): number {
-    return this.signal === 'SIGINT' ? Exit.interrupted : Exit.terminated;
-  }
-}
 
 /**
  * Reads the model and labels here before anything is created: a labels file of the wrong
@@ -150,6 +136,7 @@ export async function whileWorking<T>(
 ): Promise<T> {
   const stop = new AbortController();
   if (!withWorker) return work(stop);
+  await installLogging();
   const connection = await connectWorker(target);
   try {
     const worker = await createWorker({ connection, namespace: target.namespace, taskQueue, backends, shutdownForceTime: '3s' });
@@ -162,10 +149,4 @@ export async function whileWorking<T>(
     await backends.close();
     await connection.close();
   }
-}
-
-/** The exit code for a finished run: a run that had images to do and predicted none failed. */
-export function exitCodeOf(summary: PipelineSummary): number {
-  const pending = summary.predicted + summary.failed;
-  return pending > 0 && summary.predicted === 0 ? Exit.failed : Exit.ok;
 }

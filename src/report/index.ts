@@ -5,7 +5,7 @@
 import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { writeAtomically } from '../outputFiles';
-import { openResults } from '../backends';
+import { openResults } from '../backends/results';
 import type { ErrorRow, ResultRow, ResultsPort } from '../backends/port';
 import type { RunSpec } from '../config';
 import { reportHtml, type ReportData } from './html';
@@ -48,7 +48,8 @@ async function mapLimited<T, R>(items: T[], limit: number, work: (item: T, index
 }
 
 /** `from`: where results are read (the backend's own reader unless given, e.g. a test's endpoints). */
-export async function buildReport(spec: RunSpec, options: Omit<ReportOptions, 'out'>, from: ResultsPort = openResults(spec)): Promise<ReportData> {
+export async function buildReport(spec: RunSpec, options: Omit<ReportOptions, 'out'>, given?: ResultsPort): Promise<ReportData> {
+  const from = given ?? (await openResults(spec));
   const filter = { runId: options.runId, history: options.history };
   const results: ResultRow[] = (await from.readResults(filter)).sort((a, b) => a.score - b.score || a.uri.localeCompare(b.uri));
   const errors: ErrorRow[] = await from.readErrors(filter);

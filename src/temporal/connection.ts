@@ -10,7 +10,8 @@ import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { loadClientConfigProfile, loadClientConnectConfig } from '@temporalio/envconfig';
 import { temporal } from '@temporalio/proto';
-import { NativeConnection } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
+import { stateDir } from '../stateDir';
 import { SEARCH_ATTRIBUTE_DEFINITIONS } from '../workflows/contract';
 import { findTemporalCli, startDevServer, waitForServer, type DevServer } from './devServer';
 import { alive } from '../processes';
@@ -32,11 +33,6 @@ export interface TemporalTarget {
 
 export class TemporalUnreachable extends Error {
   override readonly name = 'TemporalUnreachable';
-}
-
-/** The state folder for the demo: OBJINFER_HOME or ./.objinfer. */
-export function stateDir(env = process.env): string {
-  return resolve(env.OBJINFER_HOME ?? '.objinfer');
 }
 
 /**
@@ -188,8 +184,9 @@ async function tryConnect(target: TemporalTarget): Promise<Connection | undefine
   }
 }
 
-/** A worker connection to the same target. */
+/** A worker connection to the same target (the worker's native runtime loads here, not for every command). */
 export async function connectWorker(target: TemporalTarget): Promise<NativeConnection> {
+  const { NativeConnection } = await import('@temporalio/worker');
   try {
     return await NativeConnection.connect(target.connectionOptions);
   } catch (error) {

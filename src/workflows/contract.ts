@@ -6,6 +6,7 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery } from '@temporalio/workflow';
 import type { RunSpec } from '../config';
+import type { Stage } from './stages';
 
 // ---- names ----
 
@@ -45,8 +46,7 @@ export const SEARCH_ATTRIBUTE_DEFINITIONS: [string, 'Keyword' | 'Int'][] = Objec
   key.type === SearchAttributeType.INT ? 'Int' : 'Keyword',
 ]);
 
-export const Stage = ['preflight', 'provision', 'plan', 'infer', 'done'] as const;
-export type Stage = (typeof Stage)[number];
+export { Stage } from './stages';
 
 // ---- what steps return ----
 

@@ -1,18 +1,32 @@
-/** `objinfer demo`, `run`, `plan` and `cleanup`: what a pipeline does, started from here. */
-import { existsSync } from 'node:fs';
-import { join, relative } from 'node:path';
+/** `objinfer demo`, `run`, `plan` and `cleanup`: what a pipeline does, started from here. What they do is in ../actions/pipeline, loaded when one runs. */
 import { Command } from 'commander';
-import { cleanupPipeline, describePlan } from '../../client';
-import { BackendRegistry } from '../../activities';
-import { loadConfig } from '../../config';
-import { prepareDemo } from '../../demo';
-import { writeReport } from '../../report';
-import { resolveTarget, stateDir, workflowUiUrl } from '../../temporal/connection';
-import { Ids } from '../../workflows/contract';
-import { Exit, outputOption, port, positiveInt, withTemporal } from '../common';
-import { printSummary, render, type Format } from '../output';
-import { checkModelFirst, exitCodeOf, runPipeline, whileWorking } from '../run';
-import { printDemoResults } from './results';
+import { outputOption, port, positiveInt } from '../common';
+import type { Format } from '../output';
+
+export interface DemoFlags {
+  fresh?: boolean;
+  imagesPerLabel: number;
+  port?: number;
+  uiPort?: number;
+}
+export interface RunFlags {
+  config: string;
+  worker: boolean;
+  retryFailed?: boolean;
+  output: Format;
+}
+export interface PlanFlags {
+  config: string;
+  output: Format;
+}
+export interface CleanupFlags {
+  config: string;
+  yes?: boolean;
+  worker: boolean;
+  output: Format;
+}
+
+const actions = () => import('../actions/pipeline');
 
 export function addPipelineCommands(program: Command): void {
   program
@@ -22,24 +36,7 @@ export function addPipelineCommands(program: Command): void {
     .option('--images-per-label <n>', 'images generated for each of the 8 colours', positiveInt, 3)
     .option('--port <port>', "port of objinfer's Temporal dev server (default 7233)", port)
     .option('--ui-port <port>', 'port of its web UI (default 8233, or --port + 1000)', port)
-    .action(async (options: { fresh?: boolean; imagesPerLabel: number; port?: number; uiPort?: number }) => {
-      const demo = await prepareDemo(join(stateDir(), 'demo'), { fresh: options.fresh, perLabel: options.imagesPerLabel });
-      const added = demo.added ? `, and ${demo.added} more added since` : '';
-      console.error(`demo inputs in ${demo.dir}: ${demo.images.length} generated images (one corrupt)${added}, config ${demo.configFile}`);
-      const spec = loadConfig(demo.configFile);
-      const target = { port: options.port, uiPort: options.uiPort };
-      const summary = await runPipeline(spec, { worker: true, target });
-      // Hints name the config as seen from here: the demo's absolute path would not fit a terminal line.
-      const shownConfig = relative(process.cwd(), demo.configFile) || demo.configFile;
-      printSummary(summary, 'table', shownConfig);
-      await printDemoResults(demo.configFile, join(demo.dir, 'images'), 12, shownConfig);
-      const report = join(demo.dir, 'report.html');
-      await writeReport(spec, { out: report });
-      console.log(`\nthe report (images, labels, scores, errors), to open in a browser:\n  ${report}`);
-      const url = workflowUiUrl(resolveTarget(process.env, options.port ? target : {}), Ids.pipeline(spec.name));
-      if (url) console.log(`the run in the Temporal UI:\n  ${url}`);
-      console.log(`run it again: only new or changed images are classified; its config:\n  ${demo.configFile}`);
-    });
+    .action(async (options: DemoFlags) => (await actions()).demo(options));
 
   program
     .command('run')
@@ -48,49 +45,14 @@ export function addPipelineCommands(program: Command): void {
     .option('--no-worker', 'do not run a worker in this process (use `objinfer worker` elsewhere)')
     .option('--retry-failed', 'also try again the images whose earlier failure was recorded as permanent')
     .addOption(outputOption())
-    .action(async (options: { config: string; worker: boolean; retryFailed?: boolean; output: Format }) => {
-      const overrides = options.retryFailed ? { retryFailed: true } : {};
-      const spec = loadConfig(options.config, overrides, { checkFiles: options.worker });
-      const summary = await runPipeline(spec, { worker: options.worker });
-      printSummary(summary, options.output, options.config);
-      process.exitCode = exitCodeOf(summary);
-      if (process.exitCode !== Exit.ok)
-        console.error(`objinfer: no image was predicted: all ${summary.failed} failed (see why: objinfer results --errors --config ${options.config})`);
-    });
+    .action(async (options: RunFlags) => (await actions()).run(options));
 
   program
     .command('plan')
     .description('print every statement and API call a run would make, in order (BigQuery dry-run estimates on gcp when credentials are present)')
     .requiredOption('-c, --config <file>', 'pipeline config')
     .addOption(outputOption())
-    .action(async (options: { config: string; output: Format }) => {
-      const spec = loadConfig(options.config, {}, { checkFiles: false });
-      if (spec.backend === 'local' || existsSync(spec.model.source)) {
-        for (const warning of await checkModelFirst(spec)) console.error(`objinfer: warning: ${warning}`);
-      }
-      const calls = await describePlan(spec);
-      if (options.output !== 'table') {
-        process.stdout.write(
-          render(
-            calls.map((c, i) => ({ order: i + 1, step: c.step, call: c.call, estimatedBytes: c.estimatedBytes ?? null, note: c.estimateNote ?? null })),
-            options.output,
-          ),
-        );
-        return;
-      }
-      calls.forEach((c, i) => {
-        const bytes =
-          c.estimatedBytes !== undefined
-            ? `  -- dry run: ${c.estimatedBytes} bytes${c.estimateNote ? ` ${c.estimateNote}` : ''}`
-            : c.estimateNote
-              ? `  -- ${c.estimateNote}`
-              : '';
-        console.log(`${String(i + 1).padStart(2)}. ${c.step}${bytes}\n${c.call.replace(/^/gm, '    ')}`);
-      });
-      if (spec.backend === 'gcp' && !calls.some((c) => c.estimatedBytes !== undefined)) {
-        console.log('\n(no dry-run estimates: they need Google credentials (gcloud auth application-default login) and the tables a first run creates)');
-      }
-    });
+    .action(async (options: PlanFlags) => (await actions()).plan(options));
 
   program
     .command('cleanup')
@@ -99,20 +61,5 @@ export function addPipelineCommands(program: Command): void {
     .option('--yes', 'also delete results, errors, and the dataset, connection and bucket objinfer created')
     .option('--no-worker', 'do not run a worker in this process')
     .addOption(outputOption())
-    .action(async (options: { config: string; yes?: boolean; worker: boolean; output: Format }) => {
-      const spec = loadConfig(options.config, {}, { checkFiles: false });
-      await withTemporal(async ({ client, target }) => {
-        const backends = new BackendRegistry();
-        backends.remember(spec);
-        const outcomes = await whileWorking(options.worker, target, spec.temporal.taskQueue, backends, () =>
-          cleanupPipeline(client, spec, { deleteData: options.yes ?? false }),
-        );
-        process.stdout.write(
-          render(
-            outcomes.map((o) => ({ step: o.step, result: o.action, detail: o.detail })),
-            options.output,
-          ),
-        );
-      });
-    });
+    .action(async (options: CleanupFlags) => (await actions()).cleanup(options));
 }

@@ -1,13 +1,8 @@
-/** `objinfer results`, `report` and `export`: the predictions and errors, for people and for other tools. */
-import { relative } from 'node:path';
-import { pathToFileURL } from 'node:url';
+/** `objinfer results`, `report` and `export`: the predictions and errors, for people and for other tools. What they do is in ../actions/results. */
 import { Command, Option } from 'commander';
-import { readErrors, readResults } from '../../client';
-import { loadConfig } from '../../config';
-import { ERROR_COLUMNS, errorRecord, EXPORT_FORMATS, exportRows, RESULT_COLUMNS, resultRecord, type ExportFormat } from '../../exports';
-import { writeReport } from '../../report';
-import { findConfig, findConfigFile, isoTime, outputPath, outputOption, positiveInt, score, UsageError } from '../common';
-import { render, renderOne, table, terminalWidth, type Format, type Row } from '../output';
+import { EXPORT_FORMATS, type ExportFormat } from '../../exportFormats';
+import { isoTime, outputOption, positiveInt, score } from '../common';
+import type { Format } from '../output';
 
 function withRowFilters(command: Command): Command {
   return command
@@ -18,7 +13,7 @@ function withRowFilters(command: Command): Command {
     .option('--since <time>', 'only rows written since (ISO 8601)', isoTime)
     .option('--history', "also rows of images' earlier generations, and of images gone from the bucket (default: each image as it is now)");
 }
-interface ResultFlags {
+export interface ResultFlags {
   config?: string;
   limit: number;
   all?: boolean;
@@ -32,65 +27,16 @@ interface ResultFlags {
   output: Format;
 }
 
-const resultRows = (rows: Awaited<ReturnType<typeof readResults>>): Row[] => rows.map(resultRecord);
-const errorRows = (rows: Awaited<ReturnType<typeof readErrors>>): Row[] => rows.map(errorRecord);
-
-/** A table for people: scores rounded, top-k as "label 0.912" pairs. */
-function resultTable(rows: Row[]): Row[] {
-  return rows.map((r) => ({
-    uri: r.uri,
-    label: r.label,
-    score: (r.score as number).toFixed(4),
-    top_k: (r.top_k as { label: string; score: number }[]).map((t) => `${t.label} ${t.score.toFixed(3)}`).join(' | '),
-    predicted_at: r.predicted_at,
-  }));
+export interface ReportFlags {
+  config?: string;
+  out?: string;
+  run?: string;
+  history?: boolean;
+  output: Format;
 }
+export type ExportFlags = Omit<ResultFlags, 'limit'> & { format: ExportFormat; out?: string };
 
-async function printResults(flags: ResultFlags): Promise<void> {
-  const spec = findConfig(flags.config, { checkFiles: false });
-  const filter = {
-    limit: flags.all ? undefined : flags.limit,
-    label: flags.label,
-    minScore: flags.minScore,
-    maxScore: flags.maxScore,
-    runId: flags.run,
-    since: flags.since,
-    history: flags.history,
-  };
-  if (flags.errors) {
-    const rows = errorRows(await readErrors(spec, filter));
-    process.stdout.write(render(rows, flags.output, { columns: flags.output === 'table' ? ['uri', 'kind', 'error', 'failed_at'] : [...ERROR_COLUMNS] }));
-    return;
-  }
-  const rows = resultRows(await readResults(spec, filter));
-  process.stdout.write(flags.output === 'table' ? render(resultTable(rows), 'table') : render(rows, flags.output, { columns: [...RESULT_COLUMNS] }));
-}
-
-export async function printDemoResults(configFile: string, imagesDir: string, shown: number, shownConfig = configFile): Promise<void> {
-  const spec = loadConfig(configFile);
-  const rows = await readResults(spec, { limit: 1000 });
-  const width = terminalWidth() ?? 100;
-  const name = (uri: string) => relative(imagesDir, decodeURIComponent(uri.replace(/^file:\/\//, '')));
-  const compact = rows.slice(0, shown).map((r) => ({
-    image: name(r.uri),
-    label: r.label,
-    score: r.score.toFixed(3),
-    'top 3': r.topK.map((t) => `${t.label} ${t.score.toFixed(2)}`).join(', '),
-  }));
-  console.log(`\npredictions (${Math.min(shown, rows.length)} of ${rows.length}, newest first):`);
-  console.log(table(compact, { maxWidth: width }));
-  if (rows.length > shown) console.log(`... ${rows.length - shown} more: objinfer results --config ${shownConfig} --all`);
-  const errors = await readErrors(spec, { limit: 5 });
-  if (errors.length) {
-    console.log('\nimages that could not be classified:');
-    console.log(
-      table(
-        errors.map((e) => ({ image: name(e.uri), error: e.error })),
-        { maxWidth: width },
-      ),
-    );
-  }
-}
+const actions = () => import('../actions/results');
 
 export function addResultCommands(program: Command): void {
   const results = program
@@ -100,7 +46,9 @@ export function addResultCommands(program: Command): void {
     .option('-n, --limit <n>', 'rows to show', positiveInt, 20)
     .option('--all', 'every row (no limit)')
     .option('--errors', 'show the errors table (images that could not be classified) instead');
-  withRowFilters(results).addOption(outputOption()).action(printResults);
+  withRowFilters(results)
+    .addOption(outputOption())
+    .action(async (flags: ResultFlags) => (await actions()).printResults(flags));
 
   program
     .command('report')
@@ -110,15 +58,7 @@ export function addResultCommands(program: Command): void {
     .option('--run <runId>', 'only rows written by this run')
     .option('--history', "also rows of images' earlier generations, and of images gone from the bucket")
     .addOption(outputOption())
-    .action(async (options: { config?: string; out?: string; run?: string; history?: boolean; output: Format }) => {
-      const { spec, file } = findConfigFile(options.config, { checkFiles: false });
-      const out = outputPath(options.out ?? `${spec.name}-report.html`, spec, file);
-      const progress = process.stderr.isTTY ? (done: number, total: number) => process.stderr.write(`\rthumbnails ${done}/${total}`) : undefined;
-      const data = await writeReport(spec, { out, runId: options.run, history: options.history, onProgress: progress });
-      if (progress) process.stderr.write('\n');
-      const record = { out, url: pathToFileURL(out).href, predicted: data.cards.length, failed: data.errors.length };
-      process.stdout.write(renderOne(record, options.output, () => `report of ${record.predicted} predictions and ${record.failed} errors:\n  ${record.url}`));
-    });
+    .action(async (options: ReportFlags) => (await actions()).report(options));
 
   const exporter = program
     .command('export')
@@ -129,27 +69,5 @@ export function addResultCommands(program: Command): void {
     .option('--errors', 'the errors table instead of the results');
   withRowFilters(exporter)
     .addOption(outputOption())
-    .action(async (options: Omit<ResultFlags, 'limit'> & { format: ExportFormat; out?: string }) => {
-      const { spec, file } = findConfigFile(options.config, { checkFiles: false });
-      if (options.errors && (options.label !== undefined || options.minScore !== undefined || options.maxScore !== undefined)) {
-        throw new UsageError(
-          '--label, --min-score and --max-score filter predictions; the errors table has no labels or scores',
-          'drop them, or drop --errors',
-        );
-      }
-      const extension = { parquet: 'parquet', csv: 'csv', jsonl: 'jsonl', 'label-studio': 'label-studio.json' }[options.format];
-      const out = outputPath(options.out ?? `${spec.name}-${options.errors ? 'errors' : 'results'}.${extension}`, spec, file);
-      const filter = {
-        label: options.label,
-        minScore: options.minScore,
-        maxScore: options.maxScore,
-        runId: options.run,
-        since: options.since,
-        history: options.history,
-      };
-      const outcome = await exportRows(spec, { format: options.format, out, errors: options.errors, filter });
-      process.stdout.write(
-        renderOne({ ...outcome }, options.output, () => `${outcome.rows} ${outcome.table} rows written to ${outcome.out} (${outcome.format})`),
-      );
-    });
+    .action(async (options: ExportFlags) => (await actions()).exportTable(options));
 }
