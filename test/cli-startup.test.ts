@@ -1,10 +1,11 @@
 /**
  * What each command loads before it answers (issue 35): help and version only commander;
  * `results` over a local warehouse neither Temporal nor Google's clients nor the engines;
- * `status` and `list` Temporal's client and nothing of the backends. Checked by the packages
+ * `status` and `list` Temporal's client and nothing of the backends; `run --no-worker` no
+ * engine and no worker. Checked by the packages
  * in the process's module cache at exit, not by timing (the times are in `make bench`: cli).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,15 +35,29 @@ beforeAll(async () => {
 
 afterAll(() => connection.close());
 
-function loadedBy(args: string[]): { packages: string[]; status: number | null; stdout: string } {
+function cliRun(args: string[]) {
   const out = join(mkdtempSync(join(tmpdir(), 'objinfer-startup-')), 'packages.txt');
-  const run = spawnSync(process.execPath, ['-r', PRELOAD, CLI, ...args], {
+  const options = {
     cwd: fixture.dir,
     env: { ...process.env, OBJINFER_LOADED_PACKAGES: out, TEMPORAL_ADDRESS: testServer().address, OBJINFER_HOME: join(fixture.dir, 'state') },
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  return { packages: readFileSync(out, 'utf8').split('\n'), status: run.status, stdout: run.stdout };
+  };
+  return { argv: ['-r', PRELOAD, CLI, ...args], options, packages: () => readFileSync(out, 'utf8').split('\n') };
+}
+
+function loadedBy(args: string[]): { packages: string[]; status: number | null; stdout: string } {
+  const cli = cliRun(args);
+  const run = spawnSync(process.execPath, cli.argv, { ...cli.options, encoding: 'utf8', timeout: 60_000 });
+  return { packages: cli.packages(), status: run.status, stdout: run.stdout };
+}
+
+/** Without blocking this process, whose worker the command may need. */
+async function loadedByAsync(args: string[]): Promise<{ packages: string[]; status: number | null; stdout: string }> {
+  const cli = cliRun(args);
+  const child = spawn(process.execPath, cli.argv, { ...cli.options, stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const status = await new Promise<number | null>((done) => child.once('exit', done));
+  return { packages: cli.packages(), status, stdout };
 }
 
 test.each(['--version', '--help', 'results --help', 'schedule create --help'])('objinfer %s loads commander and nothing else', (line) => {
@@ -68,4 +83,13 @@ test.each(['status', 'list'])("objinfer %s loads Temporal's client, not its work
   expect(stdout).toMatch(/COMPLETED/);
   expect(packages).toContain('@temporalio/client');
   for (const heavy of [...WORKER, ...GOOGLE, ...ENGINES, 'zod', 'yaml']) expect(packages).not.toContain(heavy);
+});
+
+test('objinfer run --no-worker loads neither the worker, nor the backends and their engines, nor the demo', async () => {
+  const { packages, status, stdout } = await withWorker(fixture.config.temporal.taskQueue, () =>
+    loadedByAsync(['run', '--no-worker', '--config', fixture.configFile, '-o', 'json']),
+  );
+  expect(status).toBe(0);
+  expect(JSON.parse(stdout)).toMatchObject({ predicted: 0, alreadyPredicted: 2 });
+  for (const heavy of [...WORKER, ...GOOGLE, ...ENGINES]) expect(packages).not.toContain(heavy);
 });

@@ -4,13 +4,10 @@
  * (and this process's worker) at once and says how to re-attach: the run goes on on the
  * server. A Temporal outage is waited out with backoff, saying why.
  */
-import { inspectModel } from '../backends';
-import { BackendRegistry } from '../activities';
 import { ConfigError, type RunSpec } from '../config';
 import { ObjinferError, ErrorType } from '../errors';
 import { noWorkerWarning, startPipeline, waitForResult } from '../client';
 import { connectWorker, workflowUiUrl, type TargetOptions, type TemporalTarget } from '../temporal/connection';
-import { createWorker } from '../worker';
 import { Ids, type PipelineSummary } from '../workflows/contract';
 import { Exit, Interrupted } from './common';
 import { withTemporal } from './connect';
@@ -24,6 +21,7 @@ import { ProgressView } from './progress';
  */
 export async function checkModelFirst(spec: RunSpec): Promise<string[]> {
   try {
+    const { inspectModel } = await import('../backends/inspect');
     return (await inspectModel(spec, (what) => console.error(`objinfer: ${what}`))).warnings;
   } catch (error) {
     if (error instanceof ObjinferError && [ErrorType.ModelShapeMismatch, ErrorType.InvalidConfig, ErrorType.ModelInvalid].includes(error.type as never)) {
@@ -47,9 +45,7 @@ export async function runPipeline(spec: RunSpec, options: RunOptions): Promise<P
   return withTemporal(
     async (temporal) => {
       const { client, target } = temporal;
-      const backends = new BackendRegistry();
-      backends.remember(spec);
-      return whileWorking(options.worker, target, spec.temporal.taskQueue, backends, async (signal) => {
+      return whileWorking(options.worker, target, spec, async (signal) => {
         const view = new ProgressView();
         const workflowId = Ids.pipeline(spec.name);
         const interrupted = onSignals((received) => {
@@ -124,18 +120,17 @@ function onSignals(handler: (signal: NodeJS.Signals) => void): { dispose(): void
 }
 
 /**
- * Runs `work` while a worker in this process polls the task queue (when `withWorker`), then
- * stops the worker and closes its connection, in that order, before returning.
+ * Runs `work` while a worker in this process polls the spec's task queue (when `withWorker`),
+ * then stops the worker and closes its connection, in that order, before returning. Without a
+ * worker, neither the worker nor the backends are loaded.
  */
-export async function whileWorking<T>(
-  withWorker: boolean,
-  target: TemporalTarget,
-  taskQueue: string,
-  backends: BackendRegistry,
-  work: (stop: AbortController) => Promise<T>,
-): Promise<T> {
+export async function whileWorking<T>(withWorker: boolean, target: TemporalTarget, spec: RunSpec, work: (stop: AbortController) => Promise<T>): Promise<T> {
   const stop = new AbortController();
   if (!withWorker) return work(stop);
+  const [{ BackendRegistry }, { createWorker }] = await Promise.all([import('../activities'), import('../worker')]);
+  const backends = new BackendRegistry();
+  backends.remember(spec);
+  const taskQueue = spec.temporal.taskQueue;
   await installLogging();
   const connection = await connectWorker(target);
   try {

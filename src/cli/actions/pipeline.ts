@@ -2,10 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { cleanupPipeline, describePlan } from '../../client';
-import { BackendRegistry } from '../../activities';
 import { loadConfig } from '../../config';
-import { prepareDemo } from '../../demo';
-import { writeReport } from '../../report';
 import { stateDir } from '../../stateDir';
 import { resolveTarget, workflowUiUrl } from '../../temporal/connection';
 import { Ids } from '../../workflows/contract';
@@ -14,9 +11,10 @@ import { Exit, exitCodeOf } from '../common';
 import { withTemporal } from '../connect';
 import { printSummary, render } from '../output';
 import { checkModelFirst, runPipeline, whileWorking } from '../run';
-import { printDemoResults } from './results';
 
 export async function demo(options: DemoFlags): Promise<void> {
+  // What only the demo uses (images drawn with sharp, the report, the results table) is loaded here, not for `run`.
+  const [{ prepareDemo }, { writeReport }, { printDemoResults }] = await Promise.all([import('../../demo'), import('../../report'), import('./results')]);
   const demo = await prepareDemo(join(stateDir(), 'demo'), { fresh: options.fresh, perLabel: options.imagesPerLabel });
   const added = demo.added ? `, and ${demo.added} more added since` : '';
   console.error(`demo inputs in ${demo.dir}: ${demo.images.length} generated images (one corrupt)${added}, config ${demo.configFile}`);
@@ -77,11 +75,7 @@ export async function plan(options: PlanFlags): Promise<void> {
 export async function cleanup(options: CleanupFlags): Promise<void> {
   const spec = loadConfig(options.config, {}, { checkFiles: false });
   await withTemporal(async ({ client, target }) => {
-    const backends = new BackendRegistry();
-    backends.remember(spec);
-    const outcomes = await whileWorking(options.worker, target, spec.temporal.taskQueue, backends, () =>
-      cleanupPipeline(client, spec, { deleteData: options.yes ?? false }),
-    );
+    const outcomes = await whileWorking(options.worker, target, spec, () => cleanupPipeline(client, spec, { deleteData: options.yes ?? false }));
     process.stdout.write(
       render(
         outcomes.map((o) => ({ step: o.step, result: o.action, detail: o.detail })),
