@@ -22,6 +22,8 @@ export const ErrorType = {
   QuotaExceeded: 'QuotaExceeded',
   /** A failure nothing marks as passing: retrying would meet it again, so the step fails with it. */
   StepFailed: 'StepFailed',
+  /** A BigQuery job of the run was cancelled outside objinfer (console, `bq cancel`): someone wanted it stopped, so the run stops. */
+  JobCancelled: 'JobCancelled',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 
@@ -38,6 +40,7 @@ export const NON_RETRYABLE_ERROR_TYPES: ErrorType[] = [
   ErrorType.NoSpace,
   ErrorType.QuotaExceeded,
   ErrorType.StepFailed,
+  ErrorType.JobCancelled,
 ];
 
 /**

@@ -89,6 +89,45 @@ test('rateLimitExceeded is retried with growing pauses (1 s, then 2 s) and the b
   expect(batchJobs[2]!.at - batchJobs[1]!.at).toBeGreaterThanOrEqual(2000);
 });
 
+// BigQuery's own words for DML contention on one table ("Transform data with DML", concurrent
+// jobs). The reason field is not given there: resourcesExceeded is what the error-messages page
+// gives "Resources exceeded during query execution"; the conflict carries none here.
+test.each([
+  [
+    'resourcesExceeded',
+    'Resources exceeded during query execution: Too many DML statements outstanding against table my-project:objinfer_test.predictions_pending, limit is 20.',
+  ],
+  [undefined, 'Could not serialize access to table my-project:objinfer_test.predictions due to concurrent update'],
+])('DML contention on a table (%s: %s) is waited out with back-off, not isolated image by image', async (reason, message) => {
+  const f = await fixture({
+    labels: colours(4),
+    config: { batch: { size: 8, concurrency: 1 } },
+    gateway: { failPredict: { reason, message, only: 'batches', count: 2 } },
+  });
+  expect(await f.run()).toMatchObject({ predicted: 4, failed: 0 });
+  const batchJobs = f.gateway.insertedAt.filter((j) => /_b0of1_/.test(j.jobId));
+  expect(batchJobs.map((j) => j.jobId.slice(-2))).toEqual(['a1', 'a2', 'a3']); // the same batch again, never a part of it
+  expect(batchJobs[1]!.at - batchJobs[0]!.at).toBeGreaterThanOrEqual(1000);
+  expect(await errorRows(f)).toBe(0);
+});
+
+test('a batch job cancelled outside objinfer stops the run as JobCancelled, saying so, with nothing recorded as failed', async () => {
+  const f = await fixture({
+    labels: colours(4),
+    config: { batch: { size: 8, concurrency: 1 } },
+    // What a job cancelled from the console or with `bq cancel` ends with: errorResult reason "stopped".
+    gateway: { failPredict: { reason: 'stopped', message: 'Job execution was cancelled: User requested cancellation', only: 'batches' } },
+  });
+  const cause = await failureOf(f.run());
+  expect(cause.type).toBe('JobCancelled');
+  expect(cause.message).toMatch(
+    /Job execution was cancelled: User requested cancellation\. The BigQuery job was cancelled outside objinfer .* run again to go on/,
+  );
+  expect(cause.message).not.toMatch(/\n/);
+  expect(f.gateway.batchStatements).toHaveLength(1); // one job: not retried, not split
+  expect(await errorRows(f)).toBe(0);
+});
+
 test('quotaExceeded is not retried: the run fails at once naming the quota and what to do, nothing recorded as failed', async () => {
   const f = await fixture({
     labels: colours(4),

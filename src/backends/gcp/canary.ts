@@ -10,7 +10,7 @@ import { ErrorType, ObjinferError } from '../../errors';
 import { checkClassCount } from '../common/modelCheck';
 import { scoreKindOf, type ScoreKind } from '../common/model';
 import type { GcpContext } from './context';
-import { classifyInfo, isPropagationMessage, type GoogleErrorInfo } from './errors';
+import { CANCELLED_REASON, classifyInfo, isPropagationMessage, type GoogleErrorInfo } from './errors';
 import { runJob } from './jobs';
 import { canarySql, type ModelSignature } from './sql';
 
@@ -44,7 +44,8 @@ function mustStop(error: GoogleErrorInfo): boolean {
     error.kind === 'quota' ||
     isPropagationMessage(error.message) ||
     error.reason === 'accessDenied' ||
-    error.reason === 'notFound'
+    error.reason === 'notFound' ||
+    error.reason === CANCELLED_REASON
   );
 }
 

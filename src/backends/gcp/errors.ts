@@ -17,6 +17,18 @@ const PROPAGATION_MESSAGES = [
   /Service account .* does not exist/i,
 ];
 
+/**
+ * Contention BigQuery documents for DML on one table (docs "Transform data with DML",
+ * concurrent jobs): a full queue of mutating statements, a statement queued past its 6 hours,
+ * a conflicting concurrent update. The queue drains and the other statement ends, so a later
+ * attempt passes; halving the batch would only add statements to the same queue.
+ */
+const DML_CONTENTION = [
+  /Too many DML statements outstanding against table/i,
+  /DML statement has been queued for too long/i,
+  /Could not serialize access to table .* due to concurrent update/i,
+];
+
 /** An API switched off in the project: only the user can turn it on. */
 const API_DISABLED = /has not been used in project|is disabled|SERVICE_DISABLED|accessNotConfigured/i;
 
@@ -124,8 +136,13 @@ const QUOTA_REASON = 'quotaExceeded';
 
 export function describeGoogleError(error: unknown): GoogleErrorInfo {
   const info = describeAny(error);
-  return info.reason === QUOTA_REASON ? { ...info, kind: 'quota' } : info;
+  if (info.reason === QUOTA_REASON) return { ...info, kind: 'quota' };
+  if (DML_CONTENTION.some((pattern) => pattern.test(info.message))) return { ...info, kind: 'transient' };
+  return info;
 }
+
+/** errorResult.reason of a job that was cancelled (BigQuery's error messages: "stopped"). */
+export const CANCELLED_REASON = 'stopped';
 
 function describeAny(error: unknown): GoogleErrorInfo {
   const body = jsonBody(error)?.error;
@@ -181,6 +198,13 @@ export function classifyInfo(info: GoogleErrorInfo, doing: string): ObjinferErro
     return new ObjinferError(
       ErrorType.PermissionDenied,
       `${message}. Enable the API in the project (e.g. gcloud services enable cloudresourcemanager.googleapis.com bigqueryconnection.googleapis.com bigqueryreservation.googleapis.com), then run again`,
+    );
+  }
+  if (info.reason === CANCELLED_REASON) {
+    return new ObjinferError(
+      ErrorType.JobCancelled,
+      `${message}. The BigQuery job was cancelled outside objinfer (the console, bq cancel, or an administrator), so the run stops; ` +
+        "what was done is kept and the batch's images stay pending: run again to go on",
     );
   }
   switch (info.kind) {

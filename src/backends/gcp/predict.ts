@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorType, ObjinferError } from '../../errors';
 import type { BatchPlan, BatchProgress, BatchRequest, BatchResult, BatchSlice } from '../../workflows/contract';
 import type { GcpContext } from './context';
-import { classifyInfo, isAlreadyExists, isPropagationMessage, isStatementRefusal, type GoogleErrorInfo } from './errors';
+import { CANCELLED_REASON, classifyInfo, isAlreadyExists, isPropagationMessage, isStatementRefusal, type GoogleErrorInfo } from './errors';
 import { runJob } from './jobs';
 import {
   batchBoundsSql,
@@ -165,7 +165,7 @@ function mustStop(error: GoogleErrorInfo): boolean {
     error.kind === 'quota' ||
     error.reason === 'accessDenied' ||
     error.reason === 'notFound' ||
-    error.reason === 'stopped'
+    error.reason === CANCELLED_REASON
   );
 }
 

@@ -37,7 +37,7 @@ export interface GatewayOptions extends StandInOptions {
    * TEST INJECTION: ML.PREDICT jobs fail while they run with this reason and message: every
    * one, or only batches (not the canary), or only the first `count` of them.
    */
-  failPredict?: { reason: string; message: string; only?: 'batches'; count?: number };
+  failPredict?: { reason?: string; message: string; only?: 'batches'; count?: number };
   /** A metadata refresh job is still running for this many gets (a big bucket's refresh takes minutes). */
   refreshGets?: number;
   /** Google's ZetaSQL analyser: every statement is analysed as written before it runs. */
@@ -50,7 +50,7 @@ interface SyntheticJob {
   resource: Row;
   /** A job that runs on: the next get finds it done (or failed). */
   pendingGets: number;
-  error?: { reason: string; message: string };
+  error?: { reason?: string; message: string };
 }
 
 let discovery: Discovery | undefined;
@@ -330,7 +330,7 @@ export class Gateway {
       // The job exists from its insert on: a get while the work runs finds it running.
       const record: SyntheticJob = { resource: job('RUNNING'), pendingGets: Infinity };
       this.synthetic.set(jobId, record);
-      await work().catch((e: Error & { reason?: string }) => (record.error = { reason: e.reason ?? 'invalidQuery', message: e.message }));
+      await work().catch((e: Error & { reason?: string }) => (record.error = { reason: 'reason' in e ? e.reason : 'invalidQuery', message: e.message }));
       record.pendingGets = /^CALL BQ\.REFRESH_EXTERNAL_METADATA_CACHE/.test(sql) ? (this.options.refreshGets ?? 1) : 1;
       return [200, record.resource];
     };
