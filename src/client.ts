@@ -17,6 +17,8 @@ export { Ids, type PipelineProgress, type PipelineSummary } from './workflows/co
 export type { ErrorRow, ResultFilter, ResultRow } from './backends/port';
 export {
   cancelPipeline,
+  controlPipeline,
+  ControlRefused,
   failureMessage,
   getProgress,
   isTemporalUnavailable,

@@ -16,6 +16,7 @@ import { parse as parseYaml } from 'yaml';
 import { localLayoutProblems, resolveSourceUri } from './configPaths';
 import { isSavedModel } from './models/savedModel';
 import { z } from 'zod';
+import { MAX_CONCURRENCY } from './workflows/limits';
 
 /**
  * Images per batch unless set: locally 64 (measured best on 2 cores, see docs/reference.md);
@@ -105,7 +106,7 @@ export const ConfigSchema = z
           .number()
           .int()
           .min(1, 'must be at least 1')
-          .max(64, "must be at most 64 batches at once (well below Temporal's 2,000 pending activities per run)")
+          .max(MAX_CONCURRENCY, `must be at most ${MAX_CONCURRENCY} batches at once (well below Temporal's 2,000 pending activities per run)`)
           .default(2),
         heartbeatTimeout: bound.default('30s'),
       })

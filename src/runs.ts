@@ -4,11 +4,20 @@
  * and `cancel` load: Temporal's client, not the config parser or the backends.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { inferencePipeline } from './workflows';
-import { Ids, progressQuery, type BatchProgress, type PipelineProgress, type PipelineSummary } from './workflows/contract';
+import {
+  controlUpdate,
+  Ids,
+  progressQuery,
+  type BatchProgress,
+  type PipelineProgress,
+  type PipelineSummary,
+  type RunControlChange,
+  type RunControlState,
+} from './workflows/contract';
 
 /** A run the user named that does not exist. */
 export class NoSuchRun extends Error {
@@ -225,6 +234,39 @@ export async function noWorkerWarning(client: Client, taskQueue: string): Promis
     `no worker polls task queue ${taskQueue}: runs wait (stage "-") until one does. ` +
     `Start one with \`objinfer worker --task-queue ${taskQueue}\` and keep it running (docs/operations.md "Keep a worker running": systemd or compose)`
   );
+}
+
+/** A control change the running pipeline did not take: the run is not running, or the change was refused (nothing changed). */
+export class ControlRefused extends Error {
+  override readonly name = 'ControlRefused';
+  constructor(
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Pauses, resumes or re-sizes a running pipeline through its control update and answers the
+ * state the pipeline took. The update is validated by the workflow before it is accepted, so a
+ * refused change leaves nothing in history; it needs a worker to run the workflow's task.
+ */
+export async function controlPipeline(client: Client, nameOrId: string, change: RunControlChange): Promise<{ workflowId: string; state: RunControlState }> {
+  const { workflowId, status, description } = await pipelineStatus(client, nameOrId);
+  if (status !== 'RUNNING')
+    throw new ControlRefused(`${workflowId} is ${status.toLowerCase()}, not running: nothing to change`, 'start a run with `objinfer run`');
+  const noWorker = await noWorkerWarning(client, description.taskQueue);
+  if (noWorker) throw new ControlRefused(`${workflowId} cannot take the change now: ${noWorker}`, 'nothing was changed');
+  try {
+    const state = await client.workflow.getHandle(workflowId).executeUpdate(controlUpdate, { args: [change] });
+    return { workflowId, state };
+  } catch (error) {
+    if (error instanceof WorkflowUpdateFailedError) {
+      throw new ControlRefused(`${workflowId} refused the change: ${(error.cause as Error | undefined)?.message ?? error.message}`, 'nothing was changed');
+    }
+    throw error;
+  }
 }
 
 /** The root cause of a failed run, as one readable line. */

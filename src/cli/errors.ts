@@ -2,7 +2,7 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure, TerminatedFailure } from '@temporalio/common';
 import { CommanderError } from 'commander';
-import { failureMessage, isTemporalUnavailable, NoSuchRun } from '../runs';
+import { ControlRefused, failureMessage, isTemporalUnavailable, NoSuchRun } from '../runs';
 import { ConfigError, problemText } from '../config';
 import { ObjinferError } from '../errors';
 import { ScheduleSpecError } from '../schedules';
@@ -31,6 +31,10 @@ export function reportError(error: unknown): number {
     return Exit.usage;
   }
   if (error instanceof UsageError) {
+    line(error.message, error.hint);
+    return Exit.usage;
+  }
+  if (error instanceof ControlRefused) {
     line(error.message, error.hint);
     return Exit.usage;
   }

@@ -109,9 +109,10 @@ export function terminalWidth(): number | undefined {
 }
 
 export function progressLine(p: PipelineProgress): string {
-  if (p.stage !== 'infer' && p.stage !== 'done') return `${p.stage}...`;
-  const eta = p.etaSeconds ? `, ETA ${formatDuration(p.etaSeconds * 1000)}` : '';
-  return `${p.stage}: batches ${p.batchesDone}/${p.batchesTotal}, images ${p.imagesDone}/${p.imagesTotal}, failures ${p.imagesFailed}${eta}`;
+  const paused = p.control?.paused ? ` (paused${p.control.note ? `: ${p.control.note}` : ''}; \`objinfer resume\` goes on)` : '';
+  if (p.stage !== 'infer' && p.stage !== 'done') return `${p.stage}...${paused}`;
+  const eta = p.etaSeconds && !paused ? `, ETA ${formatDuration(p.etaSeconds * 1000)}` : '';
+  return `${p.stage}: batches ${p.batchesDone}/${p.batchesTotal}, images ${p.imagesDone}/${p.imagesTotal}, failures ${p.imagesFailed}${eta}${paused}`;
 }
 
 /** The summary as typed data: what `-o json` prints. */

@@ -4,7 +4,7 @@
  * named and found. Types and definitions only, so it is safe inside the workflow sandbox.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { RunSpec } from '../config';
 import type { Stage } from './stages';
 
@@ -171,7 +171,21 @@ export interface PipelineProgress {
   startedAt: string;
   /** Seconds left at the rate seen so far; absent until a batch has finished. */
   etaSeconds?: number;
+  /** Whether new batches start, and how many run at once (`objinfer pause`, `resume`, `set`). */
+  control?: RunControlState;
 }
+
+/** What people change in a running pipeline without restarting it. */
+export interface RunControlState {
+  /** Batches in flight finish; none start until resumed. */
+  paused: boolean;
+  /** Batches at once, from batch.concurrency until set. */
+  concurrency: number;
+  /** Why, as the last change said. */
+  note?: string;
+}
+
+export type RunControlChange = Partial<RunControlState>;
 
 export interface PipelineSummary {
   pipeline: string;
@@ -215,6 +229,8 @@ export interface ResumeState {
   predicted: number;
   failed: number;
   labelCounts: Record<string, number>;
+  /** Carried across continue-as-new: a paused run stays paused. */
+  control?: RunControlState;
 }
 
 export interface PipelineInput {
@@ -238,3 +254,5 @@ export type ScheduledOutcome = { ran: true; summary: PipelineSummary } | { ran: 
 export const SPEC_MEMO_KEY = 'objinferSpec';
 
 export const progressQuery = defineQuery<PipelineProgress>('progress');
+/** Pause, resume, or change the concurrency of a running pipeline; answers the state after the change. */
+export const controlUpdate = defineUpdate<RunControlState, [RunControlChange]>('control');

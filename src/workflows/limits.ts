@@ -4,6 +4,9 @@
  */
 import type { BatchPlan } from './contract';
 
+/** Batches at once: the bound of batch.concurrency in the config, and of a running pipeline's `objinfer set`. */
+export const MAX_CONCURRENCY = 64;
+
 /**
  * At most this many batches per run. Only `batch.concurrency` (at most 64) are ever
  * pending at once, far below Temporal's 2,000 pending activities; the cap keeps a tiny

@@ -4,13 +4,11 @@
  * Deterministic: all I/O is in activities, and history holds counts, never URIs or pixels.
  */
 import {
-  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   log,
   makeContinueAsNewFunc,
   patched,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -18,13 +16,10 @@ import {
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
-  type ActivityOptions,
-  type RetryPolicy,
 } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
-import type { PipelineActivities } from '../activities';
 import type { RunSpec } from '../config';
-import { ErrorType, NON_RETRYABLE_ERROR_TYPES } from '../errors';
+import { ErrorType } from '../errors';
 import { formatDuration } from '../format';
 import {
   progressQuery,
@@ -43,9 +38,9 @@ import {
   type Stage,
   type StepOutcome,
 } from './contract';
+import { RunControl } from './control';
 import { addLabelCounts, capBatches, MAX_SPLIT_DEPTH } from './limits';
-
-const RETRY: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES };
+import { BATCH_ATTEMPTS, findFailure, isRetryable, stepsFor, workerDeath } from './steps';
 
 /** The patch that made batches ranges of the pending table's ranks (BatchSlice.ranks). */
 const RANK_SLICES = 'batch-rank-ranges';
@@ -58,44 +53,12 @@ function sliceOf(plan: BatchPlan, index: number, byRanks: boolean): BatchSlice {
   return { ...slice, ranks: [edge(index), edge(index + 1)] };
 }
 
-/** Attempts a batch gets before the workflow looks at why it keeps failing. */
-export const BATCH_ATTEMPTS = 5;
-
-/**
- * The three ways steps are run, each its own proxy so that no option leaks into another:
- * provisioning steps are retried a bounded number of times; steps that read through the
- * connection wait out IAM propagation for as long as `iam.propagationTimeout` allows, with
- * no attempt cap; batches get a few attempts, then the workflow decides (see runSlice).
- */
-function stepsFor(spec: RunSpec) {
-  const heartbeatTimeout = spec.batch.heartbeatTimeoutMs;
-  const provisioning: ActivityOptions = { startToCloseTimeout: '5m', heartbeatTimeout, retry: { ...RETRY, maximumAttempts: 10 } };
-  const throughConnection: ActivityOptions = {
-    // A bucket's metadata refresh can take minutes; heartbeats notice a dead worker sooner.
-    startToCloseTimeout: '30m',
-    heartbeatTimeout,
-    scheduleToCloseTimeout: spec.iam.propagationTimeoutMs,
-    retry: { ...RETRY, backoffCoefficient: 1.5, maximumInterval: '20s' }, // no maximumAttempts: unlimited
-  };
-  const batches: ActivityOptions = {
-    startToCloseTimeout: '30m',
-    heartbeatTimeout,
-    // A cancelled run ends only when its batches have stopped: nothing writes after it.
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: { ...RETRY, maximumInterval: '60s', maximumAttempts: BATCH_ATTEMPTS },
-  };
-  return {
-    provisioning: proxyActivities<PipelineActivities>(provisioning),
-    throughConnection: proxyActivities<PipelineActivities>(throughConnection),
-    batches: proxyActivities<PipelineActivities>(batches),
-  };
-}
-
 export async function inferencePipeline(input: PipelineInput): Promise<PipelineSummary> {
   // Workers that have not seen this pipeline read its spec from here (see activities/backends.ts).
   if (!workflowInfo().memo?.[SPEC_MEMO_KEY]) upsertMemo({ [SPEC_MEMO_KEY]: input.spec });
   const run = new PipelineRun(input);
   setHandler(progressQuery, () => run.progress());
+  run.listenForControl();
   const state = input.resume ?? (await run.prepare());
   return run.infer(state);
 }
@@ -110,6 +73,7 @@ class PipelineRun {
   private failed = 0;
   private readonly startedAt: number;
   private inferStartedAt?: number;
+  private control?: RunControl;
 
   constructor(private readonly input: PipelineInput) {
     this.steps = stepsFor(input.spec);
@@ -119,6 +83,15 @@ class PipelineRun {
 
   private get spec(): RunSpec {
     return this.input.spec;
+  }
+
+  /** Pause, resume and concurrency through the control update (./control.ts); kept across continue-as-new. */
+  listenForControl(): void {
+    const initial = this.input.resume?.control ?? { paused: false, concurrency: this.spec.batch.concurrency };
+    this.control = new RunControl(initial, (state) => {
+      log.info('control changed', { ...state });
+      this.reportProgress();
+    });
   }
 
   /** preflight, provision and plan: every step idempotent, so a re-run skips what is there. */
@@ -223,14 +196,16 @@ class PipelineRun {
       inFlight.set(index, done);
     };
 
+    const control = this.control!;
     while (next < plan.batchCount || inFlight.size > 0) {
-      while (!stopLaunching && inFlight.size < spec.batch.concurrency && next < plan.batchCount) launch(next++);
-      await Promise.race(inFlight.values());
+      while (!stopLaunching && !control.paused && inFlight.size < control.concurrency && next < plan.batchCount) launch(next++);
+      // A batch ending, or a control change (resume, more at once), is what can let another start.
+      await Promise.race([...inFlight.values(), control.changed]);
       if (workflowInfo().continueAsNewSuggested) stopLaunching = true;
       if (stopLaunching && inFlight.size === 0 && next < plan.batchCount) {
         // Drained: every batch below `next` is done, so the next run resumes from there.
         log.info('continuing as new', { nextBatch: next, of: plan.batchCount });
-        const resume: ResumeState = { ...state, nextBatch: next, predicted: this.predicted, failed: this.failed, labelCounts };
+        const resume: ResumeState = { ...state, nextBatch: next, predicted: this.predicted, failed: this.failed, labelCounts, control: control.state };
         await makeContinueAsNewFunc<typeof inferencePipeline>({ memo: workflowInfo().memo })({ ...this.input, resume });
       }
     }
@@ -360,7 +335,10 @@ class PipelineRun {
       upsertSearchAttributes([{ key: SearchAttributes.imagesDone, value: p.imagesDone }]);
     }
     const eta = p.etaSeconds !== undefined ? `, about ${formatDuration(p.etaSeconds * 1000)} left` : '';
-    setCurrentDetails(`**${p.stage}**: batches ${p.batchesDone}/${p.batchesTotal}, images ${p.imagesDone}/${p.imagesTotal}, failures ${p.imagesFailed}${eta}`);
+    const paused = p.control?.paused ? ` (**paused**${p.control.note ? `: ${p.control.note}` : ''}; \`objinfer resume\` to go on)` : '';
+    setCurrentDetails(
+      `**${p.stage}**: batches ${p.batchesDone}/${p.batchesTotal}, images ${p.imagesDone}/${p.imagesTotal}, failures ${p.imagesFailed}${eta}${paused}`,
+    );
   }
 
   progress(): PipelineProgress {
@@ -382,29 +360,7 @@ class PipelineRun {
       imagesAlreadyDone: this.plan?.alreadyDone ?? 0,
       startedAt: new Date(this.startedAt).toISOString(),
       etaSeconds,
+      control: this.control?.state,
     };
   }
-}
-
-/** The timeout behind a failed activity when its worker stopped heartbeating or never finished. */
-function workerDeath(error: unknown): TimeoutFailure | undefined {
-  if (!(error instanceof ActivityFailure) || !(error.cause instanceof TimeoutFailure)) return undefined;
-  const { timeoutType } = error.cause;
-  return timeoutType === TimeoutType.HEARTBEAT || timeoutType === TimeoutType.START_TO_CLOSE ? error.cause : undefined;
-}
-
-/** An activity that failed with an error a later attempt may not meet. */
-function isRetryable(error: unknown): boolean {
-  const cause = error instanceof ActivityFailure ? error.cause : undefined;
-  return cause instanceof ApplicationFailure && !cause.nonRetryable && !NON_RETRYABLE_ERROR_TYPES.includes(cause.type as ErrorType);
-}
-
-/** Walks a failure's causes for an ApplicationFailure of the given type. */
-function findFailure(error: unknown, type: string): ApplicationFailure | undefined {
-  let current: unknown = error;
-  while (current instanceof Error) {
-    if (current instanceof ApplicationFailure && current.type === type) return current;
-    current = current.cause;
-  }
-  return undefined;
 }

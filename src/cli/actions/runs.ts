@@ -2,6 +2,7 @@
 import type { Client } from '@temporalio/client';
 import {
   cancelPipeline,
+  controlPipeline,
   failureMessage,
   getProgress,
   newestRun,
@@ -14,11 +15,11 @@ import {
 } from '../../runs';
 import { resolveTarget, workflowUiUrl } from '../../temporal/connection';
 import { inferencePipeline, scheduledPipeline } from '../../workflows';
-import { Ids, SearchAttributes, type PipelineSummary } from '../../workflows/contract';
+import { Ids, SearchAttributes, type PipelineSummary, type RunControlChange } from '../../workflows/contract';
 import type { ListFlags, StatusFlags } from '../commands/runs';
 import { Exit, exitCodeOf, UsageError } from '../common';
 import { withTemporal } from '../connect';
-import { printSummary, printable, progressLine, render, renderOne, summaryRecord, summaryText, type Row } from '../output';
+import { printSummary, printable, progressLine, render, renderOne, summaryRecord, summaryText, type Format, type Row } from '../output';
 import { ProgressView } from '../progress';
 
 export function listQuery(filters: { stage?: string; backend?: string; dataset?: string; model?: string; status?: string }): string {
@@ -174,5 +175,15 @@ export async function cancel(run: string): Promise<void> {
         ? `${workflowId} is not running; nothing to cancel`
         : `cancellation requested for ${workflowId}; its batches stop and finished work is kept`,
     );
+  }, 'no');
+}
+
+export async function control(run: string, change: RunControlChange, output: Format): Promise<void> {
+  await withTemporal(async ({ client }) => {
+    const { workflowId, state } = await controlPipeline(client, run, change);
+    const text = () =>
+      `${workflowId}: ${state.paused ? 'paused (batches in flight finish; none start until `objinfer resume`)' : 'running'}, ` +
+      `${state.concurrency} batch(es) at once${state.note ? ` (note: ${state.note})` : ''}\n`;
+    process.stdout.write(renderOne({ workflowId, ...state }, output, text));
   }, 'no');
 }

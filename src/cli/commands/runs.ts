@@ -1,5 +1,6 @@
 /** `objinfer status`, `list` and `cancel`: runs as Temporal sees them. What they do is in ../actions/runs. */
 import { Command, Option } from 'commander';
+import { MAX_CONCURRENCY } from '../../workflows/limits';
 import { Stage } from '../../workflows/stages';
 import { outputOption, positiveInt } from '../common';
 import type { Format } from '../output';
@@ -16,6 +17,11 @@ export interface ListFlags {
   model?: string;
   status?: string;
   limit: number;
+  output: Format;
+}
+
+export interface ControlFlags {
+  note?: string;
   output: Format;
 }
 
@@ -56,4 +62,26 @@ export function addRunCommands(program: Command): void {
     .command('cancel <run>')
     .description('cancel a running pipeline (RUN: pipeline name or workflow ID)')
     .action(async (run: string) => (await actions()).cancel(run));
+
+  for (const [verb, description] of [
+    ['pause', 'stop starting batches of a running pipeline (those in flight finish); `objinfer resume` goes on'],
+    ['resume', 'start batches again in a paused pipeline'],
+  ] as const) {
+    program
+      .command(`${verb} <run>`)
+      .description(`${description} (RUN: pipeline name or workflow ID)`)
+      .option('--note <text>', 'why (shown by status and in the Temporal UI)')
+      .addOption(outputOption())
+      .action(async (run: string, options: ControlFlags) => (await actions()).control(run, { paused: verb === 'pause', note: options.note }, options.output));
+  }
+
+  program
+    .command('set <run>')
+    .description('change a running pipeline without restarting it (RUN: pipeline name or workflow ID)')
+    .requiredOption('--concurrency <n>', `batches at once, 1 to ${MAX_CONCURRENCY} (for this run; the config's batch.concurrency is unchanged)`, positiveInt)
+    .option('--note <text>', 'why (shown by status and in the Temporal UI)')
+    .addOption(outputOption())
+    .action(async (run: string, options: ControlFlags & { concurrency: number }) =>
+      (await actions()).control(run, { concurrency: options.concurrency, note: options.note }, options.output),
+    );
 }

@@ -1,0 +1,68 @@
+/**
+ * Control of a running pipeline through a Workflow Update: pause (batches in flight finish,
+ * none start), resume, and the number of batches at once. The validator refuses a bad change
+ * before it is accepted, so it never reaches history; an accepted change wakes the batch loop.
+ */
+import { ApplicationFailure, setHandler } from '@temporalio/workflow';
+import { ErrorType } from '../errors';
+import { controlUpdate, type RunControlChange, type RunControlState } from './contract';
+import { MAX_CONCURRENCY } from './limits';
+
+export class RunControl {
+  private current: RunControlState;
+  private wake!: () => void;
+  /** Settles at the next accepted change: what the batch loop waits on beside its batches. */
+  changed!: Promise<void>;
+
+  constructor(initial: RunControlState, onChange: (state: RunControlState) => void) {
+    this.current = { ...initial };
+    this.arm();
+    setHandler(
+      controlUpdate,
+      (change) => {
+        this.current = { ...this.current, ...definedOnly(change) };
+        onChange(this.state);
+        this.wake();
+        this.arm();
+        return this.state;
+      },
+      { validator: validateControlChange },
+    );
+  }
+
+  get state(): RunControlState {
+    return { ...this.current };
+  }
+
+  get paused(): boolean {
+    return this.current.paused;
+  }
+
+  get concurrency(): number {
+    return this.current.concurrency;
+  }
+
+  private arm(): void {
+    this.changed = new Promise<void>((resolve) => (this.wake = resolve));
+  }
+}
+
+/** Throws, naming the field, for a change a running pipeline cannot take. */
+export function validateControlChange(change: RunControlChange): void {
+  const refuse = (message: string) => {
+    throw ApplicationFailure.create({ type: ErrorType.InvalidConfig, nonRetryable: true, message });
+  };
+  if (typeof change !== 'object' || change === null) refuse('a control change is an object: { paused?, concurrency?, note? }');
+  const unknown = Object.keys(change).filter((key) => !['paused', 'concurrency', 'note'].includes(key));
+  if (unknown.length) refuse(`unknown field(s) ${unknown.join(', ')}: a control change has paused, concurrency and note`);
+  if (change.paused !== undefined && typeof change.paused !== 'boolean') refuse('paused must be true or false');
+  const n = change.concurrency;
+  if (n !== undefined && (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_CONCURRENCY)) {
+    refuse(`concurrency must be a whole number from 1 to ${MAX_CONCURRENCY} (got ${JSON.stringify(n)})`);
+  }
+  if (change.note !== undefined && (typeof change.note !== 'string' || change.note.length > 500)) refuse('note must be text of at most 500 characters');
+}
+
+function definedOnly(change: RunControlChange): RunControlChange {
+  return Object.fromEntries(Object.entries(change).filter(([, value]) => value !== undefined));
+}

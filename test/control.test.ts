@@ -1,0 +1,104 @@
+/**
+ * Control of a running pipeline (issue 33 §2) on a real dev server with real activities: the
+ * control update pauses it (batches in flight finish, none start), changes how many batches run
+ * at once, resumes it; a bad change is refused by the validator and leaves nothing in history.
+ */
+import { spawnSync } from 'node:child_process';
+import type { Client, Connection } from '@temporalio/client';
+import { controlPipeline, ControlRefused, getProgress, startPipeline, waitForResult } from '../src/client';
+import { CLI } from './support/paths';
+import { makeFixture, testClient, testServer, uniqueQueue, withWorker } from './support/pipeline';
+
+let connection: Connection;
+let client: Client;
+
+beforeAll(async () => {
+  ({ client, connection } = await testClient());
+});
+afterAll(() => connection.close());
+
+async function until<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The history's events of a kind, and the most predictBatch activities ever pending at once. */
+async function historyOf(workflowId: string): Promise<{ updatesAccepted: number; updatesRejected: number; mostBatchesAtOnce: number }> {
+  const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  const batches = new Set<string>();
+  let pending = 0;
+  let most = 0;
+  let updatesAccepted = 0;
+  for (const event of events) {
+    if (event.workflowExecutionUpdateAcceptedEventAttributes) updatesAccepted++;
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled?.activityType?.name === 'predictBatch') {
+      batches.add(String(event.eventId));
+      most = Math.max(most, ++pending);
+    }
+    const closed =
+      event.activityTaskCompletedEventAttributes ??
+      event.activityTaskFailedEventAttributes ??
+      event.activityTaskTimedOutEventAttributes ??
+      event.activityTaskCanceledEventAttributes;
+    if (closed && batches.has(String(closed.scheduledEventId))) pending--;
+  }
+  return { updatesAccepted, updatesRejected: events.filter((e) => e.workflowExecutionUpdateRejectedEventAttributes).length, mostBatchesAtOnce: most };
+}
+
+test('paused before its first batch, a run starts none; set changes how many run at once; resume finishes it', async () => {
+  const taskQueue = uniqueQueue('control');
+  const fixture = await makeFixture({ labels: ['red', 'green', 'blue', 'red', 'green', 'blue'], taskQueue, config: { batch: { size: 1, concurrency: 1 } } });
+  // No worker yet: the pause reaches the run with its first workflow task, before any step.
+  const { workflowId } = await startPipeline(client, fixture.config);
+  const summary = await withWorker(taskQueue, async () => {
+    const paused = await controlPipeline(client, fixture.config.name, { paused: true, note: 'maintenance window' });
+    expect(paused.state).toEqual({ paused: true, concurrency: 1, note: 'maintenance window' });
+
+    const atInfer = await until(
+      () => getProgress(client, workflowId),
+      (p) => p.stage !== 'preflight' && p.stage !== 'provision' && p.stage !== 'plan',
+    );
+    expect(atInfer).toMatchObject({ stage: 'infer', batchesDone: 0, batchesTotal: 6, control: { paused: true } });
+    // Batches start in the workflow task that enters infer: none is pending, none has run.
+    expect((await client.workflow.getHandle(workflowId).describe()).raw.pendingActivities ?? []).toHaveLength(0);
+
+    for (const bad of [{ concurrency: 0 }, { concurrency: 2.5 }, { concurrency: 65 }, { paused: 'yes' as unknown as boolean }, { batchSize: 3 } as never]) {
+      const refusal = await controlPipeline(client, workflowId, bad).catch((error: unknown) => error);
+      expect(refusal).toBeInstanceOf(ControlRefused);
+      expect((refusal as ControlRefused).message).toMatch(
+        /refused the change: (concurrency must be a whole number from 1 to 64|paused must be true or false|unknown field)/,
+      );
+    }
+
+    expect((await controlPipeline(client, workflowId, { concurrency: 3 })).state).toEqual({ paused: true, concurrency: 3, note: 'maintenance window' });
+    expect((await getProgress(client, workflowId)).batchesDone).toBe(0);
+    expect((await controlPipeline(client, workflowId, { paused: false, note: 'back' })).state).toEqual({ paused: false, concurrency: 3, note: 'back' });
+    return waitForResult(client, workflowId);
+  });
+
+  expect(summary).toMatchObject({ predicted: 6, failed: 0 });
+  const history = await historyOf(workflowId);
+  expect(history.updatesAccepted).toBe(3); // pause, set, resume: the five refused never reached history
+  expect(history.updatesRejected).toBe(0);
+  expect(history.mostBatchesAtOnce).toBe(3); // batch.concurrency is 1: the change took
+});
+
+test('the CLI: pause on a run that is not running exits 2 saying so; set refuses a concurrency that is not a whole number', async () => {
+  const taskQueue = uniqueQueue('control-cli');
+  const fixture = await makeFixture({ labels: ['red'], taskQueue });
+  await withWorker(taskQueue, async () => {
+    const { workflowId } = await startPipeline(client, fixture.config);
+    await waitForResult(client, workflowId);
+  });
+  const env = { ...process.env, TEMPORAL_ADDRESS: testServer().address };
+  const pause = spawnSync(CLI, ['pause', fixture.config.name], { env, encoding: 'utf8', timeout: 60_000 });
+  expect(pause.status).toBe(2);
+  expect(pause.stderr).toMatch(/objinfer-test-\w+ is completed, not running: nothing to change/);
+  const set = spawnSync(CLI, ['set', fixture.config.name, '--concurrency', 'lots'], { env, encoding: 'utf8', timeout: 60_000 });
+  expect(set.status).toBe(2);
+  expect(set.stderr).toMatch(/--concurrency.*must be a positive whole number/);
+});
