@@ -1,13 +1,15 @@
 /**
  * Control of a running pipeline (issue 33 §2) on a real dev server with real activities: the
  * control update pauses it (batches in flight finish, none start), changes how many batches run
- * at once, resumes it; a bad change is refused by the validator and leaves nothing in history.
+ * at once, resumes it, stops it at a budget of images; a bad change is refused by the validator
+ * and leaves nothing in history.
  */
 import { spawnSync } from 'node:child_process';
 import type { Client, Connection } from '@temporalio/client';
-import { controlPipeline, ControlRefused, getProgress, startPipeline, waitForResult } from '../src/client';
+import { controlPipeline, ControlRefused, getProgress, startPipeline, waitForResult, workersPolling } from '../src/client';
+import { controlUpdate } from '../src/workflows/contract';
 import { CLI } from './support/paths';
-import { makeFixture, testClient, testServer, uniqueQueue, withWorker } from './support/pipeline';
+import { activityStarts, makeFixture, testClient, testServer, uniqueQueue, withWorker } from './support/pipeline';
 
 let connection: Connection;
 let client: Client;
@@ -24,6 +26,13 @@ async function until<T>(read: () => Promise<T>, done: (value: T) => boolean): Pr
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/** A control change needs a worker to run the workflow's task: wait until the server lists this test's as polling. */
+const polled = (taskQueue: string) =>
+  until(
+    () => workersPolling(client, taskQueue),
+    (p) => p.workflowPollers > 0 && p.activityPollers > 0,
+  );
 
 /** The history's events of a kind, and the most predictBatch activities ever pending at once. */
 async function historyOf(workflowId: string): Promise<{ updatesAccepted: number; updatesRejected: number; mostBatchesAtOnce: number }> {
@@ -52,11 +61,13 @@ async function historyOf(workflowId: string): Promise<{ updatesAccepted: number;
 test('paused before its first batch, a run starts none; set changes how many run at once; resume finishes it', async () => {
   const taskQueue = uniqueQueue('control');
   const fixture = await makeFixture({ labels: ['red', 'green', 'blue', 'red', 'green', 'blue'], taskQueue, config: { batch: { size: 1, concurrency: 1 } } });
-  // No worker yet: the pause reaches the run with its first workflow task, before any step.
+  // Sent before any worker polls, the pause reaches the run with its first workflow task, before any step.
+  // (controlPipeline itself refuses to wait for a worker that is not there.)
   const { workflowId } = await startPipeline(client, fixture.config);
+  const pausing = client.workflow.getHandle(workflowId).executeUpdate(controlUpdate, { args: [{ paused: true, note: 'maintenance window' }] });
   const summary = await withWorker(taskQueue, async () => {
-    const paused = await controlPipeline(client, fixture.config.name, { paused: true, note: 'maintenance window' });
-    expect(paused.state).toEqual({ paused: true, concurrency: 1, note: 'maintenance window' });
+    expect(await pausing).toEqual({ paused: true, concurrency: 1, note: 'maintenance window' });
+    await polled(taskQueue);
 
     const atInfer = await until(
       () => getProgress(client, workflowId),
@@ -66,11 +77,18 @@ test('paused before its first batch, a run starts none; set changes how many run
     // Batches start in the workflow task that enters infer: none is pending, none has run.
     expect((await client.workflow.getHandle(workflowId).describe()).raw.pendingActivities ?? []).toHaveLength(0);
 
-    for (const bad of [{ concurrency: 0 }, { concurrency: 2.5 }, { concurrency: 65 }, { paused: 'yes' as unknown as boolean }, { batchSize: 3 } as never]) {
+    for (const bad of [
+      { concurrency: 0 },
+      { concurrency: 2.5 },
+      { concurrency: 65 },
+      { maxImages: -1 },
+      { paused: 'yes' as unknown as boolean },
+      { batchSize: 3 } as never,
+    ]) {
       const refusal = await controlPipeline(client, workflowId, bad).catch((error: unknown) => error);
       expect(refusal).toBeInstanceOf(ControlRefused);
       expect((refusal as ControlRefused).message).toMatch(
-        /refused the change: (concurrency must be a whole number from 1 to 64|paused must be true or false|unknown field)/,
+        /refused the change: (concurrency must be a whole number from 1 to 64|maxImages must be a whole number of at least 1|paused must be true or false|unknown field)/,
       );
     }
 
@@ -82,9 +100,39 @@ test('paused before its first batch, a run starts none; set changes how many run
 
   expect(summary).toMatchObject({ predicted: 6, failed: 0 });
   const history = await historyOf(workflowId);
-  expect(history.updatesAccepted).toBe(3); // pause, set, resume: the five refused never reached history
+  expect(history.updatesAccepted).toBe(3); // pause, set, resume: the six refused never reached history
   expect(history.updatesRejected).toBe(0);
   expect(history.mostBatchesAtOnce).toBe(3); // batch.concurrency is 1: the change took
+});
+
+test('a budget of images stops the run after the batch that reaches it, the rest left pending; the next run predicts the rest', async () => {
+  const taskQueue = uniqueQueue('budget');
+  const fixture = await makeFixture({ labels: ['red', 'green', 'blue', 'red', 'green', 'blue'], taskQueue, config: { batch: { size: 1, concurrency: 1 } } });
+  const { workflowId } = await startPipeline(client, fixture.config);
+  // Paused before any batch (as above), given the budget, then resumed: which batch reaches it does not depend on timing.
+  const pausing = client.workflow.getHandle(workflowId).executeUpdate(controlUpdate, { args: [{ paused: true }] });
+  const [first, second] = await withWorker(taskQueue, async () => {
+    await pausing;
+    await polled(taskQueue);
+    await until(
+      () => getProgress(client, workflowId),
+      (p) => p.stage === 'infer',
+    );
+    expect((await controlPipeline(client, workflowId, { maxImages: 2 })).state).toMatchObject({ paused: true, concurrency: 1, maxImages: 2 });
+    await controlPipeline(client, workflowId, { paused: false });
+    const stopped = await waitForResult(client, workflowId);
+    const next = await startPipeline(client, fixture.config);
+    return [stopped, await waitForResult(client, next.workflowId)];
+  });
+  // Local batches are hash buckets of uneven size: the run stops after the batch that reaches the budget.
+  const batchesRun = (await activityStarts(client, workflowId, first.runId)).filter((a) => a.activityType === 'predictBatch').length;
+  expect(first.predicted).toBeGreaterThanOrEqual(2);
+  expect(batchesRun).toBeLessThan(6);
+  expect(first).toMatchObject({ failed: 0, stoppedAtBudget: { maxImages: 2, leftPending: 6 - first.predicted } });
+  expect(second).toMatchObject({ predicted: 6 - first.predicted, alreadyDone: first.predicted });
+  expect(second.stoppedAtBudget).toBeUndefined(); // a budget is the run's, not the pipeline's
+  const refusal = await controlPipeline(client, workflowId, { maxImages: 0 }).catch((error: unknown) => error);
+  expect((refusal as Error).message).toMatch(/is completed, not running/);
 });
 
 test('the CLI: pause on a run that is not running exits 2 saying so; set refuses a concurrency that is not a whole number', async () => {

@@ -136,6 +136,7 @@ export function summaryRecord(s: PipelineSummary): Row {
     errorsTable: s.errorsTable,
     durationMs: s.durationMs,
     inferDurationMs: s.inferDurationMs,
+    stoppedAtBudget: s.stoppedAtBudget ?? null,
     provisioned: s.provisioned.map((p) => ({ step: p.step, action: p.action, detail: p.detail })),
     warnings: s.warnings,
   };
@@ -198,6 +199,11 @@ export function summaryText(s: PipelineSummary, width = terminalWidth() ?? 100, 
     `${field('failed now')}${s.failed}${s.failed ? ` (why: ${commandHint('results --errors', configFile)})` : ''}`,
     `${field('failed earlier')}${s.failedBefore}${s.failedBefore ? ` (not retried: ${commandHint('run --retry-failed', configFile ?? 'FILE')})` : ''}`,
     `${field('batches')}${s.batches}`,
+    ...(s.stoppedAtBudget
+      ? [
+          `${field('stopped at budget')}${s.stoppedAtBudget.maxImages} images; ${s.stoppedAtBudget.leftPending} left pending (${commandHint('run', configFile ?? 'FILE')} goes on)`,
+        ]
+      : []),
     wrapList(field('provisioned'), created.length ? created : ['everything already in place'], width),
     truncate(`${field('results table')}${s.resultsTable}`, width),
     ...s.warnings.map((w) =>

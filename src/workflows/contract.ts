@@ -181,6 +181,8 @@ export interface RunControlState {
   paused: boolean;
   /** Batches at once, from batch.concurrency until set. */
   concurrency: number;
+  /** A budget: no batch starts once this many images are done in this run; the rest stay pending for the next. */
+  maxImages?: number;
   /** Why, as the last change said. */
   note?: string;
 }
@@ -212,6 +214,8 @@ export interface PipelineSummary {
   durationMs: number;
   /** Time spent in the infer stage, across continue-as-new. */
   inferDurationMs: number;
+  /** Set when the run stopped at its budget (`objinfer set RUN --max-images N`): what it left for the next run. */
+  stoppedAtBudget?: { maxImages: number; leftPending: number };
 }
 
 /** Carried across continue-as-new: everything the run has learnt and done so far. */

@@ -1,6 +1,6 @@
 /**
  * Control of a running pipeline through a Workflow Update: pause (batches in flight finish,
- * none start), resume, and the number of batches at once. The validator refuses a bad change
+ * none start), resume, the number of batches at once, and a budget of images for this run. The validator refuses a bad change
  * before it is accepted, so it never reaches history; an accepted change wakes the batch loop.
  */
 import { ApplicationFailure, setHandler } from '@temporalio/workflow';
@@ -42,6 +42,11 @@ export class RunControl {
     return this.current.concurrency;
   }
 
+  /** Whether `done` images reach the budget, if there is one. */
+  spent(done: number): boolean {
+    return this.current.maxImages !== undefined && done >= this.current.maxImages;
+  }
+
   private arm(): void {
     this.changed = new Promise<void>((resolve) => (this.wake = resolve));
   }
@@ -52,13 +57,17 @@ export function validateControlChange(change: RunControlChange): void {
   const refuse = (message: string) => {
     throw ApplicationFailure.create({ type: ErrorType.InvalidConfig, nonRetryable: true, message });
   };
-  if (typeof change !== 'object' || change === null) refuse('a control change is an object: { paused?, concurrency?, note? }');
-  const unknown = Object.keys(change).filter((key) => !['paused', 'concurrency', 'note'].includes(key));
-  if (unknown.length) refuse(`unknown field(s) ${unknown.join(', ')}: a control change has paused, concurrency and note`);
+  if (typeof change !== 'object' || change === null) refuse('a control change is an object: { paused?, concurrency?, maxImages?, note? }');
+  const unknown = Object.keys(change).filter((key) => !['paused', 'concurrency', 'maxImages', 'note'].includes(key));
+  if (unknown.length) refuse(`unknown field(s) ${unknown.join(', ')}: a control change has paused, concurrency, maxImages and note`);
   if (change.paused !== undefined && typeof change.paused !== 'boolean') refuse('paused must be true or false');
   const n = change.concurrency;
   if (n !== undefined && (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_CONCURRENCY)) {
     refuse(`concurrency must be a whole number from 1 to ${MAX_CONCURRENCY} (got ${JSON.stringify(n)})`);
+  }
+  const budget = change.maxImages;
+  if (budget !== undefined && (typeof budget !== 'number' || !Number.isInteger(budget) || budget < 1)) {
+    refuse(`maxImages must be a whole number of at least 1 (got ${JSON.stringify(budget)})`);
   }
   if (change.note !== undefined && (typeof change.note !== 'string' || change.note.length > 500)) refuse('note must be text of at most 500 characters');
 }

@@ -197,8 +197,9 @@ class PipelineRun {
     };
 
     const control = this.control!;
-    while (next < plan.batchCount || inFlight.size > 0) {
-      while (!stopLaunching && !control.paused && inFlight.size < control.concurrency && next < plan.batchCount) launch(next++);
+    const done = () => this.predicted + this.failed;
+    while ((next < plan.batchCount && !control.spent(done())) || inFlight.size > 0) {
+      while (!stopLaunching && !control.paused && !control.spent(done()) && inFlight.size < control.concurrency && next < plan.batchCount) launch(next++);
       // A batch ending, or a control change (resume, more at once), is what can let another start.
       await Promise.race([...inFlight.values(), control.changed]);
       if (workflowInfo().continueAsNewSuggested) stopLaunching = true;
@@ -231,6 +232,7 @@ class PipelineRun {
       modelScores: model.scores,
       durationMs: Date.now() - this.startedAt,
       inferDurationMs: Date.now() - state.inferStartedAt,
+      ...(next < plan.batchCount ? { stoppedAtBudget: { maxImages: control.state.maxImages!, leftPending: plan.pending - done() } } : {}),
     };
     setCurrentDetails(
       `**done**: ${summary.predicted} predicted, ${summary.failed} failed, ${summary.alreadyDone} already done ` +

@@ -138,8 +138,8 @@ export async function historyText(client: Client, workflowId: string): Promise<{
 }
 
 /** Every activity start in the run's history, with its attempt and the failure before it. */
-export async function activityStarts(client: Client, workflowId: string): Promise<AttemptRecord[]> {
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+export async function activityStarts(client: Client, workflowId: string, runId?: string): Promise<AttemptRecord[]> {
+  const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
   const scheduled = new Map<string, string>();
   const starts: AttemptRecord[] = [];
   for (const event of history.events ?? []) {

@@ -179,11 +179,14 @@ export async function cancel(run: string): Promise<void> {
 }
 
 export async function control(run: string, change: RunControlChange, output: Format): Promise<void> {
+  if (Object.values(change).every((value) => value === undefined)) {
+    throw new UsageError('nothing to change', 'give --concurrency N or --max-images N (objinfer set --help)');
+  }
   await withTemporal(async ({ client }) => {
     const { workflowId, state } = await controlPipeline(client, run, change);
     const text = () =>
       `${workflowId}: ${state.paused ? 'paused (batches in flight finish; none start until `objinfer resume`)' : 'running'}, ` +
-      `${state.concurrency} batch(es) at once${state.note ? ` (note: ${state.note})` : ''}\n`;
+      `${state.concurrency} batch(es) at once${state.maxImages ? `, stopping after ${state.maxImages} images` : ''}${state.note ? ` (note: ${state.note})` : ''}\n`;
     process.stdout.write(renderOne({ workflowId, ...state }, output, text));
   }, 'no');
 }

@@ -78,10 +78,11 @@ export function addRunCommands(program: Command): void {
   program
     .command('set <run>')
     .description('change a running pipeline without restarting it (RUN: pipeline name or workflow ID)')
-    .requiredOption('--concurrency <n>', `batches at once, 1 to ${MAX_CONCURRENCY} (for this run; the config's batch.concurrency is unchanged)`, positiveInt)
+    .option('--concurrency <n>', `batches at once, 1 to ${MAX_CONCURRENCY} (for this run; the config's batch.concurrency is unchanged)`, positiveInt)
+    .option('--max-images <n>', 'a budget: start no batch once this many images are done in this run; the rest stay pending for the next run', positiveInt)
     .option('--note <text>', 'why (shown by status and in the Temporal UI)')
     .addOption(outputOption())
-    .action(async (run: string, options: ControlFlags & { concurrency: number }) =>
-      (await actions()).control(run, { concurrency: options.concurrency, note: options.note }, options.output),
+    .action(async (run: string, options: ControlFlags & { concurrency?: number; maxImages?: number }) =>
+      (await actions()).control(run, { concurrency: options.concurrency, maxImages: options.maxImages, note: options.note }, options.output),
     );
 }
