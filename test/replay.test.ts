@@ -19,7 +19,13 @@ beforeAll(() => Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryO
 const load = (file: string) => temporal.api.history.v1.History.decode(readFileSync(join(DIR, file)));
 
 test('there are recorded histories to replay', () => {
-  expect(histories.sort()).toEqual(['cancelled.binpb', 'iam-wait-and-window.binpb', 'narrowed-around-a-killer.binpb', 'retried-after-a-pause.binpb']);
+  expect(histories.sort()).toEqual([
+    'cancelled.binpb',
+    'iam-wait-and-window.binpb',
+    'narrowed-around-a-killer.binpb',
+    'paused-resized-resumed.binpb',
+    'retried-after-a-pause.binpb',
+  ]);
 });
 
 test.each(histories)('%s replays against the current workflow code', async (file) => {
