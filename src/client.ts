@@ -64,9 +64,14 @@ export interface StartedPipeline {
  * Starts `inferencePipeline` for the spec, or attaches to the run of the same pipeline
  * that is going, whoever started it (one workflow ID per pipeline, conflict policy USE_EXISTING).
  */
-export async function startPipeline(client: Client, spec: RunSpec, options: { searchAttributes?: boolean } = {}): Promise<StartedPipeline> {
+export async function startPipeline(
+  client: Client,
+  spec: RunSpec,
+  options: { searchAttributes?: boolean; /** A budget for a run this call starts (not one it attaches to). */ maxImages?: number } = {},
+): Promise<StartedPipeline> {
   const workflowId = Ids.pipeline(spec.name);
-  const input: PipelineInput = { spec, specKey: specKey(spec), searchAttributes: options.searchAttributes ?? false };
+  const budget = options.maxImages !== undefined ? { maxImages: options.maxImages } : {};
+  const input: PipelineInput = { spec, specKey: specKey(spec), searchAttributes: options.searchAttributes ?? false, ...budget };
   const running = await runningSpec(client, workflowId);
   const attached = running !== undefined;
   const handle = await client.workflow.start(inferencePipeline, {

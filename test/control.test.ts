@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import type { Client, Connection } from '@temporalio/client';
 import { controlPipeline, ControlRefused, getProgress, startPipeline, waitForResult, workersPolling } from '../src/client';
+import type { ColorLabel } from '../src/models/colorClassifier';
 import { controlUpdate } from '../src/workflows/contract';
 import { CLI } from './support/paths';
 import { activityStarts, makeFixture, testClient, testServer, uniqueQueue, withWorker } from './support/pipeline';
@@ -149,4 +150,20 @@ test('the CLI: pause on a run that is not running exits 2 saying so; set refuses
   const set = spawnSync(CLI, ['set', fixture.config.name, '--concurrency', 'lots'], { env, encoding: 'utf8', timeout: 60_000 });
   expect(set.status).toBe(2);
   expect(set.stderr).toMatch(/--concurrency.*must be a positive whole number/);
+});
+
+test('objinfer run --max-images N starts a run with that budget; the summary says what it left pending', async () => {
+  const labels: ColorLabel[] = ['red', 'green', 'blue', 'cyan'];
+  const fixture = await makeFixture({ labels, taskQueue: uniqueQueue('run-budget'), config: { batch: { size: 1, concurrency: 1 } } });
+  const env = { ...process.env, TEMPORAL_ADDRESS: testServer().address };
+  const run = (...extra: string[]) =>
+    spawnSync(CLI, ['run', '--config', fixture.configFile, '-o', 'json', ...extra], { env, encoding: 'utf8', timeout: 120_000 });
+  const first = run('--max-images', '1');
+  expect(first.status).toBe(0);
+  const stopped = JSON.parse(first.stdout) as { predicted: number; stoppedAtBudget: { maxImages: number; leftPending: number } };
+  expect(stopped.predicted).toBeGreaterThanOrEqual(1);
+  expect(stopped.stoppedAtBudget).toEqual({ maxImages: 1, leftPending: 4 - stopped.predicted });
+  expect(stopped.stoppedAtBudget.leftPending).toBeGreaterThan(0);
+  const rest = JSON.parse(run().stdout) as { predicted: number; stoppedAtBudget: unknown };
+  expect(rest).toMatchObject({ predicted: 4 - stopped.predicted, stoppedAtBudget: null });
 });

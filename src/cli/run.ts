@@ -34,6 +34,8 @@ export async function checkModelFirst(spec: RunSpec): Promise<string[]> {
 
 export interface RunOptions {
   worker: boolean;
+  /** A budget of images for the run this starts. */
+  maxImages?: number;
   target?: TargetOptions;
   /** Say what happens, as it happens (stderr). */
   quiet?: boolean;
@@ -58,11 +60,16 @@ export async function runPipeline(spec: RunSpec, options: RunOptions): Promise<P
           signal.abort(new Interrupted(received, workflowId, spec.name));
         });
         try {
-          const started = await startPipeline(client, spec, { searchAttributes: temporal.searchAttributes });
+          const started = await startPipeline(client, spec, { searchAttributes: temporal.searchAttributes, maxImages: options.maxImages });
           const url = workflowUiUrl(target, started.workflowId);
           console.error(
             `${started.attached ? 'attached to the running' : 'started'} pipeline ${spec.name} (workflow ${started.workflowId})${url ? `\n  watch it: ${url}` : ''}`,
           );
+          if (started.attached && options.maxImages !== undefined) {
+            console.error(
+              `objinfer: warning: --max-images applies to a run this command starts; to give the running one a budget: objinfer set ${spec.name} --max-images ${options.maxImages}`,
+            );
+          }
           if (started.specDiffers) {
             const shown = started.specDiffers.slice(0, 5).join('; ') + (started.specDiffers.length > 5 ? `; and ${started.specDiffers.length - 5} more` : '');
             console.error(

@@ -243,6 +243,8 @@ export interface PipelineInput {
   /** False when the server lacks objinfer's search attributes: then none are upserted. */
   searchAttributes?: boolean;
   resume?: ResumeState;
+  /** A budget for this run (`objinfer run --max-images N`): no batch starts once this many images are done. */
+  maxImages?: number;
 }
 
 export interface CleanupInput {

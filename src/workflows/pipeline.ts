@@ -87,7 +87,8 @@ class PipelineRun {
 
   /** Pause, resume and concurrency through the control update (./control.ts); kept across continue-as-new. */
   listenForControl(): void {
-    const initial = this.input.resume?.control ?? { paused: false, concurrency: this.spec.batch.concurrency };
+    const budget = this.input.maxImages !== undefined ? { maxImages: this.input.maxImages } : {};
+    const initial = this.input.resume?.control ?? { paused: false, concurrency: this.spec.batch.concurrency, ...budget };
     this.control = new RunControl(initial, (state) => {
       log.info('control changed', { ...state });
       this.reportProgress();

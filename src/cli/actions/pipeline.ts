@@ -36,7 +36,7 @@ export async function demo(options: DemoFlags): Promise<void> {
 export async function run(options: RunFlags): Promise<void> {
   const overrides = options.retryFailed ? { retryFailed: true } : {};
   const spec = loadConfig(options.config, overrides, { checkFiles: options.worker });
-  const summary = await runPipeline(spec, { worker: options.worker });
+  const summary = await runPipeline(spec, { worker: options.worker, maxImages: options.maxImages });
   printSummary(summary, options.output, options.config);
   process.exitCode = exitCodeOf(summary);
   if (process.exitCode !== Exit.ok)

@@ -12,6 +12,7 @@ export interface DemoFlags {
 export interface RunFlags {
   config: string;
   worker: boolean;
+  maxImages?: number;
   retryFailed?: boolean;
   output: Format;
 }
@@ -44,6 +45,7 @@ export function addPipelineCommands(program: Command): void {
     .requiredOption('-c, --config <file>', 'pipeline config (YAML or JSON)')
     .option('--no-worker', 'do not run a worker in this process (use `objinfer worker` elsewhere)')
     .option('--retry-failed', 'also try again the images whose earlier failure was recorded as permanent')
+    .option('--max-images <n>', 'a budget: start no batch once this many images are done; the rest stay pending for the next run', positiveInt)
     .addOption(outputOption())
     .action(async (options: RunFlags) => (await actions()).run(options));
 
