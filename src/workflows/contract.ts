@@ -90,6 +90,8 @@ export interface ModelDescription {
   scores?: 'probabilities' | 'logits';
   /** Where the model was loaded from. */
   modelUri: string;
+  /** SHA-256 of the model's content (local): the worker's one session for it, whichever path it is read from. */
+  contentDigest?: string;
   /** What the run's summary should say about the model (gcp: a part of the canary that failed). */
   warnings?: string[];
 }

@@ -69,7 +69,7 @@ export interface ClassifiedChunk {
  * of its own; the rest go on.
  */
 export async function* classifyInChunks(objects: PendingObject[], model: ModelDescription, options: ClassifyOptions): AsyncGenerator<ClassifiedChunk> {
-  const session = await loadSession(uriToPath(model.modelUri));
+  const session = await loadSession(uriToPath(model.modelUri), undefined, model.contentDigest);
   const pool = options.pool ?? decoderPool();
   const [height, width] = model.inputSize;
   const chunks = chunkCount(objects.length);

@@ -16,6 +16,6 @@ export { checkModel, type CheckedModel } from '../common/modelCheck';
 export async function inspectOnnxModel(model: ModelSpec, progress?: Progress): Promise<CheckedModel> {
   const labels = model.labels ? parseLabels(await readFile(model.labels, 'utf8')) : undefined;
   const source = await modelSource(model, progress);
-  const { inputs, outputs } = signature(await loadSession(source.onnx, model.source));
+  const { inputs, outputs } = signature(await loadSession(source.onnx, model.source, source.digest));
   return checkModel(inputs, outputs, model, labels);
 }

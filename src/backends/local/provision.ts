@@ -127,6 +127,8 @@ export async function uploadModel(ctx: LocalContext): Promise<ModelArtifact> {
         : ''
     } -> ${pathToUri(folder)}/ (version ${version})`,
     version,
+    // The copy holds these bytes (copyIfChanged): its session is the model's (runtime.ts loadSession).
+    contentDigest: source.digest,
     uri: pathToUri(join(folder, 'model.onnx')),
     filesUploaded: uploaded,
     filesSkipped: files.length - uploaded,
@@ -155,7 +157,8 @@ export async function describeModel(ctx: LocalContext, artifact: ModelArtifact):
   await ctx.use((db) => ctx.assertCanRead(db, [ctx.bucketUri]));
   const modelPath = uriToPath(artifact.uri);
   decoderPool().start(); // beside the model's load, which keeps one core busy
-  const { inputs, outputs } = signature(await loadSession(modelPath, ctx.spec.model.source));
+  const session = await loadSession(modelPath, ctx.spec.model.source, artifact.contentDigest);
+  const { inputs, outputs } = signature(session);
   const labels = ctx.spec.model.labels ? parseLabels(await readFile(join(modelPath, '..', 'labels.txt'), 'utf8')) : undefined;
   const checked = checkModel(inputs, outputs, ctx.spec.model, labels);
   const { scores } = ctx.spec.model;
@@ -167,8 +170,9 @@ export async function describeModel(ctx: LocalContext, artifact: ModelArtifact):
     inputSize: checked.inputSize,
     classCount: checked.classCount,
     ...(checked.maxBatch ? { maxBatch: checked.maxBatch } : {}),
-    scores: scores === 'auto' ? await probeScores(await loadSession(modelPath), checked) : scores,
+    scores: scores === 'auto' ? await probeScores(session, checked) : scores,
     modelUri: artifact.uri,
+    ...(artifact.contentDigest ? { contentDigest: artifact.contentDigest } : {}),
   };
 }
 
