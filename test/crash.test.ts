@@ -90,7 +90,8 @@ test('the CLI reads results while a worker is writing them', async () => {
   const fixture = await slowFixture(taskQueue, 40, 1); // 40 batches: seconds of writing to read during
   startWorkerProcess(fixture, taskQueue);
   const { workflowId } = await startPipeline(client, fixture.config);
-  await until(async () => ((await getProgress(client, workflowId).catch(() => undefined))?.batchesDone ?? 0) >= 1);
+  // An image written, not a batch done: batches are hash buckets, and the first to finish may hold none.
+  await until(async () => ((await getProgress(client, workflowId).catch(() => undefined))?.imagesDone ?? 0) >= 1);
 
   const readsWhileRunning: number[] = [];
   while ((await status(workflowId)) === 'RUNNING') {
