@@ -18,8 +18,6 @@ import { Ids, SPEC_MEMO_KEY, type PipelineInput, type PipelineSummary, type Sche
 import { searchAttributesFor } from './workflows/searchAttributes';
 import { OVERLAP_POLICIES, type OverlapName } from './scheduleOverlap';
 
-export { OVERLAP_POLICIES, type OverlapName };
-
 export interface ScheduleRequest {
   cron?: string;
   every?: string;

@@ -55,8 +55,3 @@ export function createLocalBackend(spec: RunSpec): Backend {
     cleanup: step('cleanup', (options: { deleteData: boolean }) => cleanup(ctx, options)),
   };
 }
-
-/** The read side alone (the CLI's `results`, `report` and `export`). */
-export function openLocalResults(spec: RunSpec): LocalResults {
-  return new LocalResults(spec);
-}

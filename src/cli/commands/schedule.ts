@@ -1,6 +1,6 @@
 /** `objinfer schedule ...`: scheduled, incremental re-inference over Temporal Schedules. What it does is in ../actions/schedule. */
 import { Command, Option } from 'commander';
-import { OVERLAP_POLICIES } from '../../scheduleOverlap';
+import { OVERLAP_POLICIES, type OverlapName } from '../../scheduleOverlap';
 import { outputOption } from '../common';
 import type { Format } from '../output';
 
@@ -11,7 +11,7 @@ export interface SpecFlags {
   timezone?: string;
   jitter?: string;
   catchupWindow?: string;
-  overlap?: keyof typeof OVERLAP_POLICIES;
+  overlap?: OverlapName;
   note?: string;
 }
 
