@@ -11,11 +11,15 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
 # pyarrow: an independent reader for the Parquet that `objinfer export` writes; Python's duckdb:
 # the guide's example of reading the warehouse, with what `pip install duckdb` gives today (tests only).
+# scikit-learn: the reference objinfer evaluate's metrics are held to (test/evaluation.test.ts).
 PYARROW_VERSION=18.1.0
+SKLEARN_VERSION=1.5.2
+# scikit-learn's own dependencies, pinned so that a new release cannot change the reference.
+SKLEARN_DEPS=(numpy==2.4.6 scipy==1.17.1 joblib==1.6.0 threadpoolctl==3.8.0)
 DUCKDB_VERSION=2.0.0
 venv=.objinfer/tools/venv
-if ! "$venv/bin/python" -c "import pyarrow, duckdb, sys; sys.exit(pyarrow.__version__ != '$PYARROW_VERSION' or duckdb.__version__ != '$DUCKDB_VERSION')" 2>/dev/null; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "pyarrow==$PYARROW_VERSION" "duckdb==$DUCKDB_VERSION"
+if ! "$venv/bin/python" -c "import pyarrow, duckdb, sklearn, sys; sys.exit(pyarrow.__version__ != '$PYARROW_VERSION' or duckdb.__version__ != '$DUCKDB_VERSION' or sklearn.__version__ != '$SKLEARN_VERSION')" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "pyarrow==$PYARROW_VERSION" "duckdb==$DUCKDB_VERSION" "scikit-learn==$SKLEARN_VERSION" "${SKLEARN_DEPS[@]}"
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -14,6 +14,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { msToNumber, type Duration } from '@temporalio/common/lib/time';
 import { parse as parseYaml } from 'yaml';
 import { localLayoutProblems, resolveSourceUri } from './configPaths';
+import { EvaluationSchema, resolveEvaluation, type EvaluationSpec } from './evaluation/spec';
 import { isSavedModel } from './models/savedModel';
 import { z } from 'zod';
 import { MAX_CONCURRENCY } from './workflows/limits';
@@ -138,6 +139,8 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** How `objinfer evaluate` finds each image's true class. */
+    evaluation: EvaluationSchema.optional(),
     temporal: z
       .object({
         taskQueue: z
@@ -187,6 +190,7 @@ export interface RunSpec {
   reservation?: { name: string; slots: number; edition: 'ENTERPRISE' | 'ENTERPRISE_PLUS' };
   local: { warehouse: string; storage: string };
   temporal: { taskQueue: string };
+  evaluation?: EvaluationSpec;
 }
 
 export interface ConfigProblem {
@@ -317,6 +321,7 @@ function resolveSpec(parsed: ParsedConfig, baseDir: string, checkFiles: boolean)
       problem('model.labels', `${model.labels} is a folder; point it at the labels file (a text file with one label per line)`);
     }
   }
+  const evaluation = parsed.evaluation && resolveEvaluation(parsed.evaluation, backend, at, problem, checkFiles);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const errorsTable = parsed.results.errorsTable ?? `${parsed.results.table}_errors`;
@@ -351,6 +356,7 @@ function resolveSpec(parsed: ParsedConfig, baseDir: string, checkFiles: boolean)
     ...(parsed.reservation ? { reservation: parsed.reservation } : {}),
     local: { warehouse: at(parsed.local.warehouse), storage: at(parsed.local.storage) },
     temporal: { taskQueue: parsed.temporal.taskQueue },
+    ...(evaluation ? { evaluation } : {}),
   };
 }
 

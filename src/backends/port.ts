@@ -8,6 +8,7 @@
  * plan and cleanup, composed in its index.ts.
  */
 import type { RunSpec } from '../config';
+import type { EvaluationCounts, EvaluationQuery } from '../evaluation/types';
 import type {
   BatchPlan,
   BatchProgress,
@@ -109,6 +110,8 @@ export interface ResultsPort {
    * reach it (gs://), for the report's thumbnails. Throws when it is over `maxBytes`.
    */
   readObject?(uri: string, maxBytes: number): Promise<Buffer>;
+  /** Counts of the current images by ground truth, prediction and rank, for `objinfer evaluate`. */
+  evaluationCounts(query: EvaluationQuery): Promise<EvaluationCounts>;
 }
 
 /** One call the pipeline would make, for `objinfer plan`. */

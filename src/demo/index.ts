@@ -49,6 +49,8 @@ export async function prepareDemo(dir: string, options: { fresh?: boolean; perLa
     results: { table: 'predictions', topK: 3 },
     batch: { size: 8, concurrency: 2 },
     local: { warehouse: 'warehouse.duckdb', storage: 'storage' },
+    // The images are named by their colour: `objinfer evaluate` reads the true class from the name.
+    evaluation: { groundTruth: { fromPath: 'images/{label}-*' } },
   };
   const configFile = join(dir, 'objinfer.yaml');
   await writeFile(configFile, `# Written by \`objinfer demo\`; copy it to start your own.\n${stringify(config)}`);

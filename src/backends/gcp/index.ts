@@ -44,6 +44,7 @@ export function createGcpBackend(spec: RunSpec, endpoints?: GcpEndpoints): Backe
     predictBatch: (request, onProgress, signal) => predictBatch(ctx, request, onProgress, signal),
     recordUnprocessable: (request, reason) => recordUnprocessable(ctx, request, reason),
     readResults: (filter) => results.readResults(filter),
+    evaluationCounts: (query) => results.evaluationCounts(query),
     readErrors: (filter) => results.readErrors(filter),
     describePlan: () => describePlan(ctx),
     cleanup: (options) => cleanup(ctx, options),

@@ -25,6 +25,15 @@ export async function demo(options: DemoFlags): Promise<void> {
   const shownConfig = relative(process.cwd(), demo.configFile) || demo.configFile;
   printSummary(summary, 'table', shownConfig);
   await printDemoResults(demo.configFile, join(demo.dir, 'images'), 12, shownConfig);
+  const { evaluate } = await import('../../evaluation');
+  const evaluation = await evaluate(spec);
+  const topK = evaluation.topK.at(-1);
+  if (evaluation.accuracy !== null && topK) {
+    console.log(
+      `\nevaluated against the colour in each file name (${evaluation.evaluated} images): accuracy ${(evaluation.accuracy * 100).toFixed(1)}%, top-${topK.k} ${(topK.accuracy * 100).toFixed(1)}%` +
+        `\n  per class, and the confusion matrix: objinfer evaluate --config ${shownConfig}`,
+    );
+  }
   const report = join(demo.dir, 'report.html');
   await writeReport(spec, { out: report });
   console.log(`\nthe report (images, labels, scores, errors), to open in a browser:\n  ${report}`);

@@ -34,6 +34,13 @@ export interface ReportFlags {
   history?: boolean;
   output: Format;
 }
+export interface EvaluateFlags {
+  config?: string;
+  version?: string;
+  truthFromPath?: string;
+  labelMap?: string;
+  output: Format;
+}
 export type ExportFlags = Omit<ResultFlags, 'limit'> & { format: ExportFormat; out?: string };
 
 const actions = () => import('../actions/results');
@@ -70,4 +77,14 @@ export function addResultCommands(program: Command): void {
   withRowFilters(exporter)
     .addOption(outputOption())
     .action(async (options: ExportFlags) => (await actions()).exportTable(options));
+
+  program
+    .command('evaluate')
+    .description('how often the model is right on the images whose class is known: accuracy, top-k, per-class precision/recall/F1, confusion matrix')
+    .option('-c, --config <file>', 'pipeline config (default: ./objinfer.yaml, else the demo)')
+    .option('--version <version>', 'the prediction version to evaluate (default: the newest written)')
+    .option('--truth-from-path <pattern>', 'instead of the config\'s evaluation.groundTruth: the class is in the path, e.g. "flowers/{label}/*"')
+    .option('--label-map <file>', "ground-truth names to the model's labels (JSON object, or CSV truth,label)")
+    .addOption(outputOption())
+    .action(async (options: EvaluateFlags) => (await import('../actions/evaluate')).printEvaluation(options));
 }

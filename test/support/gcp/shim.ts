@@ -373,7 +373,7 @@ export function withParametersInline(
     else if (type === 'ARRAY' && p.parameterType?.arrayType?.type === 'STRING') {
       value = `ARRAY<STRING>[${(p.parameterValue?.arrayValues ?? []).map((v) => literal(v.value ?? '')).join(', ')}]`;
     } else throw new Error(`shim: parameter @${p.name} of type ${type}: the backend sends STRING and ARRAY<STRING> only`);
-    out = out.replace(new RegExp(`@${p.name}\\b`, 'g'), value);
+    out = out.replace(new RegExp(`@${p.name}\\b`, 'g'), () => value); // a function: "$" in a value is not a replacement pattern
   }
   return out;
 }

@@ -1,0 +1,29 @@
+/** `objinfer evaluate`: how often the model is right on the images whose class is known, computed where the predictions are. */
+import { openResults } from '../backends/results';
+import { ConfigError, type RunSpec } from '../config';
+import { readLabelMap } from './labelMap';
+import { evaluationOf, type Evaluation } from './metrics';
+import { describeGroundTruth, type EvaluationSpec } from './spec';
+
+export type { Evaluation } from './metrics';
+
+export interface EvaluateOptions {
+  /** The prediction version; the newest written when absent. */
+  modelVersion?: string;
+  /** Instead of the config's `evaluation` section. */
+  evaluation?: EvaluationSpec;
+}
+
+export async function evaluate(spec: RunSpec, options: EvaluateOptions = {}): Promise<Evaluation & { groundTruth: string }> {
+  const evaluation = options.evaluation ?? spec.evaluation;
+  if (!evaluation) {
+    throw new ConfigError({
+      field: 'evaluation.groundTruth',
+      problem:
+        'says where each image\'s true class is; add e.g. `evaluation: { groundTruth: { fromPath: "flowers/{label}/*" } }` to the config, or pass --truth-from-path',
+    });
+  }
+  const labelMap = evaluation.labelMap ? await readLabelMap(evaluation.labelMap) : [];
+  const counts = await (await openResults(spec)).evaluationCounts({ modelVersion: options.modelVersion, groundTruth: evaluation.groundTruth, labelMap });
+  return { ...evaluationOf(counts, spec.results.topK, labelMap), groundTruth: describeGroundTruth(evaluation.groundTruth) };
+}

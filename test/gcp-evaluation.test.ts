@@ -1,0 +1,59 @@
+/**
+ * `objinfer evaluate` on the gcp backend: its one statement analysed as written by ZetaSQL
+ * and run on the BigQuery emulator (test/support/gcp/), over the predictions of a real run,
+ * and every number held to scikit-learn's on the rows `objinfer results` reads back.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openGcpResults } from '../src/backends/gcp';
+import { colorPixels, encodeImage } from '../src/demo/images';
+import { readLabelMap } from '../src/evaluation/labelMap';
+import { evaluationOf } from '../src/evaluation/metrics';
+import { pathPatternRegex } from '../src/evaluation/spec';
+import { staticToken } from './support/gcp/fixture';
+import { gcpSuite } from './support/gcp/suite';
+import { largestDifference, sklearnMetrics } from './support/sklearn';
+
+const suite = gcpSuite();
+const png = (label: 'red' | 'green') => encodeImage(colorPixels(label, 20, 20, 7), 20, 20, 'png');
+
+test("evaluate on BigQuery (ZetaSQL-analysed, run on the emulator) equals scikit-learn's metrics of the same predictions", async () => {
+  const f = await suite.fixture({
+    labels: ['red', 'green', 'blue', 'red', 'yellow', 'green', 'cyan', 'red'],
+    // A class name the model does not use (mapped to its label), an image without ground truth, a file that is no image.
+    extra: { 'bleu-900.png': await png('red'), 'unsorted.png': await png('green'), 'notes.txt': Buffer.from('not an image') },
+  });
+  expect(await f.run()).toMatchObject({ predicted: 10, failed: 1 });
+  const mapFile = join(mkdtempSync(join(tmpdir(), 'objinfer-map-')), 'map.json');
+  writeFileSync(mapFile, JSON.stringify({ bleu: 'blue' }));
+  const labelMap = await readLabelMap(mapFile);
+  const pattern = '{label}-*.png';
+  const reader = openGcpResults(f.spec, { baseUrl: f.gateway.url, authClient: staticToken() });
+  const counts = await reader.evaluationCounts({ groundTruth: { kind: 'path', pattern, regex: pathPatternRegex(pattern) }, labelMap });
+  const ours = evaluationOf(counts, 3, labelMap);
+
+  const rows = await reader.readResults();
+  const truthOf = (uri: string) => /\/([^/]+?)-[^/]*\.png$/.exec(uri)?.[1];
+  const scored = rows.filter((r) => truthOf(r.uri));
+  const theirs = sklearnMetrics({
+    yTrue: scored.map((r) => (truthOf(r.uri) === 'bleu' ? 'blue' : truthOf(r.uri)!)),
+    yPred: scored.map((r) => r.label),
+    topK: scored.map((r) => r.topK.map((t) => t.label)),
+    k: 3,
+  });
+  expect(ours.modelVersion).toBe(rows[0]!.modelVersion);
+  expect(ours.evaluated).toBe(scored.length);
+  expect(ours.images).toBe(11);
+  expect(ours.withoutGroundTruth).toBe(2); // notes.txt, unsorted.png
+  expect(ours.withoutPrediction).toBe(0);
+  expect(ours.classes.map((c) => c.label)).toEqual(theirs.labels);
+  expect(ours.accuracy).toBeLessThan(1); // the shim's model calls bleu-900 red: the comparison has a miss to count
+  expect(ours.unmapped).toEqual(expect.arrayContaining(['red', 'green']));
+  const difference = largestDifference(ours, theirs);
+  console.log(`gcp evaluate vs scikit-learn, ${ours.evaluated} images, ${theirs.labels.length} classes: largest difference ${difference.toExponential(2)}`);
+  expect(difference).toBeLessThan(1e-12);
+  // The statement was analysed by ZetaSQL as written, and accepted.
+  expect(f.gateway.refused).toEqual([]);
+  expect(f.gateway.analysed.filter((a) => a.sql.includes('label_map')).flatMap((a) => a.kinds)).toContain('QueryStmt');
+});
