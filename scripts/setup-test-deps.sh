@@ -11,15 +11,16 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
 # pyarrow: an independent reader for the Parquet that `objinfer export` writes; Python's duckdb:
 # the guide's example of reading the warehouse, with what `pip install duckdb` gives today (tests only).
-# scikit-learn: the reference objinfer evaluate's metrics are held to (test/evaluation.test.ts).
+# scikit-learn and statsmodels: the references `objinfer evaluate` and `compare` are held to (test/evaluation.test.ts).
 PYARROW_VERSION=18.1.0
 SKLEARN_VERSION=1.5.2
-# scikit-learn's own dependencies, pinned so that a new release cannot change the reference.
-SKLEARN_DEPS=(numpy==2.4.6 scipy==1.17.1 joblib==1.6.0 threadpoolctl==3.8.0)
+STATSMODELS_VERSION=0.14.4
+# Their own dependencies, pinned so that a new release cannot change the reference.
+REFERENCE_DEPS=(numpy==2.4.6 scipy==1.17.1 joblib==1.6.0 threadpoolctl==3.8.0 pandas==3.1.1 patsy==1.0.3 python-dateutil==4.0.0 tzdata==2026.6 packaging==26.4)
 DUCKDB_VERSION=2.0.0
 venv=.objinfer/tools/venv
-if ! "$venv/bin/python" -c "import pyarrow, duckdb, sklearn, sys; sys.exit(pyarrow.__version__ != '$PYARROW_VERSION' or duckdb.__version__ != '$DUCKDB_VERSION' or sklearn.__version__ != '$SKLEARN_VERSION')" 2>/dev/null; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "pyarrow==$PYARROW_VERSION" "duckdb==$DUCKDB_VERSION" "scikit-learn==$SKLEARN_VERSION" "${SKLEARN_DEPS[@]}"
+if ! "$venv/bin/python" -c "import pyarrow, duckdb, sklearn, statsmodels, sys; sys.exit(pyarrow.__version__ != '$PYARROW_VERSION' or duckdb.__version__ != '$DUCKDB_VERSION' or sklearn.__version__ != '$SKLEARN_VERSION' or statsmodels.__version__ != '$STATSMODELS_VERSION')" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "pyarrow==$PYARROW_VERSION" "duckdb==$DUCKDB_VERSION" "scikit-learn==$SKLEARN_VERSION" "statsmodels==$STATSMODELS_VERSION" "${REFERENCE_DEPS[@]}"
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

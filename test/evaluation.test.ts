@@ -1,5 +1,5 @@
 /**
- * `objinfer evaluate` on the local backend, held to scikit-learn (test/support/sklearn.ts):
+ * `objinfer evaluate` and `compare` on the local backend, held to scikit-learn and statsmodels (test/support/references.ts):
  * a warehouse written with the project's own DDL holds generated predictions (tied scores
  * in the top-k, a class never predicted, a label never true, unmapped names, images without
  * ground truth, without a prediction, with a prediction of an earlier generation only, and
@@ -14,11 +14,12 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { stringify } from 'yaml';
 import { objectTableDdl, resultsDdl } from '../src/backends/local/schema';
 import { ConfigError, loadConfig, type RunSpec } from '../src/config';
-import { evaluate } from '../src/evaluation';
+import { compare, evaluate } from '../src/evaluation';
+import { mcnemar } from '../src/evaluation/compare';
 import { pathPatternRegex } from '../src/evaluation/spec';
 import { seededRandom } from '../src/models/random';
 import { CLI } from './support/paths';
-import { largestDifference, sklearnMetrics, type Classified } from './support/sklearn';
+import { largestDifference, sklearnMetrics, statsmodelsMcNemar, type Classified } from './support/references';
 
 const TRUE_CLASSES = ['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips', 'orchids'];
 const MODEL_LABELS = ['daisy', 'dandelion', 'rose', 'sunflower', 'tulip', 'weed', 'grass'];
@@ -206,4 +207,63 @@ test('objinfer evaluate: -o json is the evaluation; without ground truth it exit
   const flag = spawnSync(CLI, ['evaluate', '--config', join(dir, 'plain.yaml'), '--truth-from-path', 'flowers/{label}/*', '-o', 'json'], { encoding: 'utf8' });
   expect(flag.status).toBe(0);
   expect((JSON.parse(flag.stdout) as { evaluated: number }).evaluated).toBe(classified(images).yTrue.length);
+});
+
+test("McNemar's exact and chi-square tests equal statsmodels', from no discordant image to 80 000", () => {
+  const pairs: [number, number][] = [
+    [0, 0],
+    [1, 0],
+    [3, 12],
+    [12, 3],
+    [10, 10],
+    [24, 0],
+    [30, 18],
+    [500, 530],
+    [2900, 3100],
+    [40_000, 39_000],
+  ];
+  const theirs = statsmodelsMcNemar(pairs);
+  let largest = 0;
+  pairs.forEach(([b, c], i) => {
+    const ours = mcnemar(b, c);
+    const reference = theirs[i]!;
+    largest = Math.max(largest, Math.abs(ours.exactPValue - reference.exactPValue));
+    if (reference.chiSquare === null) expect(ours.chiSquare).toBeNull();
+    else largest = Math.max(largest, Math.abs(ours.chiSquare! - reference.chiSquare), Math.abs(ours.chiSquarePValue! - reference.chiSquarePValue!));
+  });
+  console.log(`McNemar vs statsmodels over ${pairs.length} cases: largest difference ${largest.toExponential(2)}`);
+  expect(largest).toBeLessThan(1e-12);
+});
+
+test('compare v1 v2: what changed, both accuracies (as evaluate gives them) and McNemar on the paired outcomes', async () => {
+  const ours = await compare(spec, ['v1', 'v2']);
+  const v1Label = [...MODEL_LABELS].reverse()[0]!;
+  const current = images.filter((im) => im.ranked && !im.stale);
+  expect(ours.both).toBe(current.length);
+  expect(ours.onlyA).toBe(images.length - current.length);
+  expect(ours.onlyB).toBe(0);
+  expect(ours.changed).toBe(current.filter((im) => im.ranked![0] !== v1Label).length);
+  const flips = ours.flips.labels.indexOf(v1Label);
+  expect(ours.flips.matrix[flips]![ours.flips.labels.indexOf('daisy')]).toBe(current.filter((im) => im.ranked![0] === 'daisy').length);
+  const [v1, v2] = [await evaluate(spec, { modelVersion: 'v1' }), await evaluate(spec)];
+  const truth = ours.groundTruth!;
+  expect(truth.accuracy[1]).toBeCloseTo(v2.accuracy!, 12); // the same images: both versions predicted them all
+  const right = (im: Image, label: string) => (LABEL_MAP[im.truth!] ?? im.truth) === label;
+  const paired = current.filter((im) => im.truth);
+  const b = paired.filter((im) => right(im, v1Label) && !right(im, im.ranked![0]!)).length;
+  const c = paired.filter((im) => !right(im, v1Label) && right(im, im.ranked![0]!)).length;
+  expect([truth.mcnemar.aRightBWrong, truth.mcnemar.aWrongBRight]).toEqual([b, c]);
+  const [reference] = statsmodelsMcNemar([[b, c]]);
+  expect(truth.mcnemar.chiSquarePValue).toBeCloseTo(reference!.chiSquarePValue!, 12);
+  expect(truth.mcnemar.significant).toBe(true); // v1 answers one label for every image
+  expect(v1.accuracy).toBeLessThan(v2.accuracy!);
+});
+
+test('objinfer compare names a version no current image has, and exits 2', () => {
+  const result = spawnSync(CLI, ['compare', 'v1', 'v9', '--config', configFile], { encoding: 'utf8' });
+  expect(result.status).toBe(2);
+  expect(result.stderr).toMatch(/^objinfer: no current image has a prediction of version v9/);
+  const csv = spawnSync(CLI, ['compare', 'v1', 'v2', '--config', configFile, '-o', 'csv'], { encoding: 'utf8' });
+  expect(csv.status).toBe(0);
+  expect(csv.stdout.split('\r\n')[0]).toBe('from,to,images'); // RFC 4180 line ends
 });

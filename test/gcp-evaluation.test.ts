@@ -1,7 +1,7 @@
 /**
- * `objinfer evaluate` on the gcp backend: its one statement analysed as written by ZetaSQL
+ * `objinfer evaluate` and `compare` on the gcp backend: their statements analysed as written by ZetaSQL
  * and run on the BigQuery emulator (test/support/gcp/), over the predictions of a real run,
- * and every number held to scikit-learn's on the rows `objinfer results` reads back.
+ * and every number held to scikit-learn's (and statsmodels') on the rows `objinfer results` reads back.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,16 +9,18 @@ import { join } from 'node:path';
 import { openGcpResults } from '../src/backends/gcp';
 import { colorPixels, encodeImage } from '../src/demo/images';
 import { readLabelMap } from '../src/evaluation/labelMap';
+import { comparisonOf } from '../src/evaluation/compare';
 import { evaluationOf } from '../src/evaluation/metrics';
+import { COLOR_LABELS } from '../src/models/colorClassifier';
 import { pathPatternRegex } from '../src/evaluation/spec';
 import { staticToken } from './support/gcp/fixture';
 import { gcpSuite } from './support/gcp/suite';
-import { largestDifference, sklearnMetrics } from './support/sklearn';
+import { largestDifference, sklearnMetrics, statsmodelsMcNemar } from './support/references';
 
 const suite = gcpSuite();
 const png = (label: 'red' | 'green') => encodeImage(colorPixels(label, 20, 20, 7), 20, 20, 'png');
 
-test("evaluate on BigQuery (ZetaSQL-analysed, run on the emulator) equals scikit-learn's metrics of the same predictions", async () => {
+test("evaluate and compare on BigQuery (ZetaSQL-analysed, run on the emulator) equal scikit-learn's metrics and statsmodels' McNemar on the same predictions", async () => {
   const f = await suite.fixture({
     labels: ['red', 'green', 'blue', 'red', 'yellow', 'green', 'cyan', 'red'],
     // A class name the model does not use (mapped to its label), an image without ground truth, a file that is no image.
@@ -56,4 +58,32 @@ test("evaluate on BigQuery (ZetaSQL-analysed, run on the emulator) equals scikit
   // The statement was analysed by ZetaSQL as written, and accepted.
   expect(f.gateway.refused).toEqual([]);
   expect(f.gateway.analysed.filter((a) => a.sql.includes('label_map')).flatMap((a) => a.kinds)).toContain('QueryStmt');
+
+  // A second prediction version: the same model with two labels swapped, so some images flip.
+  const swapped = [...COLOR_LABELS];
+  [swapped[0], swapped[1]] = [swapped[1]!, swapped[0]!];
+  const labelsFile = join(mkdtempSync(join(tmpdir(), 'objinfer-labels-')), 'labels.txt');
+  writeFileSync(labelsFile, `${swapped.join('\n')}\n`);
+  expect(await f.run({ model: { labels: labelsFile } })).toMatchObject({ predicted: 10 });
+  const v2 = (await reader.readResults()).find((r) => r.modelVersion !== ours.modelVersion)!.modelVersion;
+  const versions: [string, string] = [ours.modelVersion!, v2];
+  const compared = comparisonOf(
+    await reader.comparisonCounts({ versions, groundTruth: { kind: 'path', pattern, regex: pathPatternRegex(pattern) }, labelMap }),
+    versions,
+    true,
+  );
+  const byVersion = (version: string) => new Map(rows.filter((r) => r.modelVersion === version).map((r) => [r.uri, r.label]));
+  const [first, second] = [byVersion(versions[0]), new Map((await reader.readResults()).filter((r) => r.modelVersion === v2).map((r) => [r.uri, r.label]))];
+  expect(compared.both).toBe(10);
+  expect(compared.changed).toBe([...first].filter(([uri, label]) => second.get(uri) !== label).length);
+  expect(compared.changed).toBeGreaterThan(0);
+  const truthful = [...first.keys()].filter((uri) => truthOf(uri));
+  const right = (uri: string, label: string | undefined) => (truthOf(uri) === 'bleu' ? 'blue' : truthOf(uri)) === label;
+  const b = truthful.filter((uri) => right(uri, first.get(uri)) && !right(uri, second.get(uri))).length;
+  const c = truthful.filter((uri) => !right(uri, first.get(uri)) && right(uri, second.get(uri))).length;
+  const [reference] = statsmodelsMcNemar([[b, c]]);
+  expect([compared.groundTruth!.mcnemar.aRightBWrong, compared.groundTruth!.mcnemar.aWrongBRight]).toEqual([b, c]);
+  expect(compared.groundTruth!.mcnemar.exactPValue).toBeCloseTo(reference!.exactPValue, 12);
+  expect(f.gateway.refused).toEqual([]);
+  expect(f.gateway.analysed.filter((a) => a.sql.includes('@version_b')).flatMap((a) => a.kinds)).toContain('QueryStmt');
 });

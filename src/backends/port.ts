@@ -8,7 +8,7 @@
  * plan and cleanup, composed in its index.ts.
  */
 import type { RunSpec } from '../config';
-import type { EvaluationCounts, EvaluationQuery } from '../evaluation/types';
+import type { ComparisonCounts, ComparisonQuery, EvaluationCounts, EvaluationQuery } from '../evaluation/types';
 import type {
   BatchPlan,
   BatchProgress,
@@ -112,6 +112,8 @@ export interface ResultsPort {
   readObject?(uri: string, maxBytes: number): Promise<Buffer>;
   /** Counts of the current images by ground truth, prediction and rank, for `objinfer evaluate`. */
   evaluationCounts(query: EvaluationQuery): Promise<EvaluationCounts>;
+  /** Counts of the current images by ground truth and the top-1 label of each of two versions, for `objinfer compare`. */
+  comparisonCounts(query: ComparisonQuery): Promise<ComparisonCounts>;
 }
 
 /** One call the pipeline would make, for `objinfer plan`. */

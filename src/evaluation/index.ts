@@ -2,6 +2,7 @@
 import { openResults } from '../backends/results';
 import { ConfigError, type RunSpec } from '../config';
 import { readLabelMap } from './labelMap';
+import { comparisonOf, type Comparison } from './compare';
 import { evaluationOf, type Evaluation } from './metrics';
 import { describeGroundTruth, type EvaluationSpec } from './spec';
 
@@ -26,4 +27,19 @@ export async function evaluate(spec: RunSpec, options: EvaluateOptions = {}): Pr
   const labelMap = evaluation.labelMap ? await readLabelMap(evaluation.labelMap) : [];
   const counts = await (await openResults(spec)).evaluationCounts({ modelVersion: options.modelVersion, groundTruth: evaluation.groundTruth, labelMap });
   return { ...evaluationOf(counts, spec.results.topK, labelMap), groundTruth: describeGroundTruth(evaluation.groundTruth) };
+}
+
+export type { Comparison } from './compare';
+
+/** `objinfer compare A B`: what changed between two prediction versions, and with ground truth whether the difference in accuracy is significant. */
+export async function compare(
+  spec: RunSpec,
+  versions: [string, string],
+  options: { evaluation?: EvaluationSpec } = {},
+): Promise<Comparison & { groundTruthFrom?: string }> {
+  const evaluation = options.evaluation ?? spec.evaluation;
+  const labelMap = evaluation?.labelMap ? await readLabelMap(evaluation.labelMap) : [];
+  const counts = await (await openResults(spec)).comparisonCounts({ versions, groundTruth: evaluation?.groundTruth, labelMap });
+  const comparison = comparisonOf(counts, versions, evaluation !== undefined);
+  return evaluation ? { ...comparison, groundTruthFrom: describeGroundTruth(evaluation.groundTruth) } : comparison;
 }

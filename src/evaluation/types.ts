@@ -27,3 +27,49 @@ export interface EvaluationCounts {
   modelVersion: string | null;
   groups: EvaluationGroup[];
 }
+
+export interface ComparisonQuery {
+  versions: [string, string];
+  /** Without it, only what changed is counted (no accuracies, no test). */
+  groundTruth?: GroundTruth;
+  labelMap: [string, string][];
+}
+
+/** The current images that share the truth and both versions' top-1 labels (null: none). */
+export interface ComparisonGroup {
+  expected: string | null;
+  a: string | null;
+  b: string | null;
+  images: number;
+}
+
+export interface ComparisonCounts {
+  groups: ComparisonGroup[];
+}
+
+/** A row of either warehouse's evaluation query (counts come as BigInt from DuckDB, as strings or numbers from BigQuery). */
+export interface EvaluationRow {
+  truth: string | null;
+  expected: string | null;
+  predicted: string | null;
+  truth_rank: number | bigint | string | null;
+  images: number | bigint | string;
+}
+
+export const evaluationGroup = (r: EvaluationRow): EvaluationGroup => ({
+  truth: r.truth,
+  expected: r.expected,
+  predicted: r.predicted,
+  rank: r.truth_rank === null ? null : Number(r.truth_rank),
+  images: Number(r.images),
+});
+
+/** A row of either warehouse's comparison query. */
+export interface ComparisonRow {
+  expected: string | null;
+  label_a: string | null;
+  label_b: string | null;
+  images: number | bigint | string;
+}
+
+export const comparisonGroup = (r: ComparisonRow): ComparisonGroup => ({ expected: r.expected, a: r.label_a, b: r.label_b, images: Number(r.images) });

@@ -45,6 +45,7 @@ export function createGcpBackend(spec: RunSpec, endpoints?: GcpEndpoints): Backe
     recordUnprocessable: (request, reason) => recordUnprocessable(ctx, request, reason),
     readResults: (filter) => results.readResults(filter),
     evaluationCounts: (query) => results.evaluationCounts(query),
+    comparisonCounts: (query) => results.comparisonCounts(query),
     readErrors: (filter) => results.readErrors(filter),
     describePlan: () => describePlan(ctx),
     cleanup: (options) => cleanup(ctx, options),

@@ -1,11 +1,11 @@
 /** Reading results on BigQuery: newest first, with the filters of `objinfer results`. */
 import type { RunSpec } from '../../config';
-import type { EvaluationCounts, EvaluationQuery } from '../../evaluation/types';
+import type { ComparisonCounts, ComparisonQuery, EvaluationCounts, EvaluationQuery } from '../../evaluation/types';
 import type { ErrorRow, FailureKind, LabelScore, ResultFilter, ResultRow, ResultsPort } from '../port';
 import type { GcpClients } from './clients';
 import { classifyGoogleError, isNotFound } from './errors';
 import { namedParameters } from './jobs';
-import { evaluationParams, evaluationSql, latestVersionSql } from './evaluate';
+import { comparisonCounts, evaluationCounts } from './evaluate';
 import { readErrorsSql, readResultsSql, tableRef } from './sql';
 
 /** Filters as SQL over alias `t`; every value a STRING parameter, cast where it is not text. */
@@ -97,20 +97,11 @@ export class GcpResults implements ResultsPort {
     }));
   }
 
-  async evaluationCounts(query: EvaluationQuery): Promise<EvaluationCounts> {
-    const modelVersion = query.modelVersion ?? (await this.query<{ model_version: string }>(latestVersionSql(this.spec), {}))[0]?.model_version;
-    if (modelVersion === undefined) return { modelVersion: null, groups: [] };
-    type Row = { truth: string | null; expected: string | null; predicted: string | null; truth_rank: number | string | null; images: number | string };
-    const rows = await this.query<Row>(evaluationSql(this.spec, query.groundTruth), evaluationParams({ ...query, modelVersion }));
-    return {
-      modelVersion,
-      groups: rows.map((r) => ({
-        truth: r.truth,
-        expected: r.expected,
-        predicted: r.predicted,
-        rank: r.truth_rank === null ? null : Number(r.truth_rank),
-        images: Number(r.images),
-      })),
-    };
+  evaluationCounts(query: EvaluationQuery): Promise<EvaluationCounts> {
+    return evaluationCounts(this.spec, (sql, params) => this.query(sql, params), query);
+  }
+
+  comparisonCounts(query: ComparisonQuery): Promise<ComparisonCounts> {
+    return comparisonCounts(this.spec, (sql, params) => this.query(sql, params), query);
   }
 }

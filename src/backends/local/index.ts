@@ -51,6 +51,7 @@ export function createLocalBackend(spec: RunSpec): Backend {
     recordUnprocessable: step('set aside', (request: BatchRequest, reason: string) => recordUnprocessable(ctx, request, reason)),
     readResults: (filter) => results.readResults(filter),
     evaluationCounts: (query) => results.evaluationCounts(query),
+    comparisonCounts: (query) => results.comparisonCounts(query),
     readErrors: (filter) => results.readErrors(filter),
     describePlan: () => describePlan(ctx),
     cleanup: step('cleanup', (options: { deleteData: boolean }) => cleanup(ctx, options)),

@@ -41,6 +41,7 @@ export interface EvaluateFlags {
   labelMap?: string;
   output: Format;
 }
+export type CompareFlags = Omit<EvaluateFlags, 'version'>;
 export type ExportFlags = Omit<ResultFlags, 'limit'> & { format: ExportFormat; out?: string };
 
 const actions = () => import('../actions/results');
@@ -87,4 +88,17 @@ export function addResultCommands(program: Command): void {
     .option('--label-map <file>', "ground-truth names to the model's labels (JSON object, or CSV truth,label)")
     .addOption(outputOption())
     .action(async (options: EvaluateFlags) => (await import('../actions/evaluate')).printEvaluation(options));
+
+  program
+    .command('compare')
+    .description(
+      "what changed between two prediction versions: images whose top-1 changed, the flips between labels, and with ground truth both accuracies and McNemar's test",
+    )
+    .argument('<a>', 'the first prediction version (the model_version column)')
+    .argument('<b>', 'the second')
+    .option('-c, --config <file>', 'pipeline config (default: ./objinfer.yaml, else the demo)')
+    .option('--truth-from-path <pattern>', 'instead of the config\'s evaluation.groundTruth: the class is in the path, e.g. "flowers/{label}/*"')
+    .option('--label-map <file>', "ground-truth names to the model's labels (JSON object, or CSV truth,label)")
+    .addOption(outputOption())
+    .action(async (a: string, b: string, options: CompareFlags) => (await import('../actions/evaluate')).printComparison([a, b], options));
 }

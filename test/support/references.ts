@@ -1,4 +1,4 @@
-/** scikit-learn's metrics of a classification (test/support/sklearn_metrics.py), from the tools venv. */
+/** The Python references, from the tools venv: scikit-learn's metrics of a classification (sklearn_metrics.py) and statsmodels' McNemar test. */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from './paths';
@@ -55,4 +55,21 @@ export function largestDifference(
   for (const key of ['precision', 'recall', 'f1'] as const) pairs.push([ours.macro[key], theirs.macro[key]], [ours.weighted[key], theirs.weighted[key]]);
   ours.confusion.matrix.forEach((row, i) => row.forEach((n, j) => pairs.push([n, theirs.confusion[i]![j]!])));
   return Math.max(...pairs.map(([a, b]) => Math.abs(a - b)));
+}
+
+export const STATSMODELS_VERSION = '0.14.4';
+
+export interface StatsmodelsMcNemar {
+  exactPValue: number;
+  chiSquare: number | null;
+  chiSquarePValue: number | null;
+}
+
+/** statsmodels' McNemar test for each pair of discordant counts (test/support/statsmodels_mcnemar.py). */
+export function statsmodelsMcNemar(pairs: [number, number][]): StatsmodelsMcNemar[] {
+  const python = join(PROJECT_ROOT, '.objinfer', 'tools', 'venv', 'bin', 'python');
+  const script = join(PROJECT_ROOT, 'test', 'support', 'statsmodels_mcnemar.py');
+  const result = spawnSync(python, [script, STATSMODELS_VERSION], { input: JSON.stringify(pairs), encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`statsmodels failed: ${result.stderr || result.error}`);
+  return JSON.parse(result.stdout) as StatsmodelsMcNemar[];
 }
