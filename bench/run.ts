@@ -22,6 +22,7 @@ import { cpus, totalmem } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { cli } from './measures/cli';
+import { evaluation } from './measures/evaluation';
 import { ceiling, images, ranking, session } from './measures/inference';
 import { overhead, scaleout } from './measures/overhead';
 import { pipeline, small } from './measures/pipeline';
@@ -43,6 +44,7 @@ const BENCHMARKS: Record<string, () => Promise<Row[]>> = {
   firstrun,
   overhead,
   scaleout,
+  evaluation,
 };
 
 async function main(): Promise<void> {

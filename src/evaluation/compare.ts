@@ -72,22 +72,27 @@ export function mcnemar(b: number, c: number): McNemar {
   const n = b + c;
   const chiSquare = n === 0 ? null : (Math.abs(b - c) - 1) ** 2 / n;
   const chiSquarePValue = chiSquare === null ? null : erfc(Math.sqrt(chiSquare / 2)); // the chi-square survival with 1 degree of freedom
-  const exactPValue = Math.min(1, 2 * binomialCdfHalf(Math.min(b, c), n));
+  const exactPValue = Math.min(1, 2 * binomialCdfHalf(Math.min(b, c), n)); // min(b, c) ≤ n / 2
   const test = n < 25 ? 'exact' : 'chi-square';
   const p = test === 'exact' ? exactPValue : chiSquarePValue!;
   return { aRightBWrong: b, aWrongBRight: c, chiSquare, chiSquarePValue, exactPValue, test, significant: p < 0.05 };
 }
 
-/** P(X ≤ k) for X ~ Binomial(n, 1/2), summed in logs (2^-n underflows past n = 1074). */
+/**
+ * P(X ≤ k) for X ~ Binomial(n, 1/2), summed in logs (2^-n underflows past n = 1074). Here
+ * k ≤ n / 2, where the terms grow with i, so the last is the largest: the sum is scaled by it.
+ */
 export function binomialCdfHalf(k: number, n: number): number {
-  const logs: number[] = [];
+  const logOf = (i: number, log: number) => log + Math.log((n - i) / (i + 1));
+  let top = -n * Math.LN2;
+  for (let i = 0; i < k; i++) top = logOf(i, top);
+  let sum = 0;
   let log = -n * Math.LN2;
   for (let i = 0; i <= k; i++) {
-    logs.push(log);
-    log += Math.log((n - i) / (i + 1));
+    sum += Math.exp(log - top);
+    log = logOf(i, log);
   }
-  const top = Math.max(...logs);
-  return Math.exp(top) * logs.reduce((s, l) => s + Math.exp(l - top), 0);
+  return Math.exp(top) * sum;
 }
 
 /** The complementary error function: a series below 2 (where 1 - erf loses nothing that matters), a continued fraction above. */

@@ -77,7 +77,7 @@ function evaluationText(e: Evaluation & { groundTruth: string }): string {
 
 export async function printEvaluation(flags: EvaluateFlags): Promise<void> {
   const spec = findConfig(flags.config, { checkFiles: false });
-  const evaluation = await evaluate(spec, { modelVersion: flags.version, evaluation: evaluationFrom(flags, spec.evaluation) });
+  const evaluation = await evaluate(spec, { modelVersion: flags.predictionVersion, evaluation: evaluationFrom(flags, spec.evaluation) });
   if (flags.output === 'table') process.stdout.write(evaluationText(evaluation));
   else if (flags.output === 'json') process.stdout.write(`${JSON.stringify(evaluation, null, 2)}\n`);
   else process.stdout.write(render(classRows(evaluation), flags.output, { columns: ['label', 'precision', 'recall', 'f1', 'support', 'predicted'] }));
@@ -101,7 +101,7 @@ function comparisonText(c: Comparison & { groundTruthFrom?: string }): string {
     const p = m.test === 'exact' ? m.exactPValue : m.chiSquarePValue!;
     lines.push(
       `ground truth ${c.groundTruthFrom} (${truth.evaluated} images): accuracy ${percent(truth.accuracy[0])} -> ${percent(truth.accuracy[1])}`,
-      `  right only with ${a}: ${m.aRightBWrong}, only with ${b}: ${m.aWrongBRight}; McNemar (${m.test}) p = ${p.toPrecision(3)}: ${m.significant ? 'a significant difference at the 5% level' : 'no significant difference at the 5% level'}`,
+      `  right only with ${a}: ${m.aRightBWrong}, only with ${b}: ${m.aWrongBRight}; McNemar (${m.test}) p ${p === 0 ? '< 1e-300' : `= ${p.toPrecision(3)}`}: ${m.significant ? 'a significant difference at the 5% level' : 'no significant difference at the 5% level'}`,
     );
   }
   const flips = flipRows(c);

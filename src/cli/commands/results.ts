@@ -36,12 +36,12 @@ export interface ReportFlags {
 }
 export interface EvaluateFlags {
   config?: string;
-  version?: string;
+  predictionVersion?: string;
   truthFromPath?: string;
   labelMap?: string;
   output: Format;
 }
-export type CompareFlags = Omit<EvaluateFlags, 'version'>;
+export type CompareFlags = Omit<EvaluateFlags, 'predictionVersion'>;
 export type ExportFlags = Omit<ResultFlags, 'limit'> & { format: ExportFormat; out?: string };
 
 const actions = () => import('../actions/results');
@@ -83,7 +83,10 @@ export function addResultCommands(program: Command): void {
     .command('evaluate')
     .description('how often the model is right on the images whose class is known: accuracy, top-k, per-class precision/recall/F1, confusion matrix')
     .option('-c, --config <file>', 'pipeline config (default: ./objinfer.yaml, else the demo)')
-    .option('--version <version>', 'the prediction version to evaluate (default: the newest written)')
+    .option(
+      '--prediction-version <version>',
+      "the prediction version to evaluate, as the model_version column holds it (default: the newest written; not --version, which prints objinfer's)",
+    )
     .option('--truth-from-path <pattern>', 'instead of the config\'s evaluation.groundTruth: the class is in the path, e.g. "flowers/{label}/*"')
     .option('--label-map <file>', "ground-truth names to the model's labels (JSON object, or CSV truth,label)")
     .addOption(outputOption())
