@@ -4,11 +4,12 @@
  * real Chromium, with object names that try to become markup.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { extname, join } from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
 import { chromium, type Browser } from 'playwright-core';
 import { startPipeline, waitForResult } from '../src/client';
+import { evaluate } from '../src/evaluation';
 import { buildReport, reportHtml } from '../src/report';
 import { PROJECT_ROOT, CLI } from './support/paths';
 import { makeFixture, query, testClient, uniqueQueue, withWorker, type Fixture } from './support/pipeline';
@@ -197,3 +198,35 @@ test("the guide's Python line reads the warehouse with Python's duckdb as pip gi
   expect(result.stdout).toMatch(/uri\s+│\s+label\s+│\s+score/);
   expect(result.stdout.match(/file:\/\//g)?.length).toBe(9);
 });
+
+test("with ground truth the report shows the evaluation, and a cell of its heat map filters the gallery to that cell's images", async () => {
+  const f = await makeFixture({
+    labels: ['red', 'green', 'blue', 'red', 'yellow'],
+    taskQueue: uniqueQueue('evaluate'),
+    config: { evaluation: { groundTruth: { fromPath: 'images/{label}-*' } } },
+  });
+  // Named blue, coloured red: the model says red.
+  const red = readdirSync(f.imagesDir).find((name) => name.startsWith('red-000'))!;
+  copyFileSync(join(f.imagesDir, red), join(f.imagesDir, `blue-900${extname(red)}`));
+  await withWorker(f.config.temporal.taskQueue, async () => waitForResult(client, (await startPipeline(client, f.config)).workflowId));
+  const out = join(f.dir, 'report.html');
+  const made = spawnSync(CLI, ['report', '--out', out, '--config', f.configFile], { cwd: f.dir, encoding: 'utf8', timeout: 120_000 });
+  expect(made.status).toBe(0);
+  const expected = await evaluate(f.config);
+  expect(expected.accuracy).toBeCloseTo(5 / 6, 12);
+
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  await page.goto(`file://${out}`);
+  await page.screenshot({ path: join(ARTEFACTS, 'report-evaluation.png'), fullPage: true });
+  expect(problems).toEqual([]);
+  await expect(page.locator('#accuracy').textContent()).resolves.toBe(`accuracy ${(expected.accuracy! * 100).toFixed(1)}%`);
+  expect(await page.locator('#confusion .cell').count()).toBe(expected.confusion.labels.length ** 2);
+  expect(await page.locator('#classes tbody tr').count()).toBe(expected.classes.length);
+  await page.locator('#confusion .cell[data-truth="blue"][data-predicted="red"]').click();
+  expect(await page.locator('#gallery .card .name').allTextContents()).toEqual([`blue-900${extname(red)}`]);
+  await page.locator('#clear-cell').click();
+  expect(await page.locator('#gallery .card').count()).toBe(6);
+  await page.close();
+}, 120_000);

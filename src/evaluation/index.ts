@@ -1,4 +1,5 @@
 /** `objinfer evaluate`: how often the model is right on the images whose class is known, computed where the predictions are. */
+import type { ResultsPort } from '../backends/port';
 import { openResults } from '../backends/results';
 import { ConfigError, type RunSpec } from '../config';
 import { readLabelMap } from './labelMap';
@@ -15,7 +16,8 @@ export interface EvaluateOptions {
   evaluation?: EvaluationSpec;
 }
 
-export async function evaluate(spec: RunSpec, options: EvaluateOptions = {}): Promise<Evaluation & { groundTruth: string }> {
+/** `from`: where the counts are read (the backend's own reader unless given, e.g. the report's). */
+export async function evaluate(spec: RunSpec, options: EvaluateOptions = {}, from?: ResultsPort): Promise<Evaluation & { groundTruth: string }> {
   const evaluation = options.evaluation ?? spec.evaluation;
   if (!evaluation) {
     throw new ConfigError({
@@ -25,7 +27,8 @@ export async function evaluate(spec: RunSpec, options: EvaluateOptions = {}): Pr
     });
   }
   const labelMap = evaluation.labelMap ? await readLabelMap(evaluation.labelMap) : [];
-  const counts = await (await openResults(spec)).evaluationCounts({ modelVersion: options.modelVersion, groundTruth: evaluation.groundTruth, labelMap });
+  const reader = from ?? (await openResults(spec));
+  const counts = await reader.evaluationCounts({ modelVersion: options.modelVersion, groundTruth: evaluation.groundTruth, labelMap });
   return { ...evaluationOf(counts, spec.results.topK, labelMap), groundTruth: describeGroundTruth(evaluation.groundTruth) };
 }
 
@@ -42,4 +45,19 @@ export async function compare(
   const counts = await (await openResults(spec)).comparisonCounts({ versions, groundTruth: evaluation?.groundTruth, labelMap });
   const comparison = comparisonOf(counts, versions, evaluation !== undefined);
   return evaluation ? { ...comparison, groundTruthFrom: describeGroundTruth(evaluation.groundTruth) } : comparison;
+}
+
+/**
+ * Each image's truth as a model label, worked out here from its URI: only a path pattern can be
+ * (a file or table is read in the warehouse); for the report's gallery, which holds the rows anyway.
+ */
+export async function truthFromPath(spec: RunSpec): Promise<((uri: string) => string | undefined) | undefined> {
+  const truth = spec.evaluation?.groundTruth;
+  if (truth?.kind !== 'path') return undefined;
+  const labelMap = new Map(spec.evaluation?.labelMap ? await readLabelMap(spec.evaluation.labelMap) : []);
+  const pattern = new RegExp(truth.regex);
+  return (uri) => {
+    const found = pattern.exec(uri)?.[1];
+    return found === undefined || found === '' ? undefined : (labelMap.get(found) ?? found);
+  };
 }

@@ -16,6 +16,28 @@ export interface ReportCard {
   topK: { label: string; score: number }[];
   runId: string;
   thumbnail?: string;
+  /** The true class as a model label, where a path pattern gives it. */
+  truth?: string;
+}
+
+/** The newest version's evaluation, as the report shows it (see ../evaluation). */
+export interface ReportEvaluation {
+  modelVersion: string | null;
+  groundTruth: string;
+  images: number;
+  evaluated: number;
+  withoutGroundTruth: number;
+  withoutPrediction: number;
+  accuracy: number | null;
+  topK: { k: number; accuracy: number }[];
+  macro: { precision: number; recall: number; f1: number };
+  weighted: { precision: number; recall: number; f1: number };
+  /** The classes with the most support. */
+  classes: { label: string; precision: number; recall: number; f1: number; support: number; predicted: number }[];
+  /** The largest classes; the rest summed as "(other)". */
+  confusion: { labels: string[]; matrix: number[][] };
+  /** Whether the cards carry their truth, so that a cell can filter the gallery (a path pattern only). */
+  cellsFilter: boolean;
 }
 
 export interface ReportError {
@@ -36,6 +58,7 @@ export interface ReportData {
   thumbnailNote: string;
   cards: ReportCard[];
   errors: ReportError[];
+  evaluation?: ReportEvaluation;
 }
 
 export function escapeHtml(text: string): string {
@@ -89,6 +112,68 @@ export function scoreChart(cards: ReportCard[]): string {
   return `<svg role="img" aria-label="top scores" width="520" height="160" viewBox="0 0 520 160">${bars}</svg>`;
 }
 
+const percent = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
+
+/**
+ * The confusion matrix as a heat map: rows the truth, columns the prediction, each cell shaded
+ * by its share of its row (so a small class's mistakes show as well as a large one's).
+ */
+export function confusionHeatMap(confusion: ReportEvaluation['confusion']): string {
+  const { labels, matrix } = confusion;
+  const cell = 30;
+  const left = 130;
+  const top = 110;
+  const short = (label: string) => escapeHtml(label.length > 18 ? `${label.slice(0, 17)}…` : label);
+  const heads = labels
+    .map(
+      (label, j) =>
+        `<text transform="translate(${left + j * cell + cell / 2 + 4},${top - 6}) rotate(-60)">${short(label)}</text>` +
+        `<text x="${left - 6}" y="${top + j * cell + cell / 2 + 4}" text-anchor="end">${short(label)}</text>`,
+    )
+    .join('');
+  const cells = matrix
+    .map((row, i) => {
+      const total = row.reduce((a, b) => a + b, 0) || 1;
+      return row
+        .map((n, j) => {
+          const x = left + j * cell;
+          const y = top + i * cell;
+          const share = n / total;
+          return (
+            `<rect class="cell" x="${x}" y="${y}" width="${cell - 2}" height="${cell - 2}" fill="rgba(59,111,216,${(0.06 + 0.94 * share).toFixed(3)})"` +
+            ` data-truth="${escapeHtml(labels[i]!)}" data-predicted="${escapeHtml(labels[j]!)}" data-images="${n}">` +
+            `<title>truth ${escapeHtml(labels[i]!)}, predicted ${escapeHtml(labels[j]!)}: ${n}</title></rect>` +
+            (n > 0 ? `<text x="${x + cell / 2 - 1}" y="${y + cell / 2 + 4}" text-anchor="middle" class="${share > 0.5 ? 'light' : ''}">${n}</text>` : '')
+          );
+        })
+        .join('');
+    })
+    .join('');
+  const size = labels.length * cell;
+  return `<svg role="img" aria-label="confusion matrix" id="confusion" width="${left + size + 10}" height="${top + size + 10}" viewBox="0 0 ${left + size + 10} ${top + size + 10}">${heads}${cells}</svg>`;
+}
+
+function evaluationSection(e: ReportEvaluation): string {
+  if (e.evaluated === 0) {
+    return `<section id="evaluation"><h2>Evaluation</h2><p>ground truth ${escapeHtml(e.groundTruth)}: no image has both a ground truth and a prediction of version ${escapeHtml(e.modelVersion ?? '-')}</p></section>`;
+  }
+  const rows = e.classes
+    .map(
+      (c) =>
+        `<tr><td>${escapeHtml(c.label)}</td><td>${c.precision.toFixed(3)}</td><td>${c.recall.toFixed(3)}</td><td>${c.f1.toFixed(3)}</td><td>${c.support}</td><td>${c.predicted}</td></tr>`,
+    )
+    .join('');
+  const hint = e.cellsFilter
+    ? 'click a cell to see its images in the gallery'
+    : 'the gallery cannot be filtered by cell: the ground truth is read from a file or table in the warehouse';
+  return `<section id="evaluation"><h2>Evaluation</h2>
+<div class="counts">version ${escapeHtml(e.modelVersion ?? '-')} · ground truth ${escapeHtml(e.groundTruth)} · <span id="accuracy">accuracy ${percent(e.accuracy)}</span>${e.topK.map((t) => `<span>top-${t.k} ${percent(t.accuracy)}</span>`).join('')}
+· ${e.evaluated} of ${e.images} images evaluated (${e.withoutGroundTruth} without ground truth, ${e.withoutPrediction} without a prediction)
+· macro F1 ${e.macro.f1.toFixed(3)} · weighted F1 ${e.weighted.f1.toFixed(3)}</div>
+<div class="charts"><div><h3>Confusion matrix</h3><p class="meta">rows: truth; columns: prediction; ${escapeHtml(hint)}</p>${confusionHeatMap(e.confusion)}</div>
+<div><h3>Per class</h3><table id="classes"><thead><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th><th>predicted</th></tr></thead><tbody>${rows}</tbody></table></div></div></section>`;
+}
+
 const STYLE = `
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
 header,section{padding:12px 24px}header{background:#1d2330;color:#fff}h1{font-size:20px;margin:0 0 4px}
@@ -100,6 +185,7 @@ svg text{font-size:11px;fill:#1d2330}.bar{fill:#3b6fd8}.controls{display:flex;fl
 .topk div{display:flex;align-items:center;gap:4px;font-size:12px}.topk i{display:block;height:8px;background:#3b6fd8;border-radius:2px}
 .topk span{flex:0 0 45%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}table{border-collapse:collapse;width:100%;background:#fff}
 td,th{border-bottom:1px solid #e3e5e8;padding:4px 8px;text-align:left;vertical-align:top;font-size:12px}td img{width:64px}
+.cell{cursor:pointer}.cell:hover{stroke:#1d2330}#confusion text{pointer-events:none}svg text.light{fill:#fff}#classes{width:auto}
 `;
 
 /** Runs in the page: filters, sort and paging over the embedded cards. */
@@ -110,9 +196,12 @@ const PAGE = 60;
 let page = 0;
 const labels = [...new Set(data.cards.map((c) => c.label))].sort();
 for (const l of labels) { const o = document.createElement('option'); o.value = l; o.textContent = l; $('label').appendChild(o); }
+let cell = null;
+const shownLabels = new Set(data.evaluation ? data.evaluation.confusion.labels : []);
+const inCell = (value, name) => name === '(other)' ? value !== undefined && !shownLabels.has(value) : value === name;
 function selected() {
   const label = $('label').value, min = parseFloat($('min').value), max = parseFloat($('max').value), sort = $('sort').value;
-  const shown = data.cards.filter((c) => (!label || c.label === label) && !(c.score < min) && !(c.score > max));
+  const shown = data.cards.filter((c) => (!label || c.label === label) && !(c.score < min) && !(c.score > max) && (!cell || (inCell(c.truth, cell.truth) && inCell(c.label, cell.predicted))));
   const by = { 'least-confident': (a, b) => a.score - b.score, 'most-confident': (a, b) => b.score - a.score, name: (a, b) => a.name.localeCompare(b.name) }[sort];
   return shown.sort((a, b) => by(a, b) || a.uri.localeCompare(b.uri));
 }
@@ -140,6 +229,13 @@ function draw() {
   $('prev').disabled = page === 0; $('next').disabled = page >= pages - 1;
 }
 for (const id of ['label', 'min', 'max', 'sort']) $(id).addEventListener('input', () => { page = 0; draw(); });
+function showCell(next) {
+  cell = next; page = 0; $('cell').textContent = cell ? 'truth ' + cell.truth + ', predicted ' + cell.predicted : ''; $('clear-cell').hidden = !cell; draw();
+}
+if (data.evaluation && data.evaluation.cellsFilter) {
+  for (const rect of document.querySelectorAll('#confusion .cell')) rect.addEventListener('click', () => showCell({ truth: rect.dataset.truth, predicted: rect.dataset.predicted }));
+}
+$('clear-cell').addEventListener('click', () => showCell(null));
 $('prev').addEventListener('click', () => { page--; draw(); });
 $('next').addEventListener('click', () => { page++; draw(); });
 const rows = data.errors.map((e) => {
@@ -163,13 +259,14 @@ export function reportHtml(data: ReportData): string {
 <header><h1>objinfer report: ${escapeHtml(data.pipeline)}</h1>
 <div class="meta">${escapeHtml(data.backend)} backend · prediction version ${escapeHtml(data.modelVersions.join(', ') || '-')} · ${escapeHtml(runs)} · made ${escapeHtml(data.generatedAt)}</div>
 <div class="counts"><span id="predicted">${data.cards.length} predicted</span><span id="failed">${data.errors.length} failed</span><span>${escapeHtml(data.thumbnailNote)}</span></div></header>
+${data.evaluation ? evaluationSection(data.evaluation) : ''}
 <section class="charts"><div><h2>Predictions per label</h2>${labelChart(data.cards)}</div><div><h2>Top score</h2>${scoreChart(data.cards)}</div></section>
 <section><h2>Images</h2><div class="controls">
 <label>Label <select id="label"><option value="">all</option></select></label>
 <label>Score from <input id="min" type="number" step="0.01" placeholder="any"></label>
 <label>to <input id="max" type="number" step="0.01" placeholder="any"></label>
 <label>Sort <select id="sort"><option value="least-confident">least confident first</option><option value="most-confident">most confident first</option><option value="name">name</option></select></label>
-<button id="prev">previous</button><button id="next">next</button><span id="count"></span></div>
+<button id="prev">previous</button><button id="next">next</button><span id="count"></span><span id="cell"></span><button id="clear-cell" hidden>all cells</button></div>
 <div class="grid" id="gallery"></div></section>
 <section><h2>Errors (${data.errors.length})</h2><table><thead><tr><th></th><th>object</th><th>kind</th><th>reason</th></tr></thead><tbody id="errors"></tbody></table></section>
 <script type="application/json" id="report-data">${scriptJson(data)}</script>

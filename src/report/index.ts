@@ -8,7 +8,9 @@ import { writeAtomically } from '../outputFiles';
 import { openResults } from '../backends/results';
 import type { ErrorRow, ResultRow, ResultsPort } from '../backends/port';
 import type { RunSpec } from '../config';
-import { reportHtml, type ReportData } from './html';
+import { evaluate, truthFromPath } from '../evaluation';
+import { topConfusion } from '../evaluation/metrics';
+import { reportHtml, type ReportData, type ReportEvaluation } from './html';
 import { Thumbnailer } from './thumbnails';
 
 export { reportHtml, type ReportData } from './html';
@@ -65,6 +67,8 @@ export async function buildReport(spec: RunSpec, options: Omit<ReportOptions, 'o
     options.onProgress?.(++done, total);
     return t;
   };
+  const evaluation = spec.evaluation ? await reportEvaluation(spec, from) : undefined;
+  const truthOf = await truthFromPath(spec);
   try {
     const cardThumbs = await mapLimited(results, 4, (r, i) => thumb(r.uri, i));
     const errorThumbs = await mapLimited(errors, 4, (e) => thumb(e.uri, 0));
@@ -86,12 +90,33 @@ export async function buildReport(spec: RunSpec, options: Omit<ReportOptions, 'o
         topK: r.topK.map((t) => ({ label: t.label, score: t.score })),
         runId: r.runId,
         thumbnail: cardThumbs[i],
+        ...(truthOf && truthOf(r.uri) !== undefined ? { truth: truthOf(r.uri) } : {}),
       })),
       errors: errors.map((e, i) => ({ uri: e.uri, name: displayName(e.uri), error: e.error, kind: e.kind, thumbnail: errorThumbs[i] })),
+      ...(evaluation ? { evaluation: { ...evaluation, cellsFilter: truthOf !== undefined } } : {}),
     };
   } finally {
     thumbnailer?.close();
   }
+}
+
+/** The newest version's evaluation, cut to what a page shows: the 30 classes and 12 matrix rows with the most support. */
+async function reportEvaluation(spec: RunSpec, from: ResultsPort): Promise<Omit<ReportEvaluation, 'cellsFilter'>> {
+  const e = await evaluate(spec, {}, from);
+  return {
+    modelVersion: e.modelVersion,
+    groundTruth: e.groundTruth,
+    images: e.images,
+    evaluated: e.evaluated,
+    withoutGroundTruth: e.withoutGroundTruth,
+    withoutPrediction: e.withoutPrediction,
+    accuracy: e.accuracy,
+    topK: e.topK,
+    macro: e.macro,
+    weighted: e.weighted,
+    classes: [...e.classes].sort((a, b) => b.support - a.support || (a.label < b.label ? -1 : 1)).slice(0, 30),
+    confusion: topConfusion(e.confusion, 12),
+  };
 }
 
 export async function writeReport(spec: RunSpec, options: ReportOptions): Promise<ReportData> {
