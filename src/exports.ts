@@ -14,6 +14,7 @@ import { readErrors, readResults } from './reads';
 import type { ErrorRow, ResultFilter, ResultRow } from './backends/port';
 import type { RunSpec } from './config';
 import type { ExportFormat } from './exportFormats';
+import { truthFromPath } from './evaluation';
 
 /** The columns of `results` and of exports, in one order: the same with no rows as with many (a CSV header always). */
 export const RESULT_COLUMNS = ['uri', 'generation', 'label', 'score', 'top_k', 'model_version', 'run_id', 'predicted_at'] as const;
@@ -79,16 +80,19 @@ export const errorRecord = (e: ErrorRow): Row => ({
 /**
  * Label Studio's import format: one task per image with the model's answer as a prediction
  * (a `choices` result with its score), for an image-classification labelling config whose
- * `<Choices name="choice" toName="image">` holds the model's labels.
+ * `<Choices name="choice" toName="image">` holds the model's labels. Where the ground truth
+ * is known (`truthOf`, as a model label) it is the task's annotation, beside the prediction.
  */
-export function labelStudioTasks(rows: ResultRow[]): object[] {
+export function labelStudioTasks(rows: ResultRow[], truthOf?: (uri: string) => string | undefined): object[] {
+  const choice = (label: string) => ({ from_name: 'choice', to_name: 'image', type: 'choices', value: { choices: [label] } });
   return rows.map((r) => ({
     data: { image: r.uri, objinfer: { generation: r.generation, run_id: r.runId, top_k: r.topK } },
+    ...(truthOf?.(r.uri) !== undefined ? { annotations: [{ result: [choice(truthOf(r.uri)!)] }] } : {}),
     predictions: [
       {
         model_version: r.modelVersion,
         score: r.score,
-        result: [{ from_name: 'choice', to_name: 'image', type: 'choices', value: { choices: [r.label] }, score: r.score }],
+        result: [{ ...choice(r.label), score: r.score }],
       },
     ],
   }));
@@ -129,7 +133,8 @@ export async function exportRows(spec: RunSpec, request: ExportRequest): Promise
   if (request.format === 'label-studio') {
     if (request.errors) throw new Error('--format label-studio exports predictions; errors have none to review');
     const rows = await readResults(spec, filter);
-    await writeAtomically(request.out, (file) => writeFile(file, `${JSON.stringify(labelStudioTasks(rows), null, 2)}\n`));
+    const tasks = labelStudioTasks(rows, await truthFromPath(spec));
+    await writeAtomically(request.out, (file) => writeFile(file, `${JSON.stringify(tasks, null, 2)}\n`));
     return { format: request.format, out: request.out, rows: rows.length, table };
   }
   const records = request.errors ? (await readErrors(spec, filter)).map(errorRecord) : (await readResults(spec, filter)).map(resultRecord);

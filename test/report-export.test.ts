@@ -199,7 +199,7 @@ test("the guide's Python line reads the warehouse with Python's duckdb as pip gi
   expect(result.stdout.match(/file:\/\//g)?.length).toBe(9);
 });
 
-test("with ground truth the report shows the evaluation, and a cell of its heat map filters the gallery to that cell's images", async () => {
+test("with ground truth the report shows the evaluation, a cell of its heat map filters the gallery to that cell's images, and Label Studio tasks carry it as their annotation", async () => {
   const f = await makeFixture({
     labels: ['red', 'green', 'blue', 'red', 'yellow'],
     taskQueue: uniqueQueue('evaluate'),
@@ -229,4 +229,18 @@ test("with ground truth the report shows the evaluation, and a cell of its heat 
   await page.locator('#clear-cell').click();
   expect(await page.locator('#gallery .card').count()).toBe(6);
   await page.close();
+
+  // Label Studio tasks carry the truth as the annotation, beside the model's prediction.
+  const tasksFile = join(f.dir, 'tasks.json');
+  expect(spawnSync(CLI, ['export', '--format', 'label-studio', '--out', tasksFile, '--config', f.configFile], { encoding: 'utf8' }).status).toBe(0);
+  type Task = {
+    data: { image: string };
+    annotations?: { result: { value: { choices: string[] } }[] }[];
+    predictions: { result: { value: { choices: string[] } }[] }[];
+  };
+  const tasks = JSON.parse(readFileSync(tasksFile, 'utf8')) as Task[];
+  const misnamed = tasks.find((t) => t.data.image.endsWith(`/blue-900${extname(red)}`))!;
+  expect(misnamed.annotations?.[0]?.result[0]?.value.choices).toEqual(['blue']);
+  expect(misnamed.predictions[0]?.result[0]?.value.choices).toEqual(['red']);
+  expect(tasks.every((t) => t.annotations?.length === 1)).toBe(true);
 }, 120_000);
