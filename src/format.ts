@@ -19,3 +19,8 @@ export function formatBytes(bytes: number): string {
   }
   return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
+
+/** A share for people to read ("83.3%"); "-" where there is none. */
+export function formatPercent(share: number | null): string {
+  return share === null ? '-' : `${(100 * share).toFixed(1)}%`;
+}

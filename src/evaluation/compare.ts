@@ -4,6 +4,7 @@
  * the paired outcomes (statsmodels' definitions: the exact binomial test and the chi-square
  * with continuity correction; test/evaluation.test.ts holds both to statsmodels).
  */
+import { byCodePoint } from './metrics';
 import type { ComparisonCounts } from './types';
 
 export interface McNemar {
@@ -35,8 +36,6 @@ export interface Comparison {
   /** With ground truth, over the images with both predictions and a truth. */
   groundTruth?: { evaluated: number; accuracy: [number | null, number | null]; mcnemar: McNemar };
 }
-
-const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 export function comparisonOf(counts: ComparisonCounts, versions: [string, string], withTruth: boolean): Comparison {
   const count = (keep: (g: ComparisonCounts['groups'][number]) => boolean) => counts.groups.filter(keep).reduce((n, g) => n + g.images, 0);

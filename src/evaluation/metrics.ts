@@ -46,7 +46,8 @@ export interface Evaluation {
 }
 
 const ratio = (a: number, b: number) => (b === 0 ? 0 : a / b);
-const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+/** Labels in code-point order, as Python's sorted() gives them (scikit-learn's label order). */
+export const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 export function evaluationOf(counts: EvaluationCounts, topK: number, labelMap: [string, string][]): Evaluation {
   const images = counts.groups.reduce((n, g) => n + g.images, 0);

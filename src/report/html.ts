@@ -4,6 +4,7 @@
  * is drawn in the browser from the data embedded as JSON, with text set through textContent,
  * so that nothing in an object's name or a label can become markup.
  */
+import { formatPercent } from '../format';
 
 export interface ReportCard {
   uri: string;
@@ -112,7 +113,7 @@ export function scoreChart(cards: ReportCard[]): string {
   return `<svg role="img" aria-label="top scores" width="520" height="160" viewBox="0 0 520 160">${bars}</svg>`;
 }
 
-const percent = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
+const percent = formatPercent;
 
 /**
  * The confusion matrix as a heat map: rows the truth, columns the prediction, each cell shaded

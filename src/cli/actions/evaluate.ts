@@ -1,6 +1,7 @@
 /** What `objinfer evaluate` does (its flags are in ../commands/results). */
 import { resolve } from 'node:path';
 import { ConfigError } from '../../config';
+import { formatPercent } from '../../format';
 import { compare, evaluate, type Comparison, type Evaluation } from '../../evaluation';
 import { topConfusion } from '../../evaluation/metrics';
 import { pathPatternRegex, type EvaluationSpec } from '../../evaluation/spec';
@@ -9,7 +10,7 @@ import { UsageError } from '../common';
 import { findConfig } from '../context';
 import { render, table, terminalWidth, type Row } from '../output';
 
-const percent = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
+const percent = formatPercent;
 const fixed = (x: number) => x.toFixed(3);
 
 /** The config's evaluation section, with the flags in its place where given. */

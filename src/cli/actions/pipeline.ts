@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { cleanupPipeline, describePlan } from '../../client';
 import { loadConfig } from '../../config';
+import { formatPercent } from '../../format';
 import { stateDir } from '../../stateDir';
 import { resolveTarget, workflowUiUrl } from '../../temporal/connection';
 import { Ids } from '../../workflows/contract';
@@ -30,7 +31,7 @@ export async function demo(options: DemoFlags): Promise<void> {
   const topK = evaluation.topK.at(-1);
   if (evaluation.accuracy !== null && topK) {
     console.log(
-      `\nevaluated against the colour in each file name (${evaluation.evaluated} images): accuracy ${(evaluation.accuracy * 100).toFixed(1)}%, top-${topK.k} ${(topK.accuracy * 100).toFixed(1)}%` +
+      `\nevaluated against the colour in each file name (${evaluation.evaluated} images): accuracy ${formatPercent(evaluation.accuracy)}, top-${topK.k} ${formatPercent(topK.accuracy)}` +
         `\n  per class, and the confusion matrix: objinfer evaluate --config ${shownConfig}`,
     );
   }
