@@ -34,6 +34,7 @@ async function main(): Promise<void> {
       label: labels[i % labels.length]!,
       score: (i % 997) / 997,
       topK: [0, 1, 2, 3, 4].map((k) => ({ label: labels[(i + k) % labels.length]!, score: 0.2 })),
+      version: 'v',
       runId: 'r',
       thumbnail: i < 2000 ? thumb : undefined,
     })),

@@ -22,6 +22,23 @@ venv=.objinfer/tools/venv
 if ! "$venv/bin/python" -c "import pyarrow, duckdb, sklearn, statsmodels, sys; sys.exit(pyarrow.__version__ != '$PYARROW_VERSION' or duckdb.__version__ != '$DUCKDB_VERSION' or sklearn.__version__ != '$SKLEARN_VERSION' or statsmodels.__version__ != '$STATSMODELS_VERSION')" 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "pyarrow==$PYARROW_VERSION" "duckdb==$DUCKDB_VERSION" "scikit-learn==$SKLEARN_VERSION" "statsmodels==$STATSMODELS_VERSION" "${REFERENCE_DEPS[@]}"
 fi
+# FiftyOne: the reader of `objinfer export --format fiftyone` (test/report-export.test.ts). It
+# brings over a hundred packages (about 1 GB), so it has a venv of its own, outside the clone,
+# keyed by the pinned set (test/support/fiftyone-requirements.txt, FiftyOne's release and its
+# dependencies as pip resolved them).
+FIFTYONE_VERSION=1.22.1
+fiftyone_requirements=test/support/fiftyone-requirements.txt
+fiftyone_key=$(sha256sum "$fiftyone_requirements" | cut -c1-12)
+fiftyone_venv="${XDG_CACHE_HOME:-$HOME/.cache}/objinfer/fiftyone/$FIFTYONE_VERSION-$fiftyone_key"
+if ! "$fiftyone_venv/bin/python" -c "import fiftyone.utils.data, sys; sys.exit(fiftyone.__version__ != '$FIFTYONE_VERSION')" 2>/dev/null; then
+  echo "installing FiftyOne $FIFTYONE_VERSION for the export tests into $fiftyone_venv (once)" >&2
+  rm -rf "$fiftyone_venv.partial"
+  python3 -m venv "$fiftyone_venv.partial"
+  "$fiftyone_venv.partial/bin/pip" install --quiet --disable-pip-version-check -r "$fiftyone_requirements"
+  rm -rf "$fiftyone_venv"
+  mv "$fiftyone_venv.partial" "$fiftyone_venv"
+fi
+ln -sfn "$fiftyone_venv" .objinfer/tools/fiftyone-venv
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "the tests need: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2

@@ -1,11 +1,12 @@
 /**
  * `objinfer export`: the results (or the errors) of a pipeline as a file other tools read:
- * Parquet, CSV, JSON lines, or Label Studio tasks with predictions for people to review.
+ * Parquet, CSV, JSON lines, Label Studio tasks with predictions for people to review, or a
+ * FiftyOne dataset folder. Where the config has ground truth, results carry it beside the prediction.
  * Rows come through the read port (either backend, the filters of `objinfer results`);
  * Parquet is written by DuckDB in memory, so `top_k` stays a list of structs.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { writeAtomically } from './outputFiles';
+import { writeAtomically, writeFolderAtomically } from './outputFiles';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -14,7 +15,8 @@ import { readErrors, readResults } from './reads';
 import type { ErrorRow, ResultFilter, ResultRow } from './backends/port';
 import type { RunSpec } from './config';
 import type { ExportFormat } from './exportFormats';
-import { truthFromPath } from './evaluation';
+import { truthLookup } from './evaluation';
+import { writeFiftyOne } from './exportFiftyOne';
 
 /** The columns of `results` and of exports, in one order: the same with no rows as with many (a CSV header always). */
 export const RESULT_COLUMNS = ['uri', 'generation', 'label', 'score', 'top_k', 'model_version', 'run_id', 'predicted_at'] as const;
@@ -53,7 +55,14 @@ export interface ExportOutcome {
   out: string;
   rows: number;
   table: 'results' | 'errors';
+  /** Rows that carry a ground truth (when the config has one). */
+  withGroundTruth?: number;
+  /** fiftyone: the one prediction version exported. */
+  modelVersion?: string | null;
 }
+
+/** The column results exports add when the config has ground truth: the true class as a model label. */
+export const GROUND_TRUTH_COLUMN = 'ground_truth';
 
 /** A result as `results -o json` and exports write it: typed, snake_case, top_k a list of objects. */
 export const resultRecord = (r: ResultRow): Row => ({
@@ -130,19 +139,43 @@ async function writeParquet(records: Row[], types: Record<string, string>, out: 
 export async function exportRows(spec: RunSpec, request: ExportRequest): Promise<ExportOutcome> {
   const filter = { ...request.filter };
   const table = request.errors ? 'errors' : 'results';
-  if (request.format === 'label-studio') {
-    if (request.errors) throw new Error('--format label-studio exports predictions; errors have none to review');
+  const { format, out } = request;
+  if (format === 'label-studio' || format === 'fiftyone') {
+    if (request.errors) throw new Error(`--format ${format} exports predictions; errors have none to review`);
     const rows = await readResults(spec, filter);
-    const tasks = labelStudioTasks(rows, await truthFromPath(spec));
-    await writeAtomically(request.out, (file) => writeFile(file, `${JSON.stringify(tasks, null, 2)}\n`));
-    return { format: request.format, out: request.out, rows: rows.length, table };
+    const truthOf = await truthLookup(spec);
+    if (format === 'fiftyone') {
+      const written = await writeFolderAtomically(out, (folder) => writeFiftyOne(folder, rows, truthOf));
+      return {
+        format,
+        out,
+        rows: written.samples,
+        table,
+        modelVersion: written.modelVersion,
+        ...(truthOf ? { withGroundTruth: written.withGroundTruth } : {}),
+      };
+    }
+    const tasks = labelStudioTasks(rows, truthOf);
+    await writeAtomically(out, (file) => writeFile(file, `${JSON.stringify(tasks, null, 2)}\n`));
+    return { format, out, rows: rows.length, table, ...(truthOf ? { withGroundTruth: rows.filter((r) => truthOf(r.uri) !== undefined).length } : {}) };
   }
-  const records = request.errors ? (await readErrors(spec, filter)).map(errorRecord) : (await readResults(spec, filter)).map(resultRecord);
-  const columns = request.errors ? [...ERROR_COLUMNS] : [...RESULT_COLUMNS];
-  await writeAtomically(request.out, async (file) => {
-    if (request.format === 'csv') await writeFile(file, csv(records, columns));
-    else if (request.format === 'jsonl') await writeFile(file, records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
-    else await writeParquet(records, request.errors ? ERROR_TYPES : RESULT_TYPES, file);
+  if (request.errors) {
+    const records = (await readErrors(spec, filter)).map(errorRecord);
+    await writeRecords(format, out, records, [...ERROR_COLUMNS], ERROR_TYPES);
+    return { format, out, rows: records.length, table };
+  }
+  const truthOf = await truthLookup(spec);
+  const rows = await readResults(spec, filter);
+  const records = rows.map((r) => (truthOf ? { ...resultRecord(r), [GROUND_TRUTH_COLUMN]: truthOf(r.uri) ?? null } : resultRecord(r)));
+  const columns = truthOf ? [...RESULT_COLUMNS, GROUND_TRUTH_COLUMN] : [...RESULT_COLUMNS];
+  await writeRecords(format, out, records, columns, truthOf ? { ...RESULT_TYPES, [GROUND_TRUTH_COLUMN]: 'VARCHAR' } : RESULT_TYPES);
+  return { format, out, rows: records.length, table, ...(truthOf ? { withGroundTruth: rows.filter((r) => truthOf(r.uri) !== undefined).length } : {}) };
+}
+
+async function writeRecords(format: 'csv' | 'jsonl' | 'parquet', out: string, records: Row[], columns: string[], types: Record<string, string>): Promise<void> {
+  await writeAtomically(out, async (file) => {
+    if (format === 'csv') await writeFile(file, csv(records, columns));
+    else if (format === 'jsonl') await writeFile(file, records.map((r) => JSON.stringify(r)).join('\n') + (records.length ? '\n' : ''));
+    else await writeParquet(records, types, file);
   });
-  return { format: request.format, out: request.out, rows: records.length, table };
 }

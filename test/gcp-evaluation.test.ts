@@ -59,6 +59,13 @@ test("evaluate and compare on BigQuery (ZetaSQL-analysed, run on the emulator) e
   expect(f.gateway.refused).toEqual([]);
   expect(f.gateway.analysed.filter((a) => a.sql.includes('label_map')).flatMap((a) => a.kinds)).toContain('QueryStmt');
 
+  // Each image's truth, as the report's gallery and the exports get it: the same query's, a row per image.
+  const truths = await reader.groundTruthOf({ groundTruth: { kind: 'path', pattern, regex: pathPatternRegex(pattern) }, labelMap });
+  expect(Object.fromEntries(truths.map((t) => [t.uri, t.expected]))).toEqual(
+    Object.fromEntries(scored.map((r) => [r.uri, truthOf(r.uri) === 'bleu' ? 'blue' : truthOf(r.uri)])),
+  );
+  expect(f.gateway.refused).toEqual([]);
+
   // A second prediction version: the same model with two labels swapped, so some images flip.
   const swapped = [...COLOR_LABELS];
   [swapped[0], swapped[1]] = [swapped[1]!, swapped[0]!];

@@ -5,13 +5,16 @@
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { extname, join } from 'node:path';
+import { basename, extname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Client, Connection } from '@temporalio/client';
 import { chromium, type Browser } from 'playwright-core';
 import { startPipeline, waitForResult } from '../src/client';
 import { evaluate } from '../src/evaluation';
 import { buildReport, reportHtml } from '../src/report';
 import { PROJECT_ROOT, CLI } from './support/paths';
+import { fiftyOneImport } from './support/references';
+import { loadConfig } from '../src/config';
 import { makeFixture, query, testClient, uniqueQueue, withWorker, type Fixture } from './support/pipeline';
 
 const PYTHON = join(PROJECT_ROOT, '.objinfer', 'tools', 'venv', 'bin', 'python');
@@ -244,3 +247,106 @@ test("with ground truth the report shows the evaluation, a cell of its heat map 
   expect(misnamed.predictions[0]?.result[0]?.value.choices).toEqual(['red']);
   expect(tasks.every((t) => t.annotations?.length === 1)).toBe(true);
 }, 120_000);
+
+test('with ground truth from a file, exports carry it (CSV, Parquet, FiftyOne as its importer reads it), the heat map filters the gallery, and the report shows what changed between two versions', async () => {
+  const f = await makeFixture({
+    labels: ['red', 'green', 'blue', 'red', 'yellow', 'green'],
+    taskQueue: uniqueQueue('truth-file'),
+  });
+  const uris = readdirSync(f.imagesDir)
+    .sort()
+    .map((name) => pathToFileURL(join(f.imagesDir, name)).href);
+  // The file's truth is the colour in the name, but red-000 is said to be blue, and yellow has none.
+  const truth = new Map(uris.filter((u) => !u.includes('yellow')).map((u) => [u, u.includes('/red-000') ? 'blue' : basename(u).split('-')[0]!]));
+  writeFileSync(join(f.dir, 'truth.csv'), `uri,label\n${[...truth].map(([u, l]) => `"${u}",${l}`).join('\n')}\n`);
+  writeFileSync(f.configFile, `${readFileSync(f.configFile, 'utf8')}evaluation:\n  groundTruth:\n    file: truth.csv\n`);
+  f.config = loadConfig(f.configFile);
+  const run = async (config: typeof f.config) =>
+    withWorker(config.temporal.taskQueue, async () => waitForResult(client, (await startPipeline(client, config)).workflowId));
+  await run(f.config);
+
+  // CSV (Python's csv) and Parquet (pyarrow): the ground truth column beside each prediction.
+  const csvFile = join(f.dir, 'results.csv');
+  const parquetFile = join(f.dir, 'results.parquet');
+  expect(spawnSync(CLI, ['export', '--format', 'csv', '--out', csvFile, '--config', f.configFile], { encoding: 'utf8' }).status).toBe(0);
+  expect(spawnSync(CLI, ['export', '--format', 'parquet', '--out', parquetFile, '--config', f.configFile], { encoding: 'utf8' }).status).toBe(0);
+  const fromCsv = python(
+    'import csv, json, sys; print(json.dumps({r["uri"]: r["ground_truth"] for r in csv.DictReader(open(sys.argv[1], newline=""))}))',
+    csvFile,
+  ) as Record<string, string>;
+  const fromParquet = python(
+    'import pyarrow.parquet as pq, json, sys; t = pq.read_table(sys.argv[1]).to_pylist(); print(json.dumps({r["uri"]: r["ground_truth"] for r in t}))',
+    parquetFile,
+  ) as Record<string, string | null>;
+  const expectedTruth = Object.fromEntries(uris.map((u) => [u, truth.get(u) ?? null]));
+  expect(fromParquet).toEqual(expectedTruth);
+  expect(fromCsv).toEqual(Object.fromEntries(Object.entries(expectedTruth).map(([u, l]) => [u, l ?? ''])));
+
+  // FiftyOne's importer reads the folder: each image's prediction with its confidence, and the truth.
+  const folder = join(f.dir, 'fiftyone');
+  const exported = spawnSync(CLI, ['export', '--format', 'fiftyone', '--out', folder, '--config', f.configFile], { encoding: 'utf8' });
+  expect(exported.status).toBe(0);
+  expect(exported.stdout).toMatch(
+    /^6 images of version \S+ written to .*, 5 with their ground truth\); in Python:\n {2}import fiftyone as fo\n {2}dataset = fo\.Dataset\.from_dir\(/,
+  );
+  const samples = fiftyOneImport(folder);
+  const rows = await query<{ uri: string; label: string; score: number; model_version: string }>(
+    f.config,
+    `SELECT uri, label, score, model_version FROM ${f.config.dataset}.${f.config.results.table} ORDER BY uri`,
+  );
+  expect(samples.predictions).toEqual(
+    Object.fromEntries(rows.map((r) => [fileURLToPath(r.uri), { label: r.label, confidence: r.score, model_version: r.model_version }])),
+  );
+  expect(samples.ground_truth).toEqual(Object.fromEntries([...truth].map(([u, l]) => [fileURLToPath(u), { label: l, confidence: null, model_version: null }])));
+  // A second export replaces the first; a folder that is not an export is refused, and left as it was.
+  expect(spawnSync(CLI, ['export', '--format', 'fiftyone', '--out', folder, '--config', f.configFile], { encoding: 'utf8' }).status).toBe(0);
+  const refused = spawnSync(CLI, ['export', '--format', 'fiftyone', '--out', f.imagesDir, '--config', f.configFile], { encoding: 'utf8' });
+  expect(refused.status).toBe(2);
+  expect(refused.stderr).toMatch(/exists and is not an earlier objinfer export/);
+
+  // A second version: the same model with red and green swapped, so those images flip.
+  const labelsFile = f.config.model.labels!;
+  const swapped = readFileSync(labelsFile, 'utf8')
+    .replace(/^red$/m, '\u0000')
+    .replace(/^green$/m, 'red')
+    .replace('\u0000', 'green');
+  writeFileSync(labelsFile, swapped);
+  await run(loadConfig(f.configFile));
+  const secondVersion = await query<{ v: string }>(
+    f.config,
+    `SELECT DISTINCT model_version AS v FROM ${f.config.dataset}.${f.config.results.table} WHERE model_version <> '${rows[0]!.model_version}'`,
+  );
+  expect(secondVersion).toHaveLength(1);
+  const out = join(f.dir, 'report.html');
+  expect(spawnSync(CLI, ['report', '--out', out, '--config', f.configFile], { cwd: f.dir, encoding: 'utf8', timeout: 120_000 }).status).toBe(0);
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  await page.goto(`file://${out}`);
+  await page.screenshot({ path: join(ARTEFACTS, 'report-changes.png'), fullPage: true });
+  expect(problems).toEqual([]);
+  // The evaluation is of the newest version: red-000 (said blue) is now predicted green.
+  await page.locator('#confusion .cell[data-truth="blue"][data-predicted="green"]').click();
+  expect(await page.locator('#gallery .card .name').allTextContents()).toEqual([basename(fileURLToPath(uris.find((u) => u.includes('/red-000'))!))]);
+  const flipped = uris.filter((u) => /\/(red|green)-\d+\.\w+$/.test(u));
+  await expect(page.locator('#changed-count').textContent()).resolves.toBe(
+    `${flipped.length} of 6 images predicted by both got another top-1 label (${((flipped.length / 6) * 100).toFixed(1)}%)`,
+  );
+  const pairs = page.locator('#changed .pair');
+  expect(await pairs.count()).toBe(flipped.length);
+  const firstPair = pairs.first();
+  const versions = await firstPair.locator('h4').allTextContents();
+  expect(versions).toEqual([rows[0]!.model_version, secondVersion[0]!.v]);
+  const tops = await firstPair.locator('.topk').evaluateAll((lists) => lists.map((l) => l.querySelector('span')!.textContent));
+  expect(new Set(tops)).toEqual(new Set(['red', 'green']));
+  // --compare picks the pair, in its order; a value that is not two versions is refused.
+  const reversed = join(f.dir, 'reversed.html');
+  const both = `${secondVersion[0]!.v},${rows[0]!.model_version}`;
+  expect(spawnSync(CLI, ['report', '--out', reversed, '--compare', both, '--config', f.configFile], { encoding: 'utf8', timeout: 120_000 }).status).toBe(0);
+  await page.goto(`file://${reversed}`);
+  expect(await page.locator('#changed .pair').first().locator('h4').allTextContents()).toEqual([secondVersion[0]!.v, rows[0]!.model_version]);
+  const bad = spawnSync(CLI, ['report', '--out', reversed, '--compare', rows[0]!.model_version, '--config', f.configFile], { encoding: 'utf8' });
+  expect(bad.status).toBe(2);
+  expect(bad.stderr).toMatch(/--compare.*two different prediction versions/);
+  await page.close();
+}, 180_000);

@@ -8,7 +8,7 @@
  * plan and cleanup, composed in its index.ts.
  */
 import type { RunSpec } from '../config';
-import type { ComparisonCounts, ComparisonQuery, EvaluationCounts, EvaluationQuery } from '../evaluation/types';
+import type { ComparisonCounts, ComparisonQuery, EvaluationCounts, EvaluationQuery, GroundTruthQuery, ImageTruth } from '../evaluation/types';
 import type {
   BatchPlan,
   BatchProgress,
@@ -114,6 +114,12 @@ export interface ResultsPort {
   evaluationCounts(query: EvaluationQuery): Promise<EvaluationCounts>;
   /** Counts of the current images by ground truth and the top-1 label of each of two versions, for `objinfer compare`. */
   comparisonCounts(query: ComparisonQuery): Promise<ComparisonCounts>;
+  /**
+   * The truth of each current image that has one, as a model label, worked out by the same
+   * query as the evaluation's: a row per image, for exports and the report, which read a row
+   * per image anyway.
+   */
+  groundTruthOf(query: GroundTruthQuery): Promise<ImageTruth[]>;
 }
 
 /** One call the pipeline would make, for `objinfer plan`. */

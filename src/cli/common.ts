@@ -39,6 +39,14 @@ export function positiveInt(value: string): number {
   return n;
 }
 
+/** `A,B`: two prediction versions. */
+export function versionPair(value: string): [string, string] {
+  const versions = value.split(',').map((v) => v.trim());
+  if (versions.length !== 2 || versions.some((v) => v === '') || versions[0] === versions[1])
+    throw new InvalidArgumentError('give two different prediction versions, comma-separated (A,B), as `objinfer results` shows them');
+  return versions as [string, string];
+}
+
 export function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('must be a port number (1-65535)');

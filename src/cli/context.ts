@@ -22,8 +22,8 @@ export function findConfig(file?: string, options: LoadOptions = {}): RunSpec {
 }
 
 /** `--out`, checked: never a file the pipeline keeps or reads (outputFiles.ts). */
-export function outputPath(out: string, spec: RunSpec, configFile: string): string {
-  const problem = protectedOutput(out, spec, configFile);
+export function outputPath(out: string, spec: RunSpec, configFile: string, kind: 'file' | 'folder' = 'file'): string {
+  const problem = protectedOutput(out, spec, configFile, kind);
   if (problem) throw new UsageError(problem, 'nothing was written');
   return resolve(out);
 }

@@ -48,16 +48,14 @@ export async function compare(
 }
 
 /**
- * Each image's truth as a model label, worked out here from its URI: only a path pattern can be
- * (a file or table is read in the warehouse); for the report's gallery, which holds the rows anyway.
+ * Each current image's truth as a model label, from whichever source the config names (read in
+ * the warehouse by the evaluation's own query); undefined when the config has no evaluation.
  */
-export async function truthFromPath(spec: RunSpec): Promise<((uri: string) => string | undefined) | undefined> {
-  const truth = spec.evaluation?.groundTruth;
-  if (truth?.kind !== 'path') return undefined;
-  const labelMap = new Map(spec.evaluation?.labelMap ? await readLabelMap(spec.evaluation.labelMap) : []);
-  const pattern = new RegExp(truth.regex);
-  return (uri) => {
-    const found = pattern.exec(uri)?.[1];
-    return found === undefined || found === '' ? undefined : (labelMap.get(found) ?? found);
-  };
+export async function truthLookup(spec: RunSpec, from?: ResultsPort): Promise<((uri: string) => string | undefined) | undefined> {
+  const evaluation = spec.evaluation;
+  if (!evaluation) return undefined;
+  const labelMap = evaluation.labelMap ? await readLabelMap(evaluation.labelMap) : [];
+  const rows = await (from ?? (await openResults(spec))).groundTruthOf({ groundTruth: evaluation.groundTruth, labelMap });
+  const truth = new Map(rows.map((r) => [r.uri, r.expected]));
+  return (uri) => truth.get(uri);
 }

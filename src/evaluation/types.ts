@@ -73,3 +73,14 @@ export interface ComparisonRow {
 }
 
 export const comparisonGroup = (r: ComparisonRow): ComparisonGroup => ({ expected: r.expected, a: r.label_a, b: r.label_b, images: Number(r.images) });
+
+export interface GroundTruthQuery {
+  groundTruth: GroundTruth;
+  labelMap: [string, string][];
+}
+
+/** A current image's truth as a model label: what the report's gallery and the exports show beside the prediction. */
+export interface ImageTruth {
+  uri: string;
+  expected: string;
+}

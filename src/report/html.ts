@@ -5,6 +5,7 @@
  * so that nothing in an object's name or a label can become markup.
  */
 import { formatPercent } from '../format';
+import type { ReportChanges } from './changes';
 
 export interface ReportCard {
   uri: string;
@@ -15,9 +16,11 @@ export interface ReportCard {
   label: string;
   score: number;
   topK: { label: string; score: number }[];
+  /** The prediction version. */
+  version: string;
   runId: string;
   thumbnail?: string;
-  /** The true class as a model label, where a path pattern gives it. */
+  /** The true class as a model label, where the config's ground truth gives one. */
   truth?: string;
 }
 
@@ -37,8 +40,6 @@ export interface ReportEvaluation {
   classes: { label: string; precision: number; recall: number; f1: number; support: number; predicted: number }[];
   /** The largest classes; the rest summed as "(other)". */
   confusion: { labels: string[]; matrix: number[][] };
-  /** Whether the cards carry their truth, so that a cell can filter the gallery (a path pattern only). */
-  cellsFilter: boolean;
 }
 
 export interface ReportError {
@@ -60,6 +61,8 @@ export interface ReportData {
   cards: ReportCard[];
   errors: ReportError[];
   evaluation?: ReportEvaluation;
+  /** The images whose top-1 label changed between two versions; absent with fewer than two. */
+  changes?: ReportChanges;
 }
 
 export function escapeHtml(text: string): string {
@@ -154,6 +157,17 @@ export function confusionHeatMap(confusion: ReportEvaluation['confusion']): stri
   return `<svg role="img" aria-label="confusion matrix" id="confusion" width="${left + size + 10}" height="${top + size + 10}" viewBox="0 0 ${left + size + 10} ${top + size + 10}">${heads}${cells}</svg>`;
 }
 
+/** Filled in the browser from the embedded data: pairs of the changed images' cards. */
+function changesSection(c: ReportChanges): string {
+  const [a, b] = c.versions.map(escapeHtml);
+  const summary = c.both
+    ? `${c.changed.length} of ${c.both} images predicted by both got another top-1 label (${percent(c.changed.length / c.both)})`
+    : 'no image has a prediction of both versions';
+  return `<section id="changes"><h2>Changed between ${a} and ${b}</h2>
+<div class="controls"><span id="changed-count">${escapeHtml(summary)}</span><button id="changes-prev">previous</button><button id="changes-next">next</button><span id="changes-page"></span></div>
+<div class="grid pairs" id="changed"></div></section>`;
+}
+
 function evaluationSection(e: ReportEvaluation): string {
   if (e.evaluated === 0) {
     return `<section id="evaluation"><h2>Evaluation</h2><p>ground truth ${escapeHtml(e.groundTruth)}: no image has both a ground truth and a prediction of version ${escapeHtml(e.modelVersion ?? '-')}</p></section>`;
@@ -164,14 +178,11 @@ function evaluationSection(e: ReportEvaluation): string {
         `<tr><td>${escapeHtml(c.label)}</td><td>${c.precision.toFixed(3)}</td><td>${c.recall.toFixed(3)}</td><td>${c.f1.toFixed(3)}</td><td>${c.support}</td><td>${c.predicted}</td></tr>`,
     )
     .join('');
-  const hint = e.cellsFilter
-    ? 'click a cell to see its images in the gallery'
-    : 'the gallery cannot be filtered by cell: the ground truth is read from a file or table in the warehouse';
   return `<section id="evaluation"><h2>Evaluation</h2>
 <div class="counts">version ${escapeHtml(e.modelVersion ?? '-')} · ground truth ${escapeHtml(e.groundTruth)} · <span id="accuracy">accuracy ${percent(e.accuracy)}</span>${e.topK.map((t) => `<span>top-${t.k} ${percent(t.accuracy)}</span>`).join('')}
 · ${e.evaluated} of ${e.images} images evaluated (${e.withoutGroundTruth} without ground truth, ${e.withoutPrediction} without a prediction)
 · macro F1 ${e.macro.f1.toFixed(3)} · weighted F1 ${e.weighted.f1.toFixed(3)}</div>
-<div class="charts"><div><h3>Confusion matrix</h3><p class="meta">rows: truth; columns: prediction; ${escapeHtml(hint)}</p>${confusionHeatMap(e.confusion)}</div>
+<div class="charts"><div><h3>Confusion matrix</h3><p class="meta">rows: truth; columns: prediction; click a cell to see its images in the gallery</p>${confusionHeatMap(e.confusion)}</div>
 <div><h3>Per class</h3><table id="classes"><thead><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th><th>predicted</th></tr></thead><tbody>${rows}</tbody></table></div></div></section>`;
 }
 
@@ -186,6 +197,8 @@ svg text{font-size:11px;fill:#1d2330}.bar{fill:#3b6fd8}.controls{display:flex;fl
 .topk div{display:flex;align-items:center;gap:4px;font-size:12px}.topk i{display:block;height:8px;background:#3b6fd8;border-radius:2px}
 .topk span{flex:0 0 45%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}table{border-collapse:collapse;width:100%;background:#fff}
 td,th{border-bottom:1px solid #e3e5e8;padding:4px 8px;text-align:left;vertical-align:top;font-size:12px}td img{width:64px}
+.pairs{grid-template-columns:repeat(auto-fill,minmax(340px,1fr))}.pair .sides{display:flex;gap:8px}.pair .sides>div{flex:1;min-width:0}
+.pair h4{margin:2px 0;font-size:12px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.truth{font-size:12px;color:#555}
 .cell{cursor:pointer}.cell:hover{stroke:#1d2330}#confusion text{pointer-events:none}svg text.light{fill:#fff}#classes{width:auto}
 `;
 
@@ -202,7 +215,7 @@ const shownLabels = new Set(data.evaluation ? data.evaluation.confusion.labels :
 const inCell = (value, name) => name === '(other)' ? value !== undefined && !shownLabels.has(value) : value === name;
 function selected() {
   const label = $('label').value, min = parseFloat($('min').value), max = parseFloat($('max').value), sort = $('sort').value;
-  const shown = data.cards.filter((c) => (!label || c.label === label) && !(c.score < min) && !(c.score > max) && (!cell || (inCell(c.truth, cell.truth) && inCell(c.label, cell.predicted))));
+  const shown = data.cards.filter((c) => (!label || c.label === label) && !(c.score < min) && !(c.score > max) && (!cell || (c.version === data.evaluation.modelVersion && inCell(c.truth, cell.truth) && inCell(c.label, cell.predicted))));
   const by = { 'least-confident': (a, b) => a.score - b.score, 'most-confident': (a, b) => b.score - a.score, name: (a, b) => a.name.localeCompare(b.name) }[sort];
   return shown.sort((a, b) => by(a, b) || a.uri.localeCompare(b.uri));
 }
@@ -210,10 +223,7 @@ function image(src, alt) {
   if (typeof src === 'string' && src.startsWith('data:image/jpeg;base64,')) { const img = document.createElement('img'); img.src = src; img.alt = alt; return img; }
   const ph = document.createElement('div'); ph.className = 'ph'; ph.textContent = 'no preview'; return ph;
 }
-function card(c) {
-  const el = document.createElement('div'); el.className = 'card'; el.dataset.label = c.label; el.dataset.score = String(c.score);
-  el.appendChild(image(c.thumbnail, c.name));
-  const name = document.createElement('div'); name.className = 'name'; name.textContent = c.name; name.title = c.path; el.appendChild(name);
+function topK(c) {
   const topk = document.createElement('div'); topk.className = 'topk';
   for (const t of c.topK) {
     const row = document.createElement('div'); const l = document.createElement('span'); l.textContent = t.label;
@@ -221,7 +231,34 @@ function card(c) {
     const s = document.createElement('b'); s.textContent = t.score.toFixed(3);
     row.append(l, bar, s); topk.appendChild(row);
   }
-  el.appendChild(topk); return el;
+  return topk;
+}
+function nameOf(c) { const name = document.createElement('div'); name.className = 'name'; name.textContent = c.name; name.title = c.path; return name; }
+function card(c) {
+  const el = document.createElement('div'); el.className = 'card'; el.dataset.label = c.label; el.dataset.score = String(c.score);
+  el.append(image(c.thumbnail, c.name), nameOf(c), topK(c)); return el;
+}
+function pair([i, j]) {
+  const a = data.cards[i], b = data.cards[j];
+  const el = document.createElement('div'); el.className = 'card pair'; el.dataset.uri = a.uri;
+  el.append(image(a.thumbnail || b.thumbnail, a.name), nameOf(a));
+  if (a.truth !== undefined) { const t = document.createElement('div'); t.className = 'truth'; t.textContent = 'truth: ' + a.truth; el.appendChild(t); }
+  const sides = document.createElement('div'); sides.className = 'sides';
+  for (const c of [a, b]) { const side = document.createElement('div'); const h = document.createElement('h4'); h.textContent = c.version; side.append(h, topK(c)); sides.appendChild(side); }
+  el.appendChild(sides); return el;
+}
+let changesPage = 0;
+function drawChanges() {
+  if (!data.changes) return;
+  const all = data.changes.changed, pages = Math.max(1, Math.ceil(all.length / PAGE));
+  $('changed').replaceChildren(...all.slice(changesPage * PAGE, (changesPage + 1) * PAGE).map(pair));
+  $('changes-page').textContent = 'page ' + (changesPage + 1) + ' of ' + pages;
+  $('changes-prev').disabled = changesPage === 0; $('changes-next').disabled = changesPage >= pages - 1;
+}
+if (data.changes) {
+  $('changes-prev').addEventListener('click', () => { changesPage--; drawChanges(); });
+  $('changes-next').addEventListener('click', () => { changesPage++; drawChanges(); });
+  drawChanges();
 }
 function draw() {
   const shown = selected(); const pages = Math.max(1, Math.ceil(shown.length / PAGE)); page = Math.min(page, pages - 1);
@@ -233,7 +270,7 @@ for (const id of ['label', 'min', 'max', 'sort']) $(id).addEventListener('input'
 function showCell(next) {
   cell = next; page = 0; $('cell').textContent = cell ? 'truth ' + cell.truth + ', predicted ' + cell.predicted : ''; $('clear-cell').hidden = !cell; draw();
 }
-if (data.evaluation && data.evaluation.cellsFilter) {
+if (data.evaluation) {
   for (const rect of document.querySelectorAll('#confusion .cell')) rect.addEventListener('click', () => showCell({ truth: rect.dataset.truth, predicted: rect.dataset.predicted }));
 }
 $('clear-cell').addEventListener('click', () => showCell(null));
@@ -261,6 +298,7 @@ export function reportHtml(data: ReportData): string {
 <div class="meta">${escapeHtml(data.backend)} backend · prediction version ${escapeHtml(data.modelVersions.join(', ') || '-')} · ${escapeHtml(runs)} · made ${escapeHtml(data.generatedAt)}</div>
 <div class="counts"><span id="predicted">${data.cards.length} predicted</span><span id="failed">${data.errors.length} failed</span><span>${escapeHtml(data.thumbnailNote)}</span></div></header>
 ${data.evaluation ? evaluationSection(data.evaluation) : ''}
+${data.changes ? changesSection(data.changes) : ''}
 <section class="charts"><div><h2>Predictions per label</h2>${labelChart(data.cards)}</div><div><h2>Top score</h2>${scoreChart(data.cards)}</div></section>
 <section><h2>Images</h2><div class="controls">
 <label>Label <select id="label"><option value="">all</option></select></label>

@@ -8,10 +8,11 @@ import { writeAtomically } from '../outputFiles';
 import { openResults } from '../backends/results';
 import type { ErrorRow, ResultRow, ResultsPort } from '../backends/port';
 import type { RunSpec } from '../config';
-import { evaluate, truthFromPath } from '../evaluation';
+import { evaluate, truthLookup } from '../evaluation';
 import { topConfusion } from '../evaluation/metrics';
 import { reportHtml, type ReportData, type ReportEvaluation } from './html';
 import { Thumbnailer } from './thumbnails';
+import { changesBetween } from './changes';
 
 export { reportHtml, type ReportData } from './html';
 
@@ -32,6 +33,8 @@ export interface ReportOptions {
   out: string;
   /** Thumbnails for at most this many images (least confident first); the rest show a placeholder. */
   maxThumbnails?: number;
+  /** The two prediction versions whose changed images the report shows; the two newest when absent. */
+  compare?: [string, string];
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -49,6 +52,9 @@ async function mapLimited<T, R>(items: T[], limit: number, work: (item: T, index
   return out;
 }
 
+/** Thumbnails made for changed images beyond the least confident ones: the first pages of the "changed" gallery. */
+const CHANGED_THUMBNAILS = 500;
+
 /** `from`: where results are read (the backend's own reader unless given, e.g. a test's endpoints). */
 export async function buildReport(spec: RunSpec, options: Omit<ReportOptions, 'out'>, given?: ResultsPort): Promise<ReportData> {
   const from = given ?? (await openResults(spec));
@@ -60,18 +66,22 @@ export async function buildReport(spec: RunSpec, options: Omit<ReportOptions, 'o
   // Local files are read where they are; other objects through the reader (Cloud Storage on gcp).
   const readObject = from.readObject?.bind(from);
   const thumbnailer = local || readObject ? new Thumbnailer(readObject) : undefined;
+  const changes = changesBetween(results, options.compare);
+  // The changed images are shown in pairs: they get a thumbnail even when they were confident.
+  const alsoThumbnailed = new Set((changes?.changed ?? []).slice(0, CHANGED_THUMBNAILS).flat());
+  const wanted = (index: number) => index < budget || alsoThumbnailed.has(index);
   let done = 0;
-  const total = Math.min(budget, results.length) + errors.length;
+  const total = results.filter((_, i) => wanted(i)).length + errors.length;
   const thumb = async (uri: string, index: number) => {
-    const t = thumbnailer && index < budget ? await thumbnailer.thumbnail(uri) : undefined;
+    const t = thumbnailer && wanted(index) ? await thumbnailer.thumbnail(uri) : undefined;
     options.onProgress?.(++done, total);
     return t;
   };
   const evaluation = spec.evaluation ? await reportEvaluation(spec, from) : undefined;
-  const truthOf = await truthFromPath(spec);
+  const truthOf = await truthLookup(spec, from);
   try {
     const cardThumbs = await mapLimited(results, 4, (r, i) => thumb(r.uri, i));
-    const errorThumbs = await mapLimited(errors, 4, (e) => thumb(e.uri, 0));
+    const errorThumbs = await mapLimited(errors, 4, (e) => thumb(e.uri, -1));
     return {
       pipeline: spec.name,
       backend: spec.backend,
@@ -87,13 +97,15 @@ export async function buildReport(spec: RunSpec, options: Omit<ReportOptions, 'o
         path: displayName(r.uri),
         label: r.label,
         score: r.score,
+        version: r.modelVersion,
         topK: r.topK.map((t) => ({ label: t.label, score: t.score })),
         runId: r.runId,
         thumbnail: cardThumbs[i],
-        ...(truthOf && truthOf(r.uri) !== undefined ? { truth: truthOf(r.uri) } : {}),
+        ...(truthOf?.(r.uri) !== undefined ? { truth: truthOf(r.uri) } : {}),
       })),
+      ...(changes ? { changes } : {}),
       errors: errors.map((e, i) => ({ uri: e.uri, name: displayName(e.uri), error: e.error, kind: e.kind, thumbnail: errorThumbs[i] })),
-      ...(evaluation ? { evaluation: { ...evaluation, cellsFilter: truthOf !== undefined } } : {}),
+      ...(evaluation ? { evaluation } : {}),
     };
   } finally {
     thumbnailer?.close();
@@ -101,7 +113,7 @@ export async function buildReport(spec: RunSpec, options: Omit<ReportOptions, 'o
 }
 
 /** The newest version's evaluation, cut to what a page shows: the 30 classes and 12 matrix rows with the most support. */
-async function reportEvaluation(spec: RunSpec, from: ResultsPort): Promise<Omit<ReportEvaluation, 'cellsFilter'>> {
+async function reportEvaluation(spec: RunSpec, from: ResultsPort): Promise<ReportEvaluation> {
   const e = await evaluate(spec, {}, from);
   return {
     modelVersion: e.modelVersion,

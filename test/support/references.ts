@@ -73,3 +73,20 @@ export function statsmodelsMcNemar(pairs: [number, number][]): StatsmodelsMcNema
   if (result.status !== 0) throw new Error(`statsmodels failed: ${result.stderr || result.error}`);
   return JSON.parse(result.stdout) as StatsmodelsMcNemar[];
 }
+
+/** The FiftyOne release scripts/setup-test-deps.sh installs (its own venv, linked from the tools folder). */
+export const FIFTYONE_VERSION = '1.22.1';
+
+export interface FiftyOneSamples {
+  predictions: Record<string, { label: string; confidence: number | null; model_version: string | null }>;
+  ground_truth: Record<string, { label: string; confidence: number | null }>;
+}
+
+/** An `objinfer export --format fiftyone` folder as FiftyOne's own importer parses it, by image path. */
+export function fiftyOneImport(folder: string): FiftyOneSamples {
+  const python = join(PROJECT_ROOT, '.objinfer', 'tools', 'fiftyone-venv', 'bin', 'python');
+  const script = join(PROJECT_ROOT, 'test', 'support', 'fiftyone_import.py');
+  const result = spawnSync(python, [script, folder, FIFTYONE_VERSION], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (result.status !== 0) throw new Error(`FiftyOne failed: ${result.stderr || result.error}`);
+  return JSON.parse(result.stdout) as FiftyOneSamples;
+}

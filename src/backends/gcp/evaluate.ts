@@ -8,7 +8,16 @@
 import type { RunSpec } from '../../config';
 import type { GroundTruth } from '../../evaluation/spec';
 import { comparisonGroup, evaluationGroup } from '../../evaluation/types';
-import type { ComparisonCounts, ComparisonQuery, ComparisonRow, EvaluationCounts, EvaluationQuery, EvaluationRow } from '../../evaluation/types';
+import type {
+  ComparisonCounts,
+  ComparisonQuery,
+  ComparisonRow,
+  EvaluationCounts,
+  EvaluationQuery,
+  EvaluationRow,
+  GroundTruthQuery,
+  ImageTruth,
+} from '../../evaluation/types';
 import { tableRef } from './sql';
 
 function latestVersionSql(spec: RunSpec): string {
@@ -88,4 +97,9 @@ export async function evaluationCounts(spec: RunSpec, run: RunQuery, query: Eval
 export async function comparisonCounts(spec: RunSpec, run: RunQuery, query: ComparisonQuery): Promise<ComparisonCounts> {
   const rows = await run<ComparisonRow>(comparisonSql(spec, query.groundTruth), comparisonParams(query));
   return { groups: rows.map(comparisonGroup) };
+}
+
+export async function groundTruthOf(spec: RunSpec, run: RunQuery, query: GroundTruthQuery): Promise<ImageTruth[]> {
+  const sql = `SELECT t.uri, t.expected FROM (${truthSql(spec, query.groundTruth)}) AS t WHERE t.expected IS NOT NULL ORDER BY t.uri`;
+  return run<ImageTruth>(sql, truthParams(query));
 }

@@ -46,6 +46,7 @@ export function createGcpBackend(spec: RunSpec, endpoints?: GcpEndpoints): Backe
     readResults: (filter) => results.readResults(filter),
     evaluationCounts: (query) => results.evaluationCounts(query),
     comparisonCounts: (query) => results.comparisonCounts(query),
+    groundTruthOf: (query) => results.groundTruthOf(query),
     readErrors: (filter) => results.readErrors(filter),
     describePlan: () => describePlan(ctx),
     cleanup: (options) => cleanup(ctx, options),

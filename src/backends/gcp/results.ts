@@ -1,11 +1,11 @@
 /** Reading results on BigQuery: newest first, with the filters of `objinfer results`. */
 import type { RunSpec } from '../../config';
-import type { ComparisonCounts, ComparisonQuery, EvaluationCounts, EvaluationQuery } from '../../evaluation/types';
+import type { ComparisonCounts, ComparisonQuery, EvaluationCounts, EvaluationQuery, GroundTruthQuery, ImageTruth } from '../../evaluation/types';
 import type { ErrorRow, FailureKind, LabelScore, ResultFilter, ResultRow, ResultsPort } from '../port';
 import type { GcpClients } from './clients';
 import { classifyGoogleError, isNotFound } from './errors';
 import { namedParameters } from './jobs';
-import { comparisonCounts, evaluationCounts } from './evaluate';
+import { comparisonCounts, evaluationCounts, groundTruthOf } from './evaluate';
 import { readErrorsSql, readResultsSql, tableRef } from './sql';
 
 /** Filters as SQL over alias `t`; every value a STRING parameter, cast where it is not text. */
@@ -103,5 +103,9 @@ export class GcpResults implements ResultsPort {
 
   comparisonCounts(query: ComparisonQuery): Promise<ComparisonCounts> {
     return comparisonCounts(this.spec, (sql, params) => this.query(sql, params), query);
+  }
+
+  groundTruthOf(query: GroundTruthQuery): Promise<ImageTruth[]> {
+    return groundTruthOf(this.spec, (sql, params) => this.query(sql, params), query);
   }
 }

@@ -16,6 +16,8 @@ import {
   type EvaluationCounts,
   type EvaluationQuery,
   type EvaluationRow,
+  type GroundTruthQuery,
+  type ImageTruth,
 } from '../../evaluation/types';
 import type { GroundTruth } from '../../evaluation/spec';
 import { quote, type Db } from './warehouse';
@@ -107,4 +109,10 @@ export async function comparisonCounts(db: Db, spec: RunSpec, query: ComparisonQ
     GROUP BY ALL`;
   const rows = await withTruth<ComparisonRow & Record<string, unknown>>(db, query.groundTruth, sql, bound.values);
   return { groups: rows.map(comparisonGroup) };
+}
+
+export async function groundTruthOf(db: Db, spec: RunSpec, query: GroundTruthQuery): Promise<ImageTruth[]> {
+  const bound = new Bound();
+  const sql = `SELECT t.uri, t.expected FROM (${truthSql(spec, query.groundTruth, query.labelMap, bound)}) t WHERE t.expected IS NOT NULL ORDER BY t.uri`;
+  return withTruth<ImageTruth & Record<string, unknown>>(db, query.groundTruth, sql, bound.values);
 }

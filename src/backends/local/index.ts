@@ -52,6 +52,7 @@ export function createLocalBackend(spec: RunSpec): Backend {
     readResults: (filter) => results.readResults(filter),
     evaluationCounts: (query) => results.evaluationCounts(query),
     comparisonCounts: (query) => results.comparisonCounts(query),
+    groundTruthOf: (query) => results.groundTruthOf(query),
     readErrors: (filter) => results.readErrors(filter),
     describePlan: () => describePlan(ctx),
     cleanup: step('cleanup', (options: { deleteData: boolean }) => cleanup(ctx, options)),

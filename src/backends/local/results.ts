@@ -6,9 +6,9 @@ import { stat } from 'node:fs/promises';
 import type { DuckDBValue } from '@duckdb/node-api';
 import type { RunSpec } from '../../config';
 import { ErrorType, ObjinferError } from '../../errors';
-import type { ComparisonCounts, ComparisonQuery, EvaluationCounts, EvaluationQuery } from '../../evaluation/types';
+import type { ComparisonCounts, ComparisonQuery, EvaluationCounts, EvaluationQuery, GroundTruthQuery, ImageTruth } from '../../evaluation/types';
 import type { ErrorRow, FailureKind, LabelScore, ResultFilter, ResultRow, ResultsPort } from '../port';
-import { comparisonCounts, evaluationCounts } from './evaluate';
+import { comparisonCounts, evaluationCounts, groundTruthOf } from './evaluate';
 import { quote, Warehouse, type Db } from './warehouse';
 
 /** Filters as SQL over alias `t`, with their values bound in order. */
@@ -121,5 +121,9 @@ export class LocalResults implements ResultsPort {
 
   async comparisonCounts(query: ComparisonQuery): Promise<ComparisonCounts> {
     return this.read(this.spec.objectTable, { groups: [] }, (db) => comparisonCounts(db, this.spec, query));
+  }
+
+  async groundTruthOf(query: GroundTruthQuery): Promise<ImageTruth[]> {
+    return this.read(this.spec.objectTable, [], (db) => groundTruthOf(db, this.spec, query));
   }
 }

@@ -74,7 +74,7 @@ export async function report(options: ReportFlags): Promise<void> {
   const out = outputPath(options.out ?? `${spec.name}-report.html`, spec, file);
   const progress = process.stderr.isTTY ? (done: number, total: number) => process.stderr.write(`\rthumbnails ${done}/${total}`) : undefined;
   const { writeReport } = await import('../../report'); // thumbnails need sharp: only this command loads it
-  const data = await writeReport(spec, { out, runId: options.run, history: options.history, onProgress: progress });
+  const data = await writeReport(spec, { out, runId: options.run, history: options.history, compare: options.compare, onProgress: progress });
   if (progress) process.stderr.write('\n');
   const record = { out, url: pathToFileURL(out).href, predicted: data.cards.length, failed: data.errors.length };
   process.stdout.write(renderOne(record, options.output, () => `report of ${record.predicted} predictions and ${record.failed} errors:\n  ${record.url}`));
@@ -85,8 +85,15 @@ export async function exportTable(options: ExportFlags): Promise<void> {
   if (options.errors && (options.label !== undefined || options.minScore !== undefined || options.maxScore !== undefined)) {
     throw new UsageError('--label, --min-score and --max-score filter predictions; the errors table has no labels or scores', 'drop them, or drop --errors');
   }
-  const extension = { parquet: 'parquet', csv: 'csv', jsonl: 'jsonl', 'label-studio': 'label-studio.json' }[options.format];
-  const out = outputPath(options.out ?? `${spec.name}-${options.errors ? 'errors' : 'results'}.${extension}`, spec, file);
+  if (options.errors && (options.format === 'label-studio' || options.format === 'fiftyone')) {
+    throw new UsageError(
+      `--format ${options.format} exports predictions for review; the errors table has none`,
+      'use --format csv, jsonl or parquet with --errors',
+    );
+  }
+  const extension = { parquet: '.parquet', csv: '.csv', jsonl: '.jsonl', 'label-studio': '.label-studio.json', fiftyone: '-fiftyone' }[options.format];
+  const folder = options.format === 'fiftyone';
+  const out = outputPath(options.out ?? `${spec.name}-${options.errors ? 'errors' : 'results'}${extension}`, spec, file, folder ? 'folder' : 'file');
   const filter = {
     label: options.label,
     minScore: options.minScore,
@@ -96,5 +103,21 @@ export async function exportTable(options: ExportFlags): Promise<void> {
     history: options.history,
   };
   const outcome = await exportRows(spec, { format: options.format, out, errors: options.errors, filter });
-  process.stdout.write(renderOne({ ...outcome }, options.output, () => `${outcome.rows} ${outcome.table} rows written to ${outcome.out} (${outcome.format})`));
+  process.stdout.write(renderOne({ ...outcome }, options.output, () => exportSummary(outcome)));
+}
+
+function exportSummary(outcome: Awaited<ReturnType<typeof exportRows>>): string {
+  const truth = outcome.withGroundTruth === undefined ? '' : `, ${outcome.withGroundTruth} with their ground truth`;
+  if (outcome.format !== 'fiftyone') return `${outcome.rows} ${outcome.table} rows written to ${outcome.out} (${outcome.format}${truth})`;
+  const fo = `fo.types.FiftyOneImageClassificationDataset, data_path="data.json"`;
+  const lines = [
+    `${outcome.rows} images of version ${outcome.modelVersion ?? '-'} written to ${outcome.out} (FiftyOne${truth}); in Python:`,
+    '  import fiftyone as fo',
+    `  dataset = fo.Dataset.from_dir(dataset_dir=${JSON.stringify(outcome.out)}, dataset_type=${fo}, label_field="predictions")`,
+  ];
+  if (outcome.withGroundTruth !== undefined)
+    lines.push(
+      `  dataset.merge_dir(dataset_dir=${JSON.stringify(outcome.out)}, dataset_type=${fo}, labels_path="ground_truth.json", label_field="ground_truth")`,
+    );
+  return lines.join('\n');
 }

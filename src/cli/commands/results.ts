@@ -1,7 +1,7 @@
 /** `objinfer results`, `report` and `export`: the predictions and errors, for people and for other tools. What they do is in ../actions/results. */
 import { Command, Option } from 'commander';
 import { EXPORT_FORMATS, type ExportFormat } from '../../exportFormats';
-import { isoTime, outputOption, positiveInt, score } from '../common';
+import { isoTime, outputOption, positiveInt, score, versionPair } from '../common';
 import type { Format } from '../output';
 
 function withRowFilters(command: Command): Command {
@@ -32,6 +32,7 @@ export interface ReportFlags {
   out?: string;
   run?: string;
   history?: boolean;
+  compare?: [string, string];
   output: Format;
 }
 export interface EvaluateFlags {
@@ -65,6 +66,7 @@ export function addResultCommands(program: Command): void {
     .option('--out <file>', 'where to write it (default: ./<pipeline>-report.html)')
     .option('--run <runId>', 'only rows written by this run')
     .option('--history', "also rows of images' earlier generations, and of images gone from the bucket")
+    .option('--compare <A,B>', 'the two prediction versions whose changed images it shows side by side (default: the two newest)', versionPair)
     .addOption(outputOption())
     .action(async (options: ReportFlags) => (await actions()).report(options));
 
