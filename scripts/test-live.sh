@@ -12,5 +12,9 @@ if [ ! -f "$adc" ] && [ -z "${GOOGLE_CLOUD_ACCESS_TOKEN:-}" ]; then
   echo "test:live skipped: no Application Default Credentials at $adc (run 'gcloud auth application-default login')"
   exit 0
 fi
+if [ -z "${OBJINFER_LIVE_MODEL:-}" ] || [ -z "${OBJINFER_LIVE_LABELS:-}" ]; then
+  echo "test:live skipped: set OBJINFER_LIVE_MODEL to the tutorial's ResNet-50 classification SavedModel (a folder or gs:// path) and OBJINFER_LIVE_LABELS to its ImageNet labels, one per line in output order (e.g. TF Hub's imagenet/resnet_v1_50/classification and ImageNetLabels.txt)"
+  exit 0
+fi
 ./scripts/setup-tools.sh
 NODE_OPTIONS=--experimental-vm-modules npx jest --roots '<rootDir>/test-live' --testTimeout 3600000
