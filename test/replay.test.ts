@@ -24,6 +24,7 @@ test('there are recorded histories to replay', () => {
     'iam-wait-and-window.binpb',
     'narrowed-around-a-killer.binpb',
     'paused-resized-resumed.binpb',
+    'provisioned-in-parallel.binpb',
     'retried-after-a-pause.binpb',
   ]);
 });

@@ -193,3 +193,68 @@ test('a run continued as new resumes at its next batch, carrying what it counted
   expect(provisioned).toBe(0);
   expect(summary).toMatchObject({ predicted: 9, failed: 1, batches: 10, labelCounts: { a: 9 } });
 });
+
+test('provisioning runs each step as soon as the steps it needs are done, and never before them', async () => {
+  const events: string[] = [];
+  const firstThree = ['ensureDataset', 'ensureConnection', 'ensureBucket'];
+  const startedSteps = new Set<string>();
+  let release: () => void = () => undefined;
+  const allStarted = new Promise<void>((resolve) => (release = resolve));
+  /** The three first steps each wait (heartbeating) until all three have started: run one after another, they never would. */
+  const together =
+    <T>(name: string, result: T) =>
+    async () => {
+      events.push(`start ${name}`);
+      startedSteps.add(name);
+      if (startedSteps.size === firstThree.length) release();
+      const beat = setInterval(() => Context.current().heartbeat(), 200);
+      try {
+        await Promise.race([
+          allStarted,
+          new Promise((_, fail) => setTimeout(() => fail(ApplicationFailure.create({ message: `${name} ran alone`, nonRetryable: true })), 5_000)),
+        ]);
+      } finally {
+        clearInterval(beat);
+      }
+      events.push(`end ${name}`);
+      return result;
+    };
+  const traced =
+    <A extends unknown[], T>(name: string, work: (...args: A) => Promise<T>) =>
+    async (...args: A) => {
+      events.push(`start ${name}`);
+      const result = await work(...args);
+      events.push(`end ${name}`);
+      return result;
+    };
+  const base = mockActivities(1);
+  const activities = mockActivities(1, {
+    ensureDataset: together('ensureDataset', step('dataset')),
+    ensureConnection: together('ensureConnection', { ...step('connection'), serviceAccount: 'sa@x' }),
+    ensureBucket: together('ensureBucket', step('bucket')),
+    grantObjectViewer: traced('grantObjectViewer', base.grantObjectViewer),
+    uploadModel: traced('uploadModel', base.uploadModel),
+    ensureObjectTable: traced('ensureObjectTable', base.ensureObjectTable),
+    ensureModel: traced('ensureModel', base.ensureModel),
+    describeModel: traced('describeModel', base.describeModel),
+    ensureResultTables: traced('ensureResultTables', base.ensureResultTables),
+    planBatches: traced('planBatches', base.planBatches),
+  });
+  const summary = await withPipeline(env, WORKFLOW_BUNDLE, spec(), activities, async (handle) => handle.result());
+  expect(summary.predicted).toBe(1);
+  const at = (event: string) => {
+    const index = events.indexOf(event);
+    expect(index).toBeGreaterThanOrEqual(0);
+    return index;
+  };
+  const after = (step: string, needs: string[]) => needs.forEach((need) => expect(at(`start ${step}`)).toBeGreaterThan(at(`end ${need}`)));
+  after('grantObjectViewer', ['ensureConnection', 'ensureBucket']);
+  after('uploadModel', ['ensureBucket']);
+  after('ensureObjectTable', ['ensureDataset', 'grantObjectViewer']);
+  after('ensureModel', ['ensureDataset', 'uploadModel']);
+  after('describeModel', ['ensureObjectTable', 'ensureModel']);
+  after('ensureResultTables', ['describeModel']);
+  after('planBatches', ['ensureResultTables']);
+  // The outcomes are listed in the steps' order, whichever ended first.
+  expect(summary.provisioned.map((s) => s.step).slice(0, 3)).toEqual(['dataset', 'connection', 'bucket']);
+});

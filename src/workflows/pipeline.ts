@@ -41,6 +41,7 @@ import {
 import { RunControl } from './control';
 import { addLabelCounts, capBatches, MAX_SPLIT_DEPTH } from './limits';
 import { BATCH_ATTEMPTS, findFailure, isRetryable, stepsFor, workerDeath } from './steps';
+import { provision } from './provision';
 
 /** The patch that made batches ranges of the pending table's ranks (BatchSlice.ranks). */
 const RANK_SLICES = 'batch-rank-ranges';
@@ -98,39 +99,19 @@ class PipelineRun {
   /** preflight, provision and plan: every step idempotent, so a re-run skips what is there. */
   async prepare(): Promise<ResumeState> {
     const { spec, ref } = this;
-    const { provisioning, throughConnection } = this.steps;
+    const { provisioning } = this.steps;
     const summary = (text: string) => ({ summary: text });
     this.enter('preflight');
     const { warnings } = await provisioning.preflight.executeWithOptions(summary('preflight: check config and permissions'), [ref]);
 
     this.enter('provision');
     const provisioned: StepOutcome[] = [];
-    const record = <T extends StepOutcome | StepOutcome[]>(outcome: T): T => {
-      for (const step of Array.isArray(outcome) ? outcome : [outcome]) {
-        provisioned.push({ step: step.step, action: step.action, detail: step.detail });
-        warnings.push(...(step.warnings ?? []));
-      }
-      return outcome;
-    };
-    record(await provisioning.ensureDataset.executeWithOptions(summary(`provision: dataset ${spec.dataset}`), [ref]));
-    if (spec.reservation) record(await provisioning.ensureReservation.executeWithOptions(summary(`provision: reservation ${spec.reservation.name}`), [ref]));
-    const connection = record(await provisioning.ensureConnection.executeWithOptions(summary(`provision: connection ${spec.connection}`), [ref]));
-    record(await provisioning.ensureBucket.executeWithOptions(summary(`provision: bucket ${spec.bucket}`), [ref]));
-    record(await provisioning.grantObjectViewer.executeWithOptions(summary('provision: grant roles/storage.objectViewer'), [ref, connection.serviceAccount]));
-    const artifact = record(await provisioning.uploadModel.executeWithOptions(summary(`provision: upload model ${spec.model.name}`), [ref]));
-    record(
-      await this.waitingOutIam('object table', () =>
-        throughConnection.ensureObjectTable.executeWithOptions(summary(`provision: object table ${spec.objectTable}`), [ref]),
-      ),
-    );
-    record(await provisioning.ensureModel.executeWithOptions(summary(`provision: model ${spec.model.name} (version ${artifact.version})`), [ref, artifact]));
-    const model = await this.waitingOutIam('describe model', () =>
-      throughConnection.describeModel.executeWithOptions(summary(`provision: describe model ${spec.model.name}`), [ref, artifact]),
-    );
+    const { outcomes, artifact, model } = await provision({ spec, ref, steps: this.steps, waitingOutIam: (step, work) => this.waitingOutIam(step, work) });
+    for (const step of outcomes.flat()) {
+      provisioned.push({ step: step.step, action: step.action, detail: step.detail });
+      warnings.push(...(step.warnings ?? []));
+    }
     warnings.push(...(model.warnings ?? []));
-    record(
-      await provisioning.ensureResultTables.executeWithOptions(summary(`provision: tables ${spec.results.table}, ${spec.results.errorsTable}`), [ref, model]),
-    );
     log.info('provisioned', { steps: provisioned.map((s) => `${s.step}: ${s.action}`) });
 
     this.enter('plan');
