@@ -196,7 +196,7 @@ test('a run continued as new resumes at its next batch, carrying what it counted
 
 test('provisioning runs each step as soon as the steps it needs are done, and never before them', async () => {
   const events: string[] = [];
-  const firstThree = ['ensureDataset', 'ensureConnection', 'ensureBucket'];
+  const firstThree = ['ensureReservation', 'ensureConnection', 'ensureBucket'];
   const startedSteps = new Set<string>();
   let release: () => void = () => undefined;
   const allStarted = new Promise<void>((resolve) => (release = resolve));
@@ -229,7 +229,8 @@ test('provisioning runs each step as soon as the steps it needs are done, and ne
     };
   const base = mockActivities(1);
   const activities = mockActivities(1, {
-    ensureDataset: together('ensureDataset', step('dataset')),
+    ensureDataset: traced('ensureDataset', async () => step('dataset')),
+    ensureReservation: together('ensureReservation', [step('reservation')]),
     ensureConnection: together('ensureConnection', { ...step('connection'), serviceAccount: 'sa@x' }),
     ensureBucket: together('ensureBucket', step('bucket')),
     grantObjectViewer: traced('grantObjectViewer', base.grantObjectViewer),
@@ -240,7 +241,8 @@ test('provisioning runs each step as soon as the steps it needs are done, and ne
     ensureResultTables: traced('ensureResultTables', base.ensureResultTables),
     planBatches: traced('planBatches', base.planBatches),
   });
-  const summary = await withPipeline(env, WORKFLOW_BUNDLE, spec(), activities, async (handle) => handle.result());
+  const withReservation = spec({ reservation: { name: 'r', slots: 50, edition: 'ENTERPRISE' } });
+  const summary = await withPipeline(env, WORKFLOW_BUNDLE, withReservation, activities, async (handle) => handle.result());
   expect(summary.predicted).toBe(1);
   const at = (event: string) => {
     const index = events.indexOf(event);
@@ -248,13 +250,16 @@ test('provisioning runs each step as soon as the steps it needs are done, and ne
     return index;
   };
   const after = (step: string, needs: string[]) => needs.forEach((need) => expect(at(`start ${step}`)).toBeGreaterThan(at(`end ${need}`)));
+  after('ensureReservation', ['ensureDataset']);
+  after('ensureConnection', ['ensureDataset']);
+  after('ensureBucket', ['ensureDataset']);
   after('grantObjectViewer', ['ensureConnection', 'ensureBucket']);
   after('uploadModel', ['ensureBucket']);
-  after('ensureObjectTable', ['ensureDataset', 'grantObjectViewer']);
+  after('ensureObjectTable', ['ensureReservation', 'grantObjectViewer']);
   after('ensureModel', ['ensureDataset', 'uploadModel']);
   after('describeModel', ['ensureObjectTable', 'ensureModel']);
   after('ensureResultTables', ['describeModel']);
   after('planBatches', ['ensureResultTables']);
   // The outcomes are listed in the steps' order, whichever ended first.
-  expect(summary.provisioned.map((s) => s.step).slice(0, 3)).toEqual(['dataset', 'connection', 'bucket']);
+  expect(summary.provisioned.map((s) => s.step).slice(0, 4)).toEqual(['dataset', 'reservation', 'connection', 'bucket']);
 });

@@ -1,7 +1,7 @@
 /**
  * The provision stage: dataset, reservation, connection, bucket, grant, model upload, object
  * table, model import, its description and the results tables. Each step starts as soon as
- * the steps it needs are done (a no-op run is then 7 round trips to the server instead of 11);
+ * the steps it needs are done (a no-op run is then 8 round trips to the server instead of 11);
  * runs begun before that change keep the one-after-another order on replay.
  */
 import { patched } from '@temporalio/workflow';
@@ -35,12 +35,13 @@ export async function provision(deps: ProvisionDeps): Promise<Provisioned> {
 
 async function provisionInParallel({ spec, ref, steps, waitingOutIam }: ProvisionDeps): Promise<Provisioned> {
   const { provisioning, throughConnection } = steps;
+  // Every other step records what it creates in the dataset (gcp), so the dataset comes first.
   const dataset = provisioning.ensureDataset.executeWithOptions(summary(`provision: dataset ${spec.dataset}`), [ref]);
   const reservation = spec.reservation
-    ? provisioning.ensureReservation.executeWithOptions(summary(`provision: reservation ${spec.reservation.name}`), [ref])
+    ? dataset.then(() => provisioning.ensureReservation.executeWithOptions(summary(`provision: reservation ${spec.reservation!.name}`), [ref]))
     : undefined;
-  const connection = provisioning.ensureConnection.executeWithOptions(summary(`provision: connection ${spec.connection}`), [ref]);
-  const bucket = provisioning.ensureBucket.executeWithOptions(summary(`provision: bucket ${spec.bucket}`), [ref]);
+  const connection = dataset.then(() => provisioning.ensureConnection.executeWithOptions(summary(`provision: connection ${spec.connection}`), [ref]));
+  const bucket = dataset.then(() => provisioning.ensureBucket.executeWithOptions(summary(`provision: bucket ${spec.bucket}`), [ref]));
   const grant = Promise.all([connection, bucket]).then(([c]) =>
     provisioning.grantObjectViewer.executeWithOptions(summary('provision: grant roles/storage.objectViewer'), [ref, c.serviceAccount]),
   );
