@@ -328,6 +328,10 @@ test('with ground truth from a file, exports carry it (CSV, Parquet, FiftyOne as
   // The evaluation is of the newest version: red-000 (said blue) is now predicted green.
   await page.locator('#confusion .cell[data-truth="blue"][data-predicted="green"]').click();
   expect(await page.locator('#gallery .card .name').allTextContents()).toEqual([basename(fileURLToPath(uris.find((u) => u.includes('/red-000'))!))]);
+  // The first version called red-000 (truth blue) red; the cell is of the newest version, which does not.
+  await page.locator('#confusion .cell[data-truth="blue"][data-predicted="red"]').click();
+  expect(await page.locator('#gallery .card').count()).toBe(0);
+  await page.locator('#clear-cell').click();
   const flipped = uris.filter((u) => /\/(red|green)-\d+\.\w+$/.test(u));
   await expect(page.locator('#changed-count').textContent()).resolves.toBe(
     `${flipped.length} of 6 images predicted by both got another top-1 label (${((flipped.length / 6) * 100).toFixed(1)}%)`,
