@@ -37,6 +37,16 @@ test('uses in quick succession share one open; then the file is released for oth
   expect(released).toBe(true);
 });
 
+test("a writer that comes while a reader in the same process fails to open a file not made yet opens it itself (the reader's failure was the writer's)", async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'objinfer-warehouse-')), 'w.duckdb');
+  // Both start before either has opened: the writer finds the reader's open under way.
+  const reading = new Warehouse(path, { readOnly: true }).use((db) => db.all('SELECT 1 AS x'));
+  const writing = new Warehouse(path).use((db) => db.run('CREATE TABLE t (x INTEGER)'));
+  await expect(reading).rejects.toThrow(/database does not exist/);
+  await expect(writing).resolves.toBeUndefined();
+  expect(await new Warehouse(path, { readOnly: true }).use((db) => db.all('SELECT count(*) AS n FROM t'))).toEqual([{ n: 0n }]);
+});
+
 test("a batch's work releases the file at once, so a reader in another process gets in between writes", async () => {
   const path = join(mkdtempSync(join(tmpdir(), 'objinfer-warehouse-')), 'w.duckdb');
   await new Warehouse(path).use((db) => db.run('CREATE TABLE t (x INTEGER)'), { release: 'now' });

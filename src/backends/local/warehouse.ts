@@ -127,12 +127,20 @@ export class Warehouse {
     const readOnly = this.options.readOnly ?? false;
     for (;;) {
       let pending = open.get(this.path);
+      const mine = !pending;
       if (!pending) {
         pending = this.openWithRetry(readOnly);
         open.set(this.path, pending);
         pending.catch(() => open.delete(this.path));
       }
-      const entry = await pending;
+      let entry: OpenInstance;
+      try {
+        entry = await pending;
+      } catch (error) {
+        // Another caller's open failed (a reader's, of a file not made yet): ours is tried on its own.
+        if (mine) throw error;
+        continue;
+      }
       if (entry.closed) continue; // released while we waited for it
       if (entry.users === 0 && entry.identity !== fileIdentity(this.path)) {
         // Lingering on a file since deleted or replaced: the path names a new warehouse now.
