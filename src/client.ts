@@ -7,13 +7,13 @@
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { PlannedCall } from './backends/port';
 import { describeSpec, specKey, type RunSpec } from './config';
-import { cleanupPipeline as cleanupWorkflow, inferencePipeline } from './workflows';
-import { Ids, SPEC_MEMO_KEY, type PipelineInput, type StepOutcome } from './workflows/contract';
+import { cleanupPipeline as cleanupWorkflow, inferencePipeline, watchPipeline } from './workflows';
+import { Ids, SPEC_MEMO_KEY, type PipelineInput, type StepOutcome, type WatchInput } from './workflows/contract';
 import { searchAttributesFor } from './workflows/searchAttributes';
 
 export { connectTemporal, workflowUiUrl, type Connected } from './temporal/connection';
 export { loadConfig, parseConfig, ConfigError, type RunSpec } from './config';
-export { Ids, type PipelineProgress, type PipelineSummary } from './workflows/contract';
+export { Ids, type PipelineProgress, type PipelineSummary, type WatchProgress } from './workflows/contract';
 export type { ErrorRow, ResultFilter, ResultRow } from './backends/port';
 export {
   cancelPipeline,
@@ -72,23 +72,61 @@ export async function startPipeline(
   const workflowId = Ids.pipeline(spec.name);
   const budget = options.maxImages !== undefined ? { maxImages: options.maxImages } : {};
   const input: PipelineInput = { spec, specKey: specKey(spec), searchAttributes: options.searchAttributes ?? false, ...budget };
+  return startOrAttach(client, spec, inferencePipeline, input, {
+    workflowId,
+    searchAttributes: options.searchAttributes,
+    staticSummary: `objinfer ${spec.name}: ${spec.model.name} over ${spec.sourceUris.join(', ')}`,
+  });
+}
+
+export interface StartedWatch {
+  handle: WorkflowHandleWithFirstExecutionRunId<typeof watchPipeline>;
+  workflowId: string;
+  /** True when the pipeline was being watched already and this call attached to that watch. */
+  attached: boolean;
+  /** As for a run: the settings that differ from the running watch's, which goes on with its own. */
+  specDiffers?: string[];
+}
+
+/**
+ * Starts `watchPipeline` for the spec (`objinfer watch`), or attaches to the pipeline's watch
+ * that is going: one watch per pipeline (its own workflow ID, beside the pipeline's runs).
+ */
+export async function startWatch(client: Client, spec: RunSpec, options: { searchAttributes?: boolean } = {}): Promise<StartedWatch> {
+  const workflowId = Ids.watch(spec.name);
+  const input: WatchInput = { spec, specKey: specKey(spec), searchAttributes: options.searchAttributes ?? false };
+  return startOrAttach(client, spec, watchPipeline, input, {
+    workflowId,
+    searchAttributes: options.searchAttributes,
+    staticSummary: `objinfer watch ${spec.name}: ${spec.model.name} over ${spec.sourceUris.join(', ')}`,
+  });
+}
+
+/** Starts `workflow` under its pipeline's workflow ID, or attaches to the one running there (conflict policy USE_EXISTING), saying whether its spec differs. */
+async function startOrAttach<W extends typeof inferencePipeline | typeof watchPipeline>(
+  client: Client,
+  spec: RunSpec,
+  workflow: W,
+  input: Parameters<W>[0],
+  options: { workflowId: string; searchAttributes?: boolean; staticSummary: string },
+): Promise<{ handle: WorkflowHandleWithFirstExecutionRunId<W>; workflowId: string; attached: boolean; specDiffers?: string[] }> {
+  const { workflowId } = options;
   const running = await runningSpec(client, workflowId);
-  const attached = running !== undefined;
-  const handle = await client.workflow.start(inferencePipeline, {
+  const handle = await client.workflow.start<W>(workflow, {
     taskQueue: spec.temporal.taskQueue,
     workflowId,
-    args: [input],
+    args: [input] as Parameters<W>,
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowIdReusePolicy: 'ALLOW_DUPLICATE',
     memo: { config: describeSpec(spec), [SPEC_MEMO_KEY]: spec },
-    staticSummary: `objinfer ${spec.name}: ${spec.model.name} over ${spec.sourceUris.join(', ')}`,
+    staticSummary: options.staticSummary,
     staticDetails: Object.entries(describeSpec(spec))
       .map(([k, v]) => `**${k}**: ${v}`)
       .join('\n'),
     typedSearchAttributes: options.searchAttributes ? searchAttributesFor(spec) : undefined,
   });
   const differs = running && running !== 'unknown' && specKey(running) !== input.specKey ? specDifferences(running, spec) : undefined;
-  return { handle, workflowId, attached, ...(differs?.length ? { specDiffers: differs } : {}) };
+  return { handle, workflowId, attached: running !== undefined, ...(differs?.length ? { specDiffers: differs } : {}) };
 }
 
 /** The spec of the pipeline's running run ('unknown' when it holds none), or undefined when none runs. */

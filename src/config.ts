@@ -12,6 +12,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { msToNumber, type Duration } from '@temporalio/common/lib/time';
+import type { WatchSettings } from './watchSettings';
+
+export type { WatchSettings } from './watchSettings';
 import { parse as parseYaml } from 'yaml';
 import { localLayoutProblems, resolveSourceUri } from './configPaths';
 import { EvaluationSchema, resolveEvaluation, type EvaluationSpec } from './evaluation/spec';
@@ -141,6 +144,16 @@ export const ConfigSchema = z
       .prefault({}),
     /** How `objinfer evaluate` finds each image's true class. */
     evaluation: EvaluationSchema.optional(),
+    /** `objinfer watch`: how changes are gathered into micro-batches, and how often the whole source is listed again. */
+    watch: z
+      .object({
+        debounce: duration.default('300ms'),
+        maxWait: duration.default('1s'),
+        maxBatch: z.number().int().min(1, 'must be at least 1 object').max(10_000, 'must be at most 10000 objects').default(500),
+        reconcileEvery: bound.default('10m'),
+      })
+      .strict()
+      .optional(),
     temporal: z
       .object({
         taskQueue: z
@@ -191,6 +204,8 @@ export interface RunSpec {
   local: { warehouse: string; storage: string };
   temporal: { taskQueue: string };
   evaluation?: EvaluationSpec;
+  /** Absent when the config has no `watch` section: `watchSettings` gives the defaults. */
+  watch?: WatchSettings;
 }
 
 export interface ConfigProblem {
@@ -357,6 +372,16 @@ function resolveSpec(parsed: ParsedConfig, baseDir: string, checkFiles: boolean)
     local: { warehouse: at(parsed.local.warehouse), storage: at(parsed.local.storage) },
     temporal: { taskQueue: parsed.temporal.taskQueue },
     ...(evaluation ? { evaluation } : {}),
+    ...(parsed.watch
+      ? {
+          watch: {
+            debounceMs: durationMs(parsed.watch.debounce)!,
+            maxWaitMs: durationMs(parsed.watch.maxWait)!,
+            maxBatch: parsed.watch.maxBatch,
+            reconcileEveryMs: durationMs(parsed.watch.reconcileEvery)!,
+          },
+        }
+      : {}),
   };
 }
 

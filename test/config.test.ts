@@ -67,6 +67,19 @@ test('a bad duration is named', () => {
   expect(errorOf({ ...valid, iam: { propagationTimeout: 'ten minutes' } }).field).toBe('iam.propagationTimeout');
 });
 
+test('the watch section: durations in milliseconds, defaults for what is left out, and a bad value named', () => {
+  expect(parseConfig(valid, workspace()).watch).toBeUndefined();
+  expect(parseConfig({ ...valid, watch: { debounce: '50ms', reconcileEvery: '1h' } }, workspace()).watch).toEqual({
+    debounceMs: 50,
+    maxWaitMs: 1000,
+    maxBatch: 500,
+    reconcileEveryMs: 3_600_000,
+  });
+  expect(errorOf({ ...valid, watch: { maxBatch: 0 } }).field).toBe('watch.maxBatch');
+  expect(errorOf({ ...valid, watch: { reconcileEvery: '0s' } }).field).toBe('watch.reconcileEvery');
+  expect(errorOf({ ...valid, watch: { debounce: 'soon' } }).field).toBe('watch.debounce');
+});
+
 test('the gcp backend needs a project', () => {
   const error = errorOf({ ...valid, backend: 'gcp', sourceUris: ['gs://b/x/*.jpg'], model: { name: 'm', source: 'gs://b/m/' } });
   expect(error.field).toBe('project');

@@ -26,6 +26,7 @@ test('there are recorded histories to replay', () => {
     'paused-resized-resumed.binpb',
     'provisioned-in-parallel.binpb',
     'retried-after-a-pause.binpb',
+    'watched.binpb',
   ]);
 });
 

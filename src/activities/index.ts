@@ -9,7 +9,15 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Backend } from '../backends/port';
 import { listeningForWaits } from '../backends/waiting';
 import { MAX_FAILURE_MESSAGE, ObjinferError, truncateMessage } from '../errors';
-import type { BatchProgress, BatchRequest, ModelArtifact, ModelDescription, PipelineRef } from '../workflows/contract';
+import type { WatchSettings } from '../config';
+import {
+  objectsChangedSignal,
+  type BatchProgress,
+  type BatchRequest,
+  type ModelArtifact,
+  type ModelDescription,
+  type PipelineRef,
+} from '../workflows/contract';
 import { BackendRegistry } from './backends';
 
 export { BackendRegistry } from './backends';
@@ -52,6 +60,26 @@ async function classified<T>(work: (heartbeat: (details: BatchProgress) => void)
   }
 }
 
+/**
+ * Signals the watch this activity belongs to that `changed` objects are in the object table.
+ * While the server cannot be reached the signal is tried again each second: the changes are
+ * recorded already, so a watch that never hears of them still finds them at its next listing.
+ */
+async function tellWorkflow(changed: number, cancelled: AbortSignal): Promise<void> {
+  const { info, client } = Context.current();
+  const workflowId = info.workflowExecution?.workflowId;
+  if (!workflowId) throw new Error('objinfer activities run only inside its workflows');
+  for (;;) {
+    try {
+      return await client.workflow.getHandle(workflowId).signal(objectsChangedSignal, { changed });
+    } catch (error) {
+      if (cancelled.aborted) return; // the watch is ending or continuing as new: its next watcher lists everything
+      log.warn('could not tell the watch what changed; trying again in 1s', { error: String(error) });
+      await new Promise((resume) => setTimeout(resume, 1000));
+    }
+  }
+}
+
 export function createActivities(backends: BackendRegistry = new BackendRegistry()) {
   const on = <T>(ref: PipelineRef, work: (backend: Backend) => Promise<T>): Promise<T> => classified(async () => work(await backends.get(ref)));
   return {
@@ -80,6 +108,12 @@ export function createActivities(backends: BackendRegistry = new BackendRegistry
       }),
     recordUnprocessable: (ref: PipelineRef, request: BatchRequest, reason: string) => on(ref, (b) => b.recordUnprocessable(request, reason)),
     cleanup: (ref: PipelineRef, deleteData: boolean) => on(ref, (b) => b.cleanup({ deleteData })),
+    /** A watch's watcher: runs until cancelled or `settings.reconcileEveryMs` is over, telling its workflow what changed. */
+    watchSource: (ref: PipelineRef, settings: WatchSettings) =>
+      on(ref, (b) => {
+        const { cancellationSignal } = Context.current();
+        return b.watchSource(settings, (changed) => tellWorkflow(changed, cancellationSignal), cancellationSignal);
+      }),
   };
 }
 

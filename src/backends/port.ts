@@ -7,7 +7,7 @@
  * Each backend folder has the same modules: provision, objectTable, predict, results,
  * plan and cleanup, composed in its index.ts.
  */
-import type { RunSpec } from '../config';
+import type { RunSpec, WatchSettings } from '../config';
 import type { ComparisonCounts, ComparisonQuery, EvaluationCounts, EvaluationQuery, GroundTruthQuery, ImageTruth } from '../evaluation/types';
 import type {
   BatchPlan,
@@ -50,6 +50,29 @@ export interface InferencePort {
    * kills every worker that processes it, once narrowing has isolated it.
    */
   recordUnprocessable(request: BatchRequest, reason: string): Promise<BatchResult>;
+}
+
+/** What one watcher saw before it ended (`objinfer watch`). */
+export interface WatchOutcome {
+  /** File-system events or notifications received for objects the source patterns match. */
+  events: number;
+  /** Micro-batches of them recorded in the object table. */
+  microBatches: number;
+  /** Objects that got a new generation or were removed, by events and by the watcher's first listing. */
+  changed: number;
+  /** What the first listing found. */
+  reconciled?: string;
+}
+
+export interface WatchPort {
+  /**
+   * Watches the source for new, changed and removed objects until `signal` aborts or
+   * `settings.reconcileEveryMs` is over. It first lists the whole source once (what changed
+   * while nothing watched); then it gathers changes into micro-batches, records each in the
+   * object table, and calls `onChanges` with how many objects changed. Duplicate events
+   * change nothing. The backend that cannot watch throws a non-retryable ObjinferError.
+   */
+  watchSource(settings: WatchSettings, onChanges: (changed: number) => Promise<void>, signal: AbortSignal): Promise<WatchOutcome>;
 }
 
 /** Filters shared by `objinfer results`, `report` and `export`. */
@@ -145,7 +168,7 @@ export interface CleanupPort {
   cleanup(options: { deleteData: boolean }): Promise<StepOutcome[]>;
 }
 
-export interface Backend extends ProvisioningPort, InferencePort, ResultsPort, PlanPort, CleanupPort {
+export interface Backend extends ProvisioningPort, InferencePort, WatchPort, ResultsPort, PlanPort, CleanupPort {
   /** Releases clients, sessions and handles (the worker keeps a backend per pipeline). */
   close?(): Promise<void>;
 }

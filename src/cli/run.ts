@@ -109,7 +109,7 @@ export async function runPipeline(spec: RunSpec, options: RunOptions): Promise<P
 }
 
 /** SIGINT/SIGTERM call `handler` once; a second signal exits at once. */
-function onSignals(handler: (signal: NodeJS.Signals) => void): { dispose(): void } {
+export function onSignals(handler: (signal: NodeJS.Signals) => void): { dispose(): void } {
   let seen = false;
   const listener = (signal: NodeJS.Signals) => {
     if (seen) process.exit(signal === 'SIGINT' ? Exit.interrupted : Exit.terminated);

@@ -4,7 +4,7 @@
  * named and found. Types and definitions only, so it is safe inside the workflow sandbox.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { RunSpec } from '../config';
 import type { Stage } from './stages';
 
@@ -21,6 +21,9 @@ export const Ids = {
   /** What a schedule starts; Temporal appends the slot's time. It runs the pipeline as a child. */
   scheduledRun: (name: string) => `${PREFIX}${name}-scheduled`,
   cleanup: (name: string) => `${PREFIX}${name}-cleanup`,
+  watch: (name: string) => `${PREFIX}${name}-watch`,
+  /** A watch's `n`th micro-batch: a run of the pipeline's own workflow type. */
+  microBatch: (name: string, n: number) => `${PREFIX}${name}-watch-${n}`,
   /** A pipeline name or an ID the user typed, as the pipeline's workflow ID. */
   pipelineFromUserInput: (nameOrId: string) => (nameOrId.startsWith(PREFIX) ? nameOrId : `${PREFIX}${nameOrId}`),
   scheduleFromUserInput: (nameOrId: string) => (nameOrId.startsWith(PREFIX) ? nameOrId : `${PREFIX}${nameOrId}`),
@@ -240,6 +243,8 @@ export interface ResumeState {
 }
 
 export interface PipelineInput {
+  /** A micro-batch of a watch: provisioning is done; the run plans and infers only. */
+  prepared?: Prepared;
   spec: RunSpec;
   specKey: string;
   /** False when the server lacks objinfer's search attributes: then none are upserted. */
@@ -247,6 +252,45 @@ export interface PipelineInput {
   resume?: ResumeState;
   /** A budget for this run (`objinfer run --max-images N`): no batch starts once this many images are done. */
   maxImages?: number;
+}
+
+/** What a watch hands each micro-batch: it provisioned once, so the run plans and infers only. */
+export interface Prepared {
+  artifact: ModelArtifact;
+  model: ModelDescription;
+  warnings: string[];
+}
+
+export interface WatchInput {
+  spec: RunSpec;
+  specKey: string;
+  searchAttributes?: boolean;
+  /** What a watch that continued as new carries over. */
+  carried?: WatchCarried;
+}
+
+export interface WatchCarried {
+  prepared: Prepared;
+  startedAt: number;
+  microBatches: number;
+  predicted: number;
+  failed: number;
+  /** Changes announced before the last run ended and not yet predicted. */
+  pendingChanges: number;
+}
+
+/** The `watchProgress` query's answer, and a watch's result when it is stopped. */
+export interface WatchProgress {
+  pipeline: string;
+  state: 'provisioning' | 'watching' | 'predicting';
+  startedAt: string;
+  /** Micro-batch runs finished, and what they did. */
+  microBatches: number;
+  predicted: number;
+  failed: number;
+  /** Objects announced as changed and not yet in a finished micro-batch. */
+  pendingChanges: number;
+  last?: { workflowId: string; predicted: number; failed: number; alreadyDone: number; durationMs: number };
 }
 
 export interface CleanupInput {
@@ -263,4 +307,7 @@ export const SPEC_MEMO_KEY = 'objinferSpec';
 
 export const progressQuery = defineQuery<PipelineProgress>('progress');
 /** Pause, resume, or change the concurrency of a running pipeline; answers the state after the change. */
+/** From a watch's watcher to its workflow: this many objects changed and are in the object table. */
+export const objectsChangedSignal = defineSignal<[{ changed: number }]>('objectsChanged');
+export const watchProgressQuery = defineQuery<WatchProgress>('watchProgress');
 export const controlUpdate = defineUpdate<RunControlState, [RunControlChange]>('control');

@@ -1,3 +1,4 @@
 export { inferencePipeline } from './pipeline';
 export { scheduledPipeline } from './scheduled';
 export { cleanupPipeline } from './cleanup';
+export { watchPipeline } from './watch';

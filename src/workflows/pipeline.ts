@@ -4,22 +4,17 @@
  * Deterministic: all I/O is in activities, and history holds counts, never URIs or pixels.
  */
 import {
-  ActivityFailure,
-  ApplicationFailure,
   log,
   makeContinueAsNewFunc,
   patched,
   setCurrentDetails,
   setHandler,
   sleep,
-  TimeoutFailure,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { TimeoutType } from '@temporalio/common';
 import type { RunSpec } from '../config';
-import { ErrorType } from '../errors';
 import { formatDuration } from '../format';
 import {
   progressQuery,
@@ -36,12 +31,11 @@ import {
   type PipelineSummary,
   type ResumeState,
   type Stage,
-  type StepOutcome,
 } from './contract';
 import { RunControl } from './control';
 import { addLabelCounts, capBatches, MAX_SPLIT_DEPTH } from './limits';
-import { BATCH_ATTEMPTS, findFailure, isRetryable, stepsFor, workerDeath } from './steps';
-import { provision } from './provision';
+import { BATCH_ATTEMPTS, isRetryable, stepsFor, workerDeath } from './steps';
+import { preflightAndProvision, type Provisioned } from './prepare';
 
 /** The patch that made batches ranges of the pending table's ranks (BatchSlice.ranks). */
 const RANK_SLICES = 'batch-rank-ranges';
@@ -96,24 +90,19 @@ class PipelineRun {
     });
   }
 
+  private provisionAll(): Promise<Provisioned> {
+    return preflightAndProvision({ spec: this.spec, ref: this.ref, steps: this.steps, enter: (stage) => this.enter(stage) });
+  }
+
   /** preflight, provision and plan: every step idempotent, so a re-run skips what is there. */
   async prepare(): Promise<ResumeState> {
+    // A watch's micro-batch was provisioned by the watch (./watch.ts).
+    const { provisioned, warnings, artifact, model } = this.input.prepared
+      ? { provisioned: [], ...this.input.prepared, warnings: [...this.input.prepared.warnings] }
+      : await this.provisionAll();
     const { spec, ref } = this;
     const { provisioning } = this.steps;
     const summary = (text: string) => ({ summary: text });
-    this.enter('preflight');
-    const { warnings } = await provisioning.preflight.executeWithOptions(summary('preflight: check config and permissions'), [ref]);
-
-    this.enter('provision');
-    const provisioned: StepOutcome[] = [];
-    const { outcomes, artifact, model } = await provision({ spec, ref, steps: this.steps, waitingOutIam: (step, work) => this.waitingOutIam(step, work) });
-    for (const step of outcomes.flat()) {
-      provisioned.push({ step: step.step, action: step.action, detail: step.detail });
-      warnings.push(...(step.warnings ?? []));
-    }
-    warnings.push(...(model.warnings ?? []));
-    log.info('provisioned', { steps: provisioned.map((s) => `${s.step}: ${s.action}`) });
-
     this.enter('plan');
     const plan = capBatches(
       await provisioning.planBatches.executeWithOptions(summary('plan: count pending images'), [ref, artifact.version, workflowInfo().firstExecutionRunId]),
@@ -265,44 +254,6 @@ class PipelineRun {
           { predicted: 0, failed: 0, labelCounts: {} } as BatchResult,
         );
       }
-    }
-  }
-
-  /**
-   * Runs a step that reads through the connection. Its retries wait out IAM propagation;
-   * when the bound runs out, the failure says so instead of showing a bare timeout.
-   */
-  private async waitingOutIam<T>(step: string, work: () => Promise<T>): Promise<T> {
-    const started = Date.now();
-    try {
-      return await work();
-    } catch (error) {
-      const bound = formatDuration(this.spec.iam.propagationTimeoutMs);
-      const waited = formatDuration(Date.now() - started);
-      const pending = findFailure(error, ErrorType.IamPropagationPending);
-      if (pending) {
-        throw ApplicationFailure.create({
-          type: ErrorType.IamPropagationTimeout,
-          nonRetryable: true,
-          message:
-            `${step}: IAM permissions did not propagate within ${bound} ` +
-            `(waited ${waited}; last error: ${pending.message}). Check the grant of roles/storage.objectViewer ` +
-            "to the connection's service account, or raise iam.propagationTimeout.",
-        });
-      }
-      // The same bound, run out by other errors (these steps retry without an attempt cap, so a
-      // retryable failure ends them only at the bound) or while an attempt was still running.
-      const timeout = error instanceof ActivityFailure && error.cause instanceof TimeoutFailure ? error.cause : undefined;
-      const last = timeout ? timeout.cause : isRetryable(error) ? (error as ActivityFailure).cause : undefined;
-      if (timeout?.timeoutType === TimeoutType.SCHEDULE_TO_CLOSE || (!timeout && last)) {
-        const seen = last instanceof Error ? `last error: ${last.message}` : 'an attempt was still running';
-        throw ApplicationFailure.create({
-          type: ErrorType.IamPropagationTimeout,
-          nonRetryable: true,
-          message: `${step}: did not finish within iam.propagationTimeout, ${bound}, the bound on steps that read through the connection (waited ${waited}; ${seen}). Raise iam.propagationTimeout if this step needs longer.`,
-        });
-      }
-      throw error;
     }
   }
 

@@ -8,6 +8,7 @@
  */
 import type { RunSpec } from '../../config';
 import type { Backend } from '../port';
+import { ErrorType, ObjinferError } from '../../errors';
 import { createGcpClients, type GcpEndpoints } from './clients';
 import { cleanup } from './cleanup';
 import { GcpContext } from './context';
@@ -43,6 +44,13 @@ export function createGcpBackend(spec: RunSpec, endpoints?: GcpEndpoints): Backe
     planBatches: (version, runId) => planBatches(ctx, version, runId),
     predictBatch: (request, onProgress, signal) => predictBatch(ctx, request, onProgress, signal),
     recordUnprocessable: (request, reason) => recordUnprocessable(ctx, request, reason),
+    watchSource: async () => {
+      throw new ObjinferError(
+        ErrorType.InvalidConfig,
+        'objinfer watch is not built for the gcp backend yet (Cloud Storage notifications through Pub/Sub); ' +
+          'keep a results table fresh with `objinfer schedule create --config <file> --every 10m`, or watch with backend: local',
+      );
+    },
     readResults: (filter) => results.readResults(filter),
     evaluationCounts: (query) => results.evaluationCounts(query),
     comparisonCounts: (query) => results.comparisonCounts(query),

@@ -6,7 +6,7 @@
  *
  * Same shape as ../gcp: provision, objectTable, predict, results, plan, cleanup.
  */
-import type { RunSpec } from '../../config';
+import type { RunSpec, WatchSettings } from '../../config';
 import type { BatchProgress, BatchRequest, ModelArtifact, ModelDescription } from '../../workflows/contract';
 import type { Backend } from '../port';
 import { cleanup } from './cleanup';
@@ -17,6 +17,7 @@ import { describePlan } from './plan';
 import { planBatches, predictBatch, recordUnprocessable } from './predict';
 import * as provision from './provision';
 import { LocalResults } from './results';
+import { watchSource } from './watch';
 
 export function createLocalBackend(spec: RunSpec): Backend {
   const ctx = new LocalContext(spec);
@@ -49,6 +50,9 @@ export function createLocalBackend(spec: RunSpec): Backend {
       predictBatch(ctx, request, onProgress, signal),
     ),
     recordUnprocessable: step('set aside', (request: BatchRequest, reason: string) => recordUnprocessable(ctx, request, reason)),
+    watchSource: step('watch', (settings: WatchSettings, onChanges: (changed: number) => Promise<void>, signal: AbortSignal) =>
+      watchSource(ctx, settings, onChanges, signal),
+    ),
     readResults: (filter) => results.readResults(filter),
     evaluationCounts: (query) => results.evaluationCounts(query),
     comparisonCounts: (query) => results.comparisonCounts(query),

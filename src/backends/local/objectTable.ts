@@ -16,7 +16,7 @@ import { MAX_IMAGE_BYTES } from '../../images/limits';
 import type { LocalContext } from './context';
 import { objectHashesSql, objectTableDdl, uriHashSql } from './schema';
 import { withScratch, type Db, type ScratchTable } from './warehouse';
-import { LISTING_CHUNK, listObjects } from './storage';
+import { LISTING_CHUNK, listObjects, matchesAny, pathToUri, statFiles, type ObjectMetadata } from './storage';
 import { reportDoing } from '../waiting';
 
 /** Files read and hashed at once: reads overlap in libuv's thread pool (at most 10 MB each: MAX_IMAGE_BYTES). */
@@ -30,6 +30,18 @@ const HASHES_AT_ONCE = 8;
  * changes in one transaction at the end.
  */
 export async function ensureObjectTable(ctx: LocalContext, chunkSize = LISTING_CHUNK): Promise<StepOutcome> {
+  return (await refreshObjectTable(ctx, { chunkSize })).outcome;
+}
+
+/**
+ * The object table brought up to date, and how many objects got a new generation or left it.
+ * With `only` (`objinfer watch`: the files events named), just those files: each that matches
+ * a source pattern is stat'ed and, when new or changed, hashed; each that is gone leaves.
+ */
+export async function refreshObjectTable(
+  ctx: LocalContext,
+  { chunkSize = LISTING_CHUNK, only }: { chunkSize?: number; only?: Buffer[] } = {},
+): Promise<{ changed: number; outcome: StepOutcome }> {
   const { dataset, objectTable, sourceUris, connection } = ctx.spec;
   const table = ctx.table(objectTable);
   await ctx.use(async (db) => {
@@ -37,24 +49,26 @@ export async function ensureObjectTable(ctx: LocalContext, chunkSize = LISTING_C
     for (const ddl of objectTableDdl(dataset, objectTable)) await db.run(ddl);
   });
   return withScratch(async (scratch, scratchTable) => {
-    const listing = { listed: scratchTable('listed'), toHash: scratchTable('to_hash'), hashed: scratchTable('hashed') };
-    const warnings = await recordListing(scratch, listing.listed, sourceUris, chunkSize);
+    const listing = { listed: scratchTable('listed'), toHash: scratchTable('to_hash'), hashed: scratchTable('hashed'), named: scratchTable('named') };
+    const warnings = only ? await recordNamed(scratch, listing, sourceUris, only) : await recordListing(scratch, listing.listed, sourceUris, chunkSize);
     const counts = await ctx.use((db) => findChanged(db, table, listing, sourceUris.length > 1));
     const newGenerations = await hashChanged(scratch, listing, counts, chunkSize);
-    reportDoing(`writing ${counts.listed.toLocaleString('en-US')} listed objects into ${dataset}.${objectTable}`);
+    if (!only) reportDoing(`writing ${counts.listed.toLocaleString('en-US')} listed objects into ${dataset}.${objectTable}`);
     const removed = await ctx.transaction(async (db) => {
-      const gone = await deleteUnlisted(db, table, listing.listed);
+      const gone = await deleteUnlisted(db, table, listing.listed, only ? listing.named : undefined);
       if (counts.changed > 0) await upsertHashed(db, table, listing);
       await db.run(objectHashesSql(dataset, objectTable));
       await db.run('INSERT OR REPLACE INTO _objinfer.object_tables VALUES ($1, $2, $3, $4)', [dataset, objectTable, connection, listValue(sourceUris)]);
       return gone;
     });
-    return {
+    const scopeText = only ? `${counts.listed} of ${only.length} named objects listed` : `${counts.listed} objects`;
+    const outcome: StepOutcome = {
       step: 'object table',
       action: counts.known === 0 && counts.listed > 0 ? 'created' : newGenerations || removed ? 'updated' : 'exists',
-      detail: `${dataset}.${objectTable}: ${counts.listed} objects (${newGenerations} new or changed, ${removed} gone)`,
+      detail: `${dataset}.${objectTable}: ${scopeText} (${newGenerations} new or changed, ${removed} gone)`,
       warnings,
     };
+    return { changed: newGenerations + removed, outcome };
   });
 }
 
@@ -65,34 +79,57 @@ interface ListingTables {
   toHash: ScratchTable;
   /** Their new generation and MD5, by `i`. */
   hashed: ScratchTable;
+  /** The URIs of the files named (recordChanges), listed or gone. */
+  named: ScratchTable;
 }
 
+type Lister = (take: (objects: ObjectMetadata[]) => Promise<void>) => Promise<string[]>;
+
 /** Writes the listing into `listed`, a chunk at a time; returns the warnings about links. */
-async function recordListing(scratch: Db, listed: ScratchTable, sourceUris: string[], chunkSize: number): Promise<string[]> {
+async function recordListing(
+  scratch: Db,
+  listed: ScratchTable,
+  sourceUris: string[],
+  chunkSize: number,
+  list: Lister = (take) => listObjects(sourceUris, take, chunkSize),
+): Promise<string[]> {
   await scratch.run(
     `CREATE TABLE ${listed.sql} (i BIGINT, uri VARCHAR, path BLOB, mtime_us BIGINT, stat VARCHAR, content_type VARCHAR, size BIGINT, updated VARCHAR)`,
   );
   let next = 0n;
-  return listObjects(
-    sourceUris,
-    async (objects) => {
-      await scratch.append(listed, (row) => {
-        for (const object of objects) {
-          row.appendBigInt(next++);
-          row.appendVarchar(object.uri);
-          row.appendBlob(object.path);
-          row.appendBigInt(object.mtimeUs);
-          row.appendVarchar(object.stat);
-          row.appendVarchar(object.contentType);
-          row.appendBigInt(object.size);
-          row.appendVarchar(object.updated.toISOString());
-          row.endRow();
-        }
-      });
-      reportDoing(`listing: ${next.toLocaleString('en-US')} files matched so far`);
-    },
-    chunkSize,
-  );
+  return list(async (objects) => {
+    await scratch.append(listed, (row) => {
+      for (const object of objects) {
+        row.appendBigInt(next++);
+        row.appendVarchar(object.uri);
+        row.appendBlob(object.path);
+        row.appendBigInt(object.mtimeUs);
+        row.appendVarchar(object.stat);
+        row.appendVarchar(object.contentType);
+        row.appendBigInt(object.size);
+        row.appendVarchar(object.updated.toISOString());
+        row.endRow();
+      }
+    });
+    reportDoing(`listing: ${next.toLocaleString('en-US')} files matched so far`);
+  });
+}
+
+/** Writes the named files that match a pattern and still exist into `listed`, and every named URI into `named`. */
+async function recordNamed(scratch: Db, { listed, named }: ListingTables, sourceUris: string[], paths: Buffer[]): Promise<string[]> {
+  await scratch.run(`CREATE TABLE ${named.sql} (uri VARCHAR)`);
+  const matching = paths.filter(matchesAny(sourceUris));
+  await scratch.append(named, (row) => {
+    for (const path of matching) {
+      row.appendVarchar(pathToUri(path));
+      row.endRow();
+    }
+  });
+  return recordListing(scratch, listed, sourceUris, LISTING_CHUNK, async (take) => {
+    const objects = statFiles(matching);
+    if (objects.length > 0) await take(objects);
+    return [];
+  });
 }
 
 /**
@@ -183,9 +220,10 @@ async function hashOne(file: FileToHash): Promise<{ i: bigint; generation: bigin
   return { i: file.i, generation, md5, newGeneration: !sameBytes };
 }
 
-/** Objects no longer listed out of the object table (one anti-join); returns how many. */
-async function deleteUnlisted(db: Db, table: string, listed: ScratchTable): Promise<number> {
-  const unlisted = `NOT EXISTS (SELECT 1 FROM ${listed.sql} l WHERE l.uri = k.uri)`;
+/** Objects no longer listed (of the `named` ones, when given) out of the object table (one anti-join); returns how many. */
+async function deleteUnlisted(db: Db, table: string, listed: ScratchTable, named?: ScratchTable): Promise<number> {
+  const among = named ? `k.uri IN (SELECT uri FROM ${named.sql}) AND ` : '';
+  const unlisted = `${among}NOT EXISTS (SELECT 1 FROM ${listed.sql} l WHERE l.uri = k.uri)`;
   const gone = Number((await db.one<{ n: bigint }>(`SELECT count(*) AS n FROM ${table} k WHERE ${unlisted}`))?.n ?? 0);
   if (gone > 0) await db.run(`DELETE FROM ${table} k WHERE ${unlisted}`);
   return gone;

@@ -228,8 +228,20 @@ function namedFile(path: string, state: Walk): Buffer | undefined {
   }
 }
 
+/** Whether a file's path matches one of the source patterns (a pattern without wildcards names one file). */
+export function matchesAny(patterns: string[]): (path: Buffer) => boolean {
+  const matchers = patterns.map((pattern) => {
+    const path = patternToPath(pattern);
+    return /[*?]/.test(path) ? globMatcher(path) : (name: string) => name === path;
+  });
+  return (path) => {
+    const name = path.toString('utf8');
+    return matchers.some((matches) => matches(name));
+  };
+}
+
 /** The files' metadata; a file deleted since it was listed is left out. */
-function statFiles(files: Buffer[]): ObjectMetadata[] {
+export function statFiles(files: Buffer[]): ObjectMetadata[] {
   const objects: ObjectMetadata[] = [];
   for (const file of files) {
     let info;

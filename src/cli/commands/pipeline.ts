@@ -16,6 +16,12 @@ export interface RunFlags {
   retryFailed?: boolean;
   output: Format;
 }
+export interface WatchFlags {
+  config: string;
+  worker: boolean;
+  detach?: boolean;
+  output: Format;
+}
 export interface PlanFlags {
   config: string;
   output: Format;
@@ -48,6 +54,17 @@ export function addPipelineCommands(program: Command): void {
     .option('--max-images <n>', 'a budget: start no batch once this many images are done; the rest stay pending for the next run', positiveInt)
     .addOption(outputOption())
     .action(async (options: RunFlags) => (await actions()).run(options));
+
+  program
+    .command('watch')
+    .description(
+      'keep predicting as images arrive: a long-running watch that predicts each micro-batch of new or changed images (local backend: file-system events)',
+    )
+    .requiredOption('-c, --config <file>', 'pipeline config (its `watch` section sets the micro-batches)')
+    .option('--no-worker', 'do not run a worker in this process (use `objinfer worker` elsewhere)')
+    .option('--detach', 'start the watch (or find it running) and return; `objinfer cancel <name>-watch` stops it')
+    .addOption(outputOption())
+    .action(async (options: WatchFlags) => (await import('../actions/watch')).watch(options));
 
   program
     .command('plan')
