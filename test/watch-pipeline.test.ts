@@ -3,7 +3,7 @@
  * running watch, which predicts each micro-batch once; changes made while no worker ran are
  * found by the next watcher's listing; a worker killed mid-stream loses and duplicates nothing.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
@@ -195,7 +195,7 @@ test('a worker killed during a stream of new files: every file is predicted exac
   }
 }, 300_000);
 
-test('objinfer watch prints a line per micro-batch, and exits 4 when the watch is stopped', async () => {
+test('objinfer watch prints a line per micro-batch, status and list show the watch, and watch exits 4 when it is stopped', async () => {
   const taskQueue = uniqueQueue('watch-cli');
   const fixture = await makeFixture({ labels: ['red'], taskQueue, config: { watch: WATCH } });
   const env = { ...process.env, TEMPORAL_ADDRESS: testServer().address, OBJINFER_HOME: join(fixture.dir, 'state') };
@@ -218,6 +218,10 @@ test('objinfer watch prints a line per micro-batch, and exits 4 when the watch i
     async () => out,
     (text) => /micro-batch 2: 1 predicted, 0 failed/.test(text),
   );
+  const status = spawnSync(CLI, ['status', `${fixture.config.name}-watch`], { env, encoding: 'utf8' });
+  expect(status.stdout).toMatch(/watching: 2 micro-batches, 2 predicted, 0 failed, 0 changes waiting/);
+  const listed = spawnSync(CLI, ['list', '-o', 'json'], { env, encoding: 'utf8' });
+  expect(JSON.parse(listed.stdout)).toContainEqual(expect.objectContaining({ workflow: Ids.watch(fixture.config.name), kind: 'watch', status: 'RUNNING' }));
   await client.workflow.getHandle(Ids.watch(fixture.config.name)).cancel();
   expect(await exited).toBe(4);
   expect(err).toMatch(`started the watch of ${fixture.config.name}`);

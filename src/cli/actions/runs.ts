@@ -14,8 +14,8 @@ import {
   waitingReason,
 } from '../../runs';
 import { resolveTarget, workflowUiUrl } from '../../temporal/connection';
-import { inferencePipeline, scheduledPipeline } from '../../workflows';
-import { Ids, SearchAttributes, type PipelineSummary, type RunControlChange } from '../../workflows/contract';
+import { inferencePipeline, scheduledPipeline, watchPipeline } from '../../workflows';
+import { Ids, SearchAttributes, watchProgressQuery, type PipelineSummary, type RunControlChange } from '../../workflows/contract';
 import type { ListFlags, StatusFlags } from '../commands/runs';
 import { Exit, exitCodeOf, UsageError } from '../common';
 import { withTemporal } from '../connect';
@@ -24,8 +24,8 @@ import { ProgressView } from '../progress';
 
 export function listQuery(filters: { stage?: string; backend?: string; dataset?: string; model?: string; status?: string }): string {
   const quoted = (value: string) => `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-  // Scheduled slots too: a slot that waits for a worker has not started its pipeline run yet.
-  const clauses = [`WorkflowType IN (${quoted(inferencePipeline.name)}, ${quoted(scheduledPipeline.name)})`];
+  // Scheduled slots too (a slot that waits for a worker has not started its pipeline run yet), and watches.
+  const clauses = [`WorkflowType IN (${[inferencePipeline, scheduledPipeline, watchPipeline].map((w) => quoted(w.name)).join(', ')})`];
   const [project, dataset] = filters.dataset?.includes('.') ? filters.dataset.split('.', 2) : [undefined, filters.dataset];
   const byAttribute: [string | undefined, string][] = [
     [filters.stage, SearchAttributes.stage.name],
@@ -96,7 +96,23 @@ async function showStatus(client: Client, nameOrId: string | undefined, options:
   const lines = [`${status.workflowId}: ${status.status} (started ${status.startTime.toISOString()})`, ...slots];
   const url = workflowUiUrl(uiBase, status.workflowId);
   if (url) lines.push(`  ${url}`);
-  if (status.status === 'RUNNING') {
+  if (status.status === 'RUNNING' && status.description.type === watchPipeline.name) {
+    // A watch does not end: its state is its micro-batches so far (`objinfer watch --config` follows them).
+    const noWorker = await noWorkerWarning(client, status.description.taskQueue);
+    const progress = noWorker
+      ? undefined
+      : await client.workflow
+          .getHandle(status.workflowId)
+          .query(watchProgressQuery)
+          .catch(() => undefined);
+    record.watch = progress ? (progress as unknown as Row) : null;
+    lines.push(
+      progress
+        ? `  ${progress.state}: ${progress.microBatches} micro-batches, ${progress.predicted} predicted, ${progress.failed} failed, ${progress.pendingChanges} changes waiting`
+        : '  not started by a worker yet',
+    );
+    if (noWorker) lines.push(`  ${noWorker}`);
+  } else if (status.status === 'RUNNING') {
     if (options.watch) {
       if (options.output === 'table') console.log(lines.join('\n'));
       const view = new ProgressView(process.stdout);
@@ -153,7 +169,7 @@ export async function list(options: ListFlags): Promise<void> {
       const attributes = run.typedSearchAttributes;
       rows.push({
         workflow: run.workflowId,
-        kind: run.type === scheduledPipeline.name ? 'scheduled slot' : 'run',
+        kind: run.type === scheduledPipeline.name ? 'scheduled slot' : run.type === watchPipeline.name ? 'watch' : 'run',
         status: run.status.name,
         stage: attributes.get(SearchAttributes.stage) ?? null,
         images_done: attributes.get(SearchAttributes.imagesDone) ?? null,
