@@ -85,7 +85,7 @@ class Watch {
     if (!this.input.carried) this.carried.pendingChanges++;
     const watcher = new CancellationScope();
     const watching = watcher.run(() => this.keepWatching());
-    watching.catch(() => undefined); // raced below, and awaited before continuing as new
+    watching.catch(() => undefined); // raced below
     let failuresInARow = 0;
     for (;;) {
       this.state = 'watching';
@@ -107,12 +107,10 @@ class Watch {
         continue;
       }
       if (workflowInfo().continueAsNewSuggested || this.batchesThisRun >= MICRO_BATCHES_PER_RUN) {
-        // The watcher stops first: what it saw is in the object table, and the next run's watcher lists it.
+        // Not waited for: a cancel reaches an activity with its next heartbeat, up to 80 % of the
+        // heartbeat timeout later (24 s by default), and micro-batches would stall meanwhile. Until
+        // then it records what it sees and signals the next run, whose own watcher lists everything.
         watcher.cancel();
-        // A watcher whose worker died ends in a timeout, not a cancellation: either way it is over.
-        await watching.catch((error: unknown) => {
-          if (!isCancellation(error)) log.info('the watcher ended before continuing as new', { error: String(error) });
-        });
         await continueAsNew<typeof watchPipeline>({ ...this.input, carried: { ...this.carried, prepared } });
       }
     }
@@ -136,7 +134,8 @@ class Watch {
     const { watchSource } = proxyActivities<PipelineActivities>({
       startToCloseTimeout: settings.reconcileEveryMs + 30 * 60_000, // its first listing may take long
       heartbeatTimeout: this.spec.batch.heartbeatTimeoutMs,
-      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      // A stopped watch ends at once; its watcher stops at its next heartbeat (see run()).
+      cancellationType: ActivityCancellationType.TRY_CANCEL,
       retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
     });
     for (;;) {
