@@ -16,6 +16,7 @@
  *  firstrun     a first run over 20 000 tiny objects with a trivial model: the pipeline's cost per batch in a big bucket
  *  overhead     the pipeline with a trivial model: cost per batch and per image
  *  scaleout     the pipeline with one and with two worker processes on one task queue
+ *  watch        objinfer watch: files written at 10 a second for minutes; from each file's close to its row, p50 and p95
  */
 import { spawnSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
@@ -27,6 +28,7 @@ import { ceiling, images, ranking, session } from './measures/inference';
 import { overhead, scaleout } from './measures/overhead';
 import { pipeline, small } from './measures/pipeline';
 import { bucket, firstrun, growing, incremental } from './measures/tables';
+import { watch } from './measures/watch';
 import { markdownResults, mergeRows, previousRows, type Results, type Row } from './results';
 import { BenchCluster, RUNS } from './support';
 
@@ -45,6 +47,7 @@ const BENCHMARKS: Record<string, () => Promise<Row[]>> = {
   overhead,
   scaleout,
   evaluation,
+  watch,
 };
 
 async function main(): Promise<void> {
