@@ -79,7 +79,7 @@ interface ListingTables {
   toHash: ScratchTable;
   /** Their new generation and MD5, by `i`. */
   hashed: ScratchTable;
-  /** The URIs of the files named (recordChanges), listed or gone. */
+  /** The URIs of the files named (`only`: a watch's micro-batch), listed or gone. */
   named: ScratchTable;
 }
 
