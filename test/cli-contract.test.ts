@@ -8,6 +8,7 @@ import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
 import type { Client, Connection } from '@temporalio/client';
 import sharp from 'sharp';
 import { stringify } from 'yaml';
@@ -53,6 +54,33 @@ async function slowFixture(name: string, count: number): Promise<Fixture> {
       .toFile(join(f.imagesDir, `red-${i}.jpg`));
   }
   return f;
+}
+
+/**
+ * Reads the prediction count with the warehouse attached read-only by a DuckDB of its own,
+ * every 5 ms until `act` returns a value, which it does with the file still held.
+ */
+async function whileWarehouseHeld<T>(f: Fixture, act: (rows: number) => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const instance = await DuckDBInstance.create(f.config.local.warehouse, { access_mode: 'READ_ONLY' }).catch(() => undefined);
+    if (instance) {
+      try {
+        const connection = await instance.connect();
+        const rows = await connection
+          .runAndReadAll('SELECT count(*) FROM objinfer_test.predictions')
+          .then((r) => Number(r.getRows()[0]![0]))
+          .catch(() => 0); // not made yet
+        const value = await act(rows);
+        connection.closeSync();
+        if (value !== undefined) return value;
+      } finally {
+        instance.closeSync();
+      }
+    }
+    if (Date.now() > deadline) throw new Error('timed out waiting for the warehouse');
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 const predictionCount = async (f: Fixture) =>
@@ -285,7 +313,6 @@ describe('interrupts, outages and missing workers', () => {
     const state = mkdtempSync(join(tmpdir(), 'objinfer-outage-'));
     const serverOptions = { cliPath, port, uiPort, dbFile: join(state, 'temporal.db'), logFile: join(state, 'temporal.log'), detached: true };
     let server = await startDevServer(serverOptions);
-    // Enough batches (one at a time) that the run is still going when the server dies.
     const f = await slowFixture('outage', 60);
     const child = spawn(CLI, ['run', '--config', f.configFile], {
       cwd: f.dir,
@@ -295,10 +322,16 @@ describe('interrupts, outages and missing workers', () => {
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const exited = new Promise<number | null>((done) => child.once('exit', done));
     try {
-      // Rows are landing (read from the warehouse: the progress line can skip straight to done).
-      await eventually(async () => (Number((await predictionCount(f)).n) > 0 ? true : undefined), 120_000);
-      expect(Number((await predictionCount(f)).n)).toBeLessThan(60);
-      process.kill(server.pid, 'SIGKILL');
+      // The server dies while some rows have landed and others cannot yet: the count is read with
+      // the warehouse held (a reader keeps the worker's writes out), so no batch lands between
+      // the read and the kill. Reads come every few ms, well inside the gap between two batches'
+      // writes (a batch is decoded and inferred with the file let go).
+      const landed = await whileWarehouseHeld(f, async (rows) => {
+        if (rows === 0) return undefined;
+        process.kill(server.pid, 'SIGKILL');
+        return rows;
+      });
+      expect(landed).toBeLessThan(60);
       await eventually(async () => (/is unreachable .*trying again in \d+s \(the run goes on on the server\)/.test(stderr) ? true : undefined), 60_000);
       server = await startDevServer(serverOptions);
       expect(await exited).toBe(0);
