@@ -1,16 +1,20 @@
 /**
  * `objinfer watch` on the local backend, on the real dev server: file-system events reach a
  * running watch, which predicts each micro-batch once; changes made while no worker ran are
- * found by the next watcher's listing; a worker killed mid-stream loses and duplicates nothing.
+ * found by the next watcher's listing; a worker, or the Temporal server, killed mid-stream loses
+ * and duplicates nothing.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Client, Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { startWatch } from '../src/client';
 import { writeColorImage, type DemoFormat } from '../src/demo/images';
 import { Ids, watchProgressQuery } from '../src/workflows/contract';
+import { findTemporalCli, startDevServer } from '../src/temporal/devServer';
 import { CLI } from './support/paths';
+import { freePortsOutsideEphemeralRange } from './support/ports';
 import { historyText, makeFixture, query, testClient, testServer, uniqueQueue, withWorker, type Fixture } from './support/pipeline';
 
 let client: Client;
@@ -150,8 +154,8 @@ async function blackImage(fixture: Fixture, format: DemoFormat): Promise<Buffer>
   return bytes;
 }
 
-function startWorkerProcess(fixture: Fixture, taskQueue: string): ChildProcess {
-  const env = { ...process.env, TEMPORAL_ADDRESS: testServer().address, OBJINFER_HOME: join(fixture.dir, 'state') };
+function startWorkerProcess(fixture: Fixture, taskQueue: string, address = testServer().address): ChildProcess {
+  const env = { ...process.env, TEMPORAL_ADDRESS: address, OBJINFER_HOME: join(fixture.dir, 'state') };
   const child = spawn(CLI, ['worker', '--task-queue', taskQueue], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   child.stderr!.on('data', (chunk: Buffer) => (workerLog += chunk.toString()));
   workers.push(child);
@@ -192,6 +196,64 @@ test('a worker killed during a stream of new files: every file is predicted exac
   } finally {
     await stopWatch(workflowId);
     worker.kill('SIGKILL');
+  }
+}, 300_000);
+
+test('the Temporal server killed during a stream of new files: the watch goes on when it is back, every file predicted exactly once', async () => {
+  // A server of its own, which comes back on the same ports and database.
+  const [port, uiPort] = (await freePortsOutsideEphemeralRange(2)) as [number, number];
+  const state = mkdtempSync(join(tmpdir(), 'objinfer-watch-outage-'));
+  const serverOptions = { cliPath: findTemporalCli()!, port, uiPort, dbFile: join(state, 'temporal.db'), logFile: join(state, 'temporal.log'), detached: true };
+  let server = await startDevServer(serverOptions);
+  const own = await Connection.connect({ address: server.address });
+  const ownClient = new Client({ connection: own });
+  const taskQueue = uniqueQueue('watch-outage');
+  const fixture = await makeFixture({ labels: ['red'], taskQueue, config: { watch: WATCH, batch: { size: 4, concurrency: 1, heartbeatTimeout: '2s' } } });
+  const worker = startWorkerProcess(fixture, taskQueue, server.address);
+  const { workflowId } = await startWatch(ownClient, fixture.config);
+  const diagnosis = async () => {
+    const history = await ownClient.workflow.getHandle(workflowId).fetchHistory();
+    return `the watch's last events:\n${(history.events ?? [])
+      .slice(-12)
+      .map((e) => JSON.stringify(e).slice(0, 600))
+      .join('\n')}\nworker wrote:\n${workerLog.slice(-3000)}`;
+  };
+  try {
+    await eventually(
+      'the first image',
+      () => rows(fixture),
+      (r) => r.length === 1,
+      90_000,
+      diagnosis,
+    );
+    const written: string[] = [];
+    const labels = ['green', 'blue', 'yellow', 'cyan', 'magenta', 'white', 'black', 'red'] as const;
+    for (let i = 0; i < 40; i++) {
+      written.push(await fixture.addImage(labels[i % labels.length]!));
+      await new Promise((r) => setTimeout(r, 100)); // about 10 files a second
+      if (i === 15) process.kill(server.pid, 'SIGKILL'); // the other 24 arrive while it is down
+    }
+    // Their micro-batches close (maxWait 500 ms) and cannot be signalled; the server comes back after.
+    await new Promise((r) => setTimeout(r, 2000));
+    server = await startDevServer(serverOptions);
+    const all = await eventually(
+      'every file written',
+      () => rows(fixture),
+      (r) => r.length === 41,
+      180_000,
+      diagnosis,
+    );
+    expect(all.map((r) => r.uri)).toEqual(expect.arrayContaining(written));
+    expect(all.filter((r) => r.n !== 1)).toEqual([]);
+    expect((await ownClient.workflow.getHandle(workflowId).describe()).status.name).toBe('RUNNING');
+  } finally {
+    await ownClient.workflow
+      .getHandle(workflowId)
+      .cancel()
+      .catch(() => undefined);
+    worker.kill('SIGKILL');
+    await own.close();
+    await server.stop();
   }
 }, 300_000);
 
