@@ -2,7 +2,8 @@
  * What each command loads before it answers (issue 35): help and version only commander;
  * `results` over a local warehouse neither Temporal nor Google's clients nor the engines;
  * `status` and `list` Temporal's client and nothing of the backends; `run --no-worker` no
- * engine and no worker. Checked by the packages
+ * engine and no worker; `run` with its own worker on the local backend none of Google's clients.
+ * Checked by the packages
  * in the process's module cache at exit, not by timing (the times are in `make bench`: cli).
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -92,4 +93,12 @@ test('objinfer run --no-worker loads neither the worker, nor the backends and th
   expect(status).toBe(0);
   expect(JSON.parse(stdout)).toMatchObject({ predicted: 0, alreadyPredicted: 2 });
   for (const heavy of [...WORKER, ...GOOGLE, ...ENGINES]) expect(packages).not.toContain(heavy);
+});
+
+test("objinfer run with its own worker on the local backend loads the worker and the engines, not Google's clients", async () => {
+  const { packages, status, stdout } = await loadedByAsync(['run', '--config', fixture.configFile, '-o', 'json']);
+  expect(status).toBe(0);
+  expect(JSON.parse(stdout)).toMatchObject({ predicted: 0, alreadyPredicted: 2 });
+  expect(packages).toEqual(expect.arrayContaining([...WORKER, '@duckdb/node-api', 'onnxruntime-node'])); // sharp decodes in child processes
+  expect(packages).not.toEqual(expect.arrayContaining([expect.stringMatching(/^@google-cloud\/|^google-gax$/)]));
 });
