@@ -1,4 +1,5 @@
 /** Local object URIs: the same as Node's file URLs for UTF-8 names, and byte-exact for any name. */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs'; // the module object itself, so that a spy on it sees digest.ts's reads
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,4 +69,40 @@ test('a pattern without wildcards lists the file it names (or a link to one), wi
   const walked: ObjectMetadata[] = [];
   await listObjects([named('*.png')], async (objects) => void walked.push(...objects));
   expect(walked.map((o) => o.uri).sort()).toEqual([named('a.png'), named('b.png'), named('link.png')]);
+});
+
+test('a digest one process read is not read again by the next while the file is unchanged, and is once its bytes change', async () => {
+  const home = fs.mkdtempSync(join(tmpdir(), 'objinfer-home-'));
+  const path = join(home, 'model.onnx');
+  fs.writeFileSync(path, 'first bytes');
+  const before = process.env.OBJINFER_HOME;
+  process.env.OBJINFER_HOME = home;
+  const reads = jest.spyOn(fs, 'createReadStream');
+  // Each isolated copy of the module is a process's: it knows only what the cache file holds.
+  const digestInNewProcess = async () => {
+    type Digest = typeof import('../src/backends/local/digest');
+    let module: Digest | undefined;
+    jest.isolateModules(() => {
+      module = jest.requireActual<Digest>('../src/backends/local/digest');
+    });
+    return module!.fileDigest(path, 'sha256', 'hex');
+  };
+  try {
+    const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+    expect(await digestInNewProcess()).toBe(sha256('first bytes'));
+    expect(await digestInNewProcess()).toBe(sha256('first bytes'));
+    expect(reads).toHaveBeenCalledTimes(1);
+    expect(fs.statSync(join(home, 'cache', 'digests.json')).mode & 0o777).toBe(0o600);
+    fs.writeFileSync(path, 'other bytes');
+    expect(await digestInNewProcess()).toBe(sha256('other bytes'));
+    expect(reads).toHaveBeenCalledTimes(2);
+    // A cache file that is not ours to read costs a hash, not the run.
+    fs.writeFileSync(join(home, 'cache', 'digests.json'), '{not json');
+    expect(await digestInNewProcess()).toBe(sha256('other bytes'));
+    expect(reads).toHaveBeenCalledTimes(3);
+  } finally {
+    reads.mockRestore();
+    if (before === undefined) delete process.env.OBJINFER_HOME;
+    else process.env.OBJINFER_HOME = before;
+  }
 });
