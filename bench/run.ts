@@ -17,12 +17,14 @@
  *  overhead     the pipeline with a trivial model: cost per batch and per image
  *  scaleout     the pipeline with one and with two worker processes on one task queue
  *  watch        objinfer watch: files written at 10 a second for minutes; from each file's close to its row, p50 and p95
+ *  endtoend     the whole `objinfer run` (own worker) over 200 JPEGs against the Python peer's whole process
  */
 import { spawnSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { cli } from './measures/cli';
+import { endtoend } from './measures/endtoend';
 import { evaluation } from './measures/evaluation';
 import { ceiling, images, ranking, session } from './measures/inference';
 import { overhead, scaleout } from './measures/overhead';
@@ -48,6 +50,7 @@ const BENCHMARKS: Record<string, () => Promise<Row[]>> = {
   scaleout,
   evaluation,
   watch,
+  endtoend,
 };
 
 async function main(): Promise<void> {

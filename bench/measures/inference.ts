@@ -52,6 +52,11 @@ const CEILING_BATCHES = [1, 16, 64];
  * same photos and model, its packages pinned into the tools venv by bench/peer/setup.sh.
  */
 export function peerRate(dir: string, count: number): number {
+  return peerRun(dir, count).imagesPerSecond;
+}
+
+/** The Python peer over the first `count` photos: its loop's rate, and its whole process's wall time (start and model load included). */
+export function peerRun(dir: string, count: number): { imagesPerSecond: number; wallMs: number } {
   // The same photos as firstPhotos(dir, count): the first `count` by name.
   const files = readdirSync(dir)
     .filter((f) => f.endsWith('.jpg'))
@@ -62,10 +67,12 @@ export function peerRate(dir: string, count: number): number {
   if (setup.status !== 0) throw new Error('bench/peer/setup.sh failed');
   const database = join(ROOT, `peer-${Date.now()}.sqlite`);
   const python = join(__dirname, '..', '..', '.objinfer', 'tools', 'venv', 'bin', 'python');
+  const start = performance.now();
   const run = spawnSync(python, [join(__dirname, '..', 'peer', 'peer.py'), resnetModel(), database, ...files], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const wallMs = performance.now() - start;
   rmSync(database, { force: true });
   if (run.status !== 0) throw new Error(`the Python peer failed: ${run.stderr}`);
-  return (JSON.parse(run.stdout) as { imagesPerSecond: number }).imagesPerSecond;
+  return { imagesPerSecond: (JSON.parse(run.stdout) as { imagesPerSecond: number }).imagesPerSecond, wallMs };
 }
 
 export async function ceiling(): Promise<Row[]> {
