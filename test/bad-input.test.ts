@@ -173,6 +173,7 @@ test('a folder the worker may not read fails at once, naming the folder and what
   copyFileSync(require.resolve('../dist/backends/local/storage.js'), join(code, 'backends', 'local', 'storage.js'));
   copyFileSync(require.resolve('../dist/errors.js'), join(code, 'errors.js'));
   copyFileSync(require.resolve('../dist/glob.js'), join(code, 'glob.js'));
+  copyFileSync(require.resolve('../dist/stateDir.js'), join(code, 'stateDir.js'));
   copyFileSync(require.resolve('../dist/backends/local/digest.js'), join(code, 'backends', 'local', 'digest.js'));
   const script =
     `require(${JSON.stringify(join(code, 'backends', 'local', 'storage.js'))}).listObjects(['file://${fixture.imagesDir}/*'], async () => {}).then(` +

@@ -95,10 +95,13 @@ test('objinfer run --no-worker loads neither the worker, nor the backends and th
   for (const heavy of [...WORKER, ...GOOGLE, ...ENGINES]) expect(packages).not.toContain(heavy);
 });
 
-test("objinfer run with its own worker on the local backend loads the worker and the engines, not Google's clients", async () => {
+test("objinfer run with its own worker on the local backend loads the worker and the engines, not Google's clients, and saves the model's digest", async () => {
   const { packages, status, stdout } = await loadedByAsync(['run', '--config', fixture.configFile, '-o', 'json']);
   expect(status).toBe(0);
   expect(JSON.parse(stdout)).toMatchObject({ predicted: 0, alreadyPredicted: 2 });
   expect(packages).toEqual(expect.arrayContaining([...WORKER, '@duckdb/node-api', 'onnxruntime-node'])); // sharp decodes in child processes
   expect(packages).not.toEqual(expect.arrayContaining([expect.stringMatching(/^@google-cloud\/|^google-gax$/)]));
+  // The model's digest is left for the next run, which is a process of its own (digest.ts).
+  const saved = JSON.parse(readFileSync(join(fixture.dir, 'state', 'cache', 'digests.json'), 'utf8')) as string[][];
+  expect(saved.map(([key]) => key)).toContain(`sha256:hex:${Buffer.from(fixture.config.model.source).toString('base64')}`);
 });

@@ -71,7 +71,7 @@ test('a pattern without wildcards lists the file it names (or a link to one), wi
   expect(walked.map((o) => o.uri).sort()).toEqual([named('a.png'), named('b.png'), named('link.png')]);
 });
 
-test('a digest one process read is not read again by the next while the file is unchanged, and is once its bytes change', async () => {
+test('a digest one process read and saved is not read again by the next while the file is unchanged, and is once its bytes change', async () => {
   const home = fs.mkdtempSync(join(tmpdir(), 'objinfer-home-'));
   const path = join(home, 'model.onnx');
   fs.writeFileSync(path, 'first bytes');
@@ -85,7 +85,9 @@ test('a digest one process read is not read again by the next while the file is 
     jest.isolateModules(() => {
       module = jest.requireActual<Digest>('../src/backends/local/digest');
     });
-    return module!.fileDigest(path, 'sha256', 'hex');
+    const digest = await module!.fileDigest(path, 'sha256', 'hex');
+    module!.saveDigests(); // as the model's upload does
+    return digest;
   };
   try {
     const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');

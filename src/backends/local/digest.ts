@@ -6,7 +6,9 @@
  * Hashing a 100 MB model and its bucket copy took about a second of every run. They are
  * remembered across processes too, in the cache folder (stateDir.ts cacheDir): each
  * `objinfer run` is a process of its own, and hashing a 100 MB model (SHA-256 for its version,
- * MD5 of it and of its bucket copy) cost it 0.5 s (bench/measures/endtoend.ts).
+ * MD5 of it and of its bucket copy) cost it 0.5 s (bench/measures/endtoend.ts). They are
+ * written there by `saveDigests`, which the model's upload calls, not by every hash: the model
+ * check before a run writes nothing, so a bad model leaves nothing behind.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -18,6 +20,8 @@ type Algorithm = 'md5' | 'sha256';
 
 type Known = Map<string, { stamp: string; digest: string }>;
 let known: Known | undefined;
+/** Whether this process learned digests the cache file does not hold yet. */
+let unsaved = false;
 const MAX_KNOWN = 200_000;
 /** Digests kept in the cache file: models and labels, not every image. */
 const MAX_PERSISTED = 1000;
@@ -47,11 +51,13 @@ function remembered(): Known {
  * costs a later hash, and so does an entry another process wrote meanwhile (the last writer's
  * file stands).
  */
-function persist(memory: Known): void {
+export function saveDigests(): void {
+  if (!known || !unsaved) return;
+  unsaved = false;
   try {
     const dir = cacheDir();
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const entries = [...memory].slice(-MAX_PERSISTED).map(([key, { stamp, digest }]) => [key, stamp, digest]);
+    const entries = [...known].slice(-MAX_PERSISTED).map(([key, { stamp, digest }]) => [key, stamp, digest]);
     const partial = join(dir, `${CACHE_FILE}.${process.pid}`);
     writeFileSync(partial, JSON.stringify(entries), { mode: 0o600 });
     renameSync(partial, join(dir, CACHE_FILE));
@@ -80,7 +86,7 @@ export async function fileDigest(path: string | Buffer, algorithm: Algorithm, en
     if (memory.size >= MAX_KNOWN) memory.clear();
     memory.delete(key); // the newest last, for the cache file's cut
     memory.set(key, { stamp: before, digest });
-    persist(memory);
+    unsaved = true;
   }
   return digest;
 }

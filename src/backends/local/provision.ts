@@ -18,6 +18,7 @@ import { checkModel, type CheckedModel } from './modelCheck';
 import { modelSource } from './modelSource';
 import { classify, loadSession, signature } from './runtime';
 import { errorsDdl, labelsDdl, resultsDdl, resultsWithoutIndex } from './schema';
+import { saveDigests } from './digest';
 import { copyIfChanged, patternRoot, pathToUri, uriToPath } from './storage';
 import { quote } from './warehouse';
 
@@ -117,6 +118,7 @@ export async function uploadModel(ctx: LocalContext): Promise<ModelArtifact> {
   for (const file of files) {
     if (await copyIfChanged(file.source, join(folder, file.name))) uploaded++;
   }
+  saveDigests(); // the model's and its copy's, for the next process: a run is one (digest.ts)
   return {
     step: 'upload model',
     action: uploaded > 0 ? 'created' : 'exists',
