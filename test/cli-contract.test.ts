@@ -15,10 +15,11 @@ import { stringify } from 'yaml';
 import { startPipeline, waitForResult } from '../src/client';
 import { createSchedule, triggerSchedule } from '../src/schedules';
 import { connectTemporal } from '../src/temporal/connection';
-import { startDevServer, findTemporalCli } from '../src/temporal/devServer';
+import { startDevServer } from '../src/temporal/devServer';
 import { Ids, type ScheduledOutcome } from '../src/workflows/contract';
 import { CLI } from './support/paths';
-import { freePorts, freePortsOutsideEphemeralRange } from './support/ports';
+import { freePorts } from './support/ports';
+import { restartableServerOptions } from './support/restartableServer';
 import { makeFixture, query, testClient, testServer, uniqueQueue, withWorker, type Fixture } from './support/pipeline';
 
 let client: Client;
@@ -307,11 +308,8 @@ describe('interrupts, outages and missing workers', () => {
   }, 180_000);
 
   test('a Temporal outage during `run` is waited out, saying why; the run finishes exactly once', async () => {
-    const cliPath = findTemporalCli()!;
     // The server comes back on the same ports: ones no other process can be given meanwhile.
-    const [port, uiPort] = (await freePortsOutsideEphemeralRange(2)) as [number, number];
-    const state = mkdtempSync(join(tmpdir(), 'objinfer-outage-'));
-    const serverOptions = { cliPath, port, uiPort, dbFile: join(state, 'temporal.db'), logFile: join(state, 'temporal.log'), detached: true };
+    const serverOptions = await restartableServerOptions('outage');
     let server = await startDevServer(serverOptions);
     const f = await slowFixture('outage', 60);
     const child = spawn(CLI, ['run', '--config', f.configFile], {

@@ -5,16 +5,15 @@
  * and duplicates nothing.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { startWatch } from '../src/client';
 import { writeColorImage, type DemoFormat } from '../src/demo/images';
 import { Ids, watchProgressQuery } from '../src/workflows/contract';
-import { findTemporalCli, startDevServer } from '../src/temporal/devServer';
+import { startDevServer } from '../src/temporal/devServer';
 import { CLI } from './support/paths';
-import { freePortsOutsideEphemeralRange } from './support/ports';
+import { restartableServerOptions } from './support/restartableServer';
 import { historyText, makeFixture, query, testClient, testServer, uniqueQueue, withWorker, type Fixture } from './support/pipeline';
 
 let client: Client;
@@ -61,8 +60,8 @@ async function eventually<T>(
 }
 
 /** The end of the watch's history and what the worker processes wrote, for a failure message. */
-async function diagnose(workflowId: string): Promise<string> {
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+async function diagnose(workflowId: string, on: Client = client): Promise<string> {
+  const history = await on.workflow.getHandle(workflowId).fetchHistory();
   const events = (history.events ?? []).slice(-12).map((e) => JSON.stringify(e).slice(0, 600));
   return `the watch's last events:\n${events.join('\n')}\nworkers wrote:\n${workerLog.slice(-3000)}`;
 }
@@ -201,9 +200,7 @@ test('a worker killed during a stream of new files: every file is predicted exac
 
 test('the Temporal server killed during a stream of new files: the watch goes on when it is back, every file predicted exactly once', async () => {
   // A server of its own, which comes back on the same ports and database.
-  const [port, uiPort] = (await freePortsOutsideEphemeralRange(2)) as [number, number];
-  const state = mkdtempSync(join(tmpdir(), 'objinfer-watch-outage-'));
-  const serverOptions = { cliPath: findTemporalCli()!, port, uiPort, dbFile: join(state, 'temporal.db'), logFile: join(state, 'temporal.log'), detached: true };
+  const serverOptions = await restartableServerOptions('watch-outage');
   let server = await startDevServer(serverOptions);
   const own = await Connection.connect({ address: server.address });
   const ownClient = new Client({ connection: own });
@@ -211,13 +208,7 @@ test('the Temporal server killed during a stream of new files: the watch goes on
   const fixture = await makeFixture({ labels: ['red'], taskQueue, config: { watch: WATCH, batch: { size: 4, concurrency: 1, heartbeatTimeout: '2s' } } });
   const worker = startWorkerProcess(fixture, taskQueue, server.address);
   const { workflowId } = await startWatch(ownClient, fixture.config);
-  const diagnosis = async () => {
-    const history = await ownClient.workflow.getHandle(workflowId).fetchHistory();
-    return `the watch's last events:\n${(history.events ?? [])
-      .slice(-12)
-      .map((e) => JSON.stringify(e).slice(0, 600))
-      .join('\n')}\nworker wrote:\n${workerLog.slice(-3000)}`;
-  };
+  const diagnosis = () => diagnose(workflowId, ownClient);
   try {
     await eventually(
       'the first image',

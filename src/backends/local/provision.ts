@@ -14,11 +14,11 @@ import { seededRandom } from '../../models/random';
 import type { LocalContext } from './context';
 import { findGrant } from './iam';
 import { reportDoing } from '../waiting';
+import { saveDigests } from './digest';
 import { checkModel, type CheckedModel } from './modelCheck';
 import { modelSource } from './modelSource';
 import { classify, loadSession, signature } from './runtime';
 import { errorsDdl, labelsDdl, resultsDdl, resultsWithoutIndex } from './schema';
-import { saveDigests } from './digest';
 import { copyIfChanged, patternRoot, pathToUri, uriToPath } from './storage';
 import { quote } from './warehouse';
 
